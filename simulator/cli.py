@@ -1,0 +1,141 @@
+"""The command line: `main(argv) -> exit code`. The only place that prints for humans.
+
+Exit codes: 0 success, 1 the operation failed (or, with --exit-when-idle, an event was
+dead-lettered), 2 bad usage or an invalid workspace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from simulator import commands
+from simulator.errors import ConfigError, LambdaApiError, SimulatorError, WorkspaceLocked
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="s3sim", description="Local S3 event notifications -> "
+                                "AWS Lambda simulator, with versions and aliases.")
+    p.add_argument("-w", "--workspace", type=Path, default=Path("."),
+                   help="workspace folder holding config.yaml (default: current folder)")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="watch the buckets and run handlers (Ctrl-C stops)")
+    run.add_argument("--exit-when-idle", action="store_true",
+                     help="stop when nothing is pending; exit 1 if any event was dead-lettered")
+    run.add_argument("--json", action="store_true", help="JSON lines on the console")
+    sub.add_parser("validate", help="check config.yaml and the published versions")
+    pub = sub.add_parser("publish", help="publish $LATEST of a function as a new version")
+    pub.add_argument("function")
+    pub.add_argument("--description", default=None)
+    ver = sub.add_parser("versions", help="list the published versions of a function")
+    ver.add_argument("function")
+    alias = sub.add_parser("alias", help="read or change aliases in config.yaml")
+    alias_sub = alias.add_subparsers(dest="alias_command", required=True)
+    aset = alias_sub.add_parser("set", help="point an alias at a version (creates it)")
+    aset.add_argument("function")
+    aset.add_argument("alias")
+    aset.add_argument("version", help="a published version number or $LATEST")
+    aset.add_argument("--weight", action="append", default=[], metavar="VERSION=WEIGHT",
+                      help="route WEIGHT (0-1) of invocations to another published version")
+    alist = alias_sub.add_parser("list", help="list a function's aliases")
+    alist.add_argument("function")
+    lg = sub.add_parser("logs", help="read (and follow) the log stream")
+    lg.add_argument("-f", "--follow", action="store_true")
+    for name in ("function", "alias", "version", "bucket", "request-id", "level"):
+        lg.add_argument(f"--{name}")
+    lg.add_argument("--json", action="store_true", help="print the raw JSON lines")
+    ex = sub.add_parser("explain", help="why does (or doesn't) a key fire a notification?")
+    ex.add_argument("bucket")
+    ex.add_argument("key")
+    ex.add_argument("--event", default="s3:ObjectCreated:Put")
+    inv = sub.add_parser("invoke", help="invoke a function synchronously once")
+    inv.add_argument("arn", help="function ARN (unqualified, :N, :$LATEST or :alias) or name")
+    inv.add_argument("--event", type=Path, help="JSON file holding the event")
+    inv.add_argument("--bucket")
+    inv.add_argument("--key")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        _err(str(exc))
+        return 2
+    except WorkspaceLocked as exc:
+        _err(str(exc))
+        return 2
+    except LambdaApiError as exc:
+        _err(f"{exc.code}: {exc.message}")
+        return 1
+    except SimulatorError as exc:
+        _err(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    ws: Path = args.workspace
+    if args.command == "run":
+        return _run(ws, args.exit_when_idle, args.json)
+    if args.command == "validate":
+        _out(commands.validate(ws))
+        return 0
+    if args.command == "publish":
+        _out(commands.publish(ws, args.function, args.description))
+        return 0
+    if args.command == "versions":
+        _out(commands.versions(ws, args.function))
+        return 0
+    if args.command == "alias":
+        if args.alias_command == "set":
+            _out(commands.alias_set(ws, args.function, args.alias, args.version, args.weight))
+        else:
+            _out(commands.alias_list(ws, args.function))
+        return 0
+    if args.command == "logs":
+        filters = {k: getattr(args, k.replace("-", "_")) for k in
+                   ("function", "alias", "version", "bucket", "request-id", "level")}
+        return commands.show_logs(ws, args.follow, filters, args.json, sys.stdout)
+    if args.command == "explain":
+        _out(commands.explain(ws, args.bucket, args.key, args.event))
+        return 0
+    if args.command == "invoke":
+        text, ok = commands.invoke(ws, args.arn, args.event, args.bucket, args.key)
+        _out(text)
+        return 0 if ok else 1
+    raise AssertionError(args.command)
+
+
+def _run(ws: Path, exit_when_idle: bool, as_json: bool) -> int:
+    from simulator.runtime import Runtime
+
+    runtime = Runtime(ws, console=sys.stderr, console_json=as_json)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())  # only hands off; the main thread stops
+    runtime.start()
+    try:
+        idle_checks = 0
+        while not stop.wait(0.05):
+            idle_checks = idle_checks + 1 if exit_when_idle and runtime.idle() else 0
+            if idle_checks >= 4:  # idle across 200 ms: nothing in flight, nothing settling
+                break
+    finally:
+        runtime.stop()
+    return 1 if exit_when_idle and runtime.deliverer.dead_lettered else 0
+
+
+def _out(text: str | dict[str, Any] | list[Any]) -> None:
+    print(text if isinstance(text, str) else json.dumps(text, indent=2))
+
+
+def _err(text: str) -> None:
+    print(f"s3sim: {text}", file=sys.stderr)

@@ -1,0 +1,244 @@
+"""What each CLI command does, as functions of the workspace returning text to print."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from simulator import config_source, routing, s3_events
+from simulator import logs as logstream
+from simulator.arn import LATEST, FunctionArn
+from simulator.config import Config, is_valid_alias_name
+from simulator.errors import ArnError, ResourceNotFound, SimulatorError
+from simulator.runtime import Workspace
+from simulator.versions import VersionStore
+
+
+def _load(ws_root: Path, check_versions: bool = True) -> tuple[Workspace, VersionStore, Config]:
+    ws = Workspace(ws_root)
+    store = VersionStore(ws.versions)
+    return ws, store, config_source.read(ws.config, store, check_versions=check_versions)
+
+
+def validate(ws_root: Path) -> str:
+    ws, store, config = _load(ws_root)
+    for function, numbers in sorted(store.published().items()):
+        for number in sorted(numbers):
+            store.load(function, number)  # verifies CodeSha256
+    notes = sum(len(b.notifications) for b in config.buckets.values())
+    return (f"{ws.config}: OK ({len(config.functions)} functions, {len(config.buckets)} "
+            f"buckets, {notes} notification configurations)")
+
+
+def publish(ws_root: Path, function: str, description: str | None) -> str:
+    # Aliases may name the version about to be published, so they are not checked here.
+    ws, store, config = _load(ws_root, check_versions=False)
+    fn = config.functions.get(function)
+    if fn is None:
+        raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
+    version, created = store.publish(fn, ws.functions / function, description)
+    arn = config.function_arn(function, str(version.number))
+    note = "published" if created else "unchanged since last publish; returning"
+    print(f"{note} {arn} (CodeSha256 {version.code_sha256})", file=sys.stderr)
+    return str(version.number)
+
+
+def versions(ws_root: Path, function: str) -> str:
+    ws, store, config = _load(ws_root)
+    if function not in config.functions:
+        raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
+    rows = [("VERSION", "CODESHA256", "CREATED", "DESCRIPTION"),
+            (LATEST, "-", "-", config.functions[function].description)]
+    for number in store.numbers(function):
+        v = store.load(function, number, verify=False)
+        rows.append((str(number), v.code_sha256, v.created, v.description))
+    return _table(rows)
+
+
+def alias_list(ws_root: Path, function: str) -> str:
+    _, _, config = _load(ws_root)
+    fn = config.functions.get(function)
+    if fn is None:
+        raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
+    rows = [("ALIAS", "VERSION", "ROUTING", "ARN")]
+    for alias in fn.aliases.values():
+        routing_text = ", ".join(f"{v}={w:g}" for v, w in alias.weights.items()) or "-"
+        rows.append((alias.name, alias.version, routing_text,
+                     str(config.function_arn(function, alias.name))))
+    return _table(rows)
+
+
+def alias_set(ws_root: Path, function: str, alias: str, version: str,
+              weights: list[str]) -> str:
+    from simulator import yaml_edit
+
+    ws, store, config = _load(ws_root)
+    if function not in config.functions:
+        raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
+    if not is_valid_alias_name(alias):
+        from simulator.config import alias_name_error
+        from simulator.errors import ValidationFailed
+
+        raise ValidationFailed(alias_name_error(alias))
+    parsed = _parse_weights(weights)
+    value: Any = version if not parsed else {"version": version, "weights": parsed}
+    yaml_edit.set_alias(ws.config, function, alias, value, store)
+    return f"{config.function_arn(function, alias)} -> {version}" + "".join(
+        f" + {v} at {w:g}" for v, w in parsed.items())
+
+
+def _parse_weights(items: list[str]) -> dict[int, float]:
+    from simulator.errors import ValidationFailed
+
+    parsed: dict[int, float] = {}
+    for item in items:
+        version, _, weight = item.partition("=")
+        try:
+            parsed[int(version)] = float(weight)
+        except ValueError:
+            raise ValidationFailed(f"--weight takes VERSION=WEIGHT, got {item!r}") from None
+    return parsed
+
+
+def explain(ws_root: Path, bucket: str, key: str, event: str) -> str:
+    _, store, config = _load(ws_root)
+    spec = bucket if bucket in config.buckets else None
+    if spec is None:
+        return f"bucket {bucket!r} has no notification configuration in config.yaml"
+    event_name = event.removeprefix("s3:")
+    lines = [f"s3://{bucket}/{key} ({event_name}); encoded key: "
+             f"{s3_events.encode_key(key)}"]
+    if s3_keys_ignored(config, key):
+        lines.append("  note: the key matches an ignore pattern (simulator.ignore); the watcher "
+                     "never fires for it")
+    published = store.published()
+    for v in routing.explain(config.buckets[bucket], key, event_name):
+        n = v.notification
+        mark = "MATCH" if v.matched else "no match"
+        lines.append(f"- {n.id}: {mark}")
+        lines.append(f"    events {list(n.events)}: {'ok' if v.event_ok else 'no'}")
+        lines.append(f"    prefix {n.prefix!r}: {'ok' if v.prefix_ok else 'no'}")
+        lines.append(f"    suffix {n.suffix!r}: {'ok' if v.suffix_ok else 'no'}")
+        lines.append(f"    target {n.function_arn} -> {_resolves_to(config, published, n.function_arn)}")
+    if not config.buckets[bucket].notifications:
+        lines.append("  (no notification configurations)")
+    return "\n".join(lines)
+
+
+def s3_keys_ignored(config: Config, key: str) -> bool:
+    from simulator.keys import is_ignored
+
+    return is_ignored(key, config.settings.ignore)
+
+
+def _resolves_to(config: Config, published: Mapping[str, frozenset[int]], arn: FunctionArn) -> str:
+    fn = config.functions.get(arn.function)
+    if fn is None:
+        return "function not defined"
+    if arn.kind == "alias":
+        alias = fn.aliases[arn.qualifier or ""]
+        extra = "".join(f" ({1 - w:g}), version {v} ({w:g})" for v, w in alias.weights.items())
+        return f"version {alias.version}{extra}"
+    return f"version {arn.qualifier or LATEST}"
+
+
+def logs_filter(event: Mapping[str, Any], filters: Mapping[str, str | None]) -> bool:
+    for name, wanted in filters.items():
+        if wanted is None:
+            continue
+        field = name.replace("-", "_")
+        if str(event.get(field, "")) != wanted:
+            return False
+    return True
+
+
+def show_logs(ws_root: Path, follow: bool, filters: Mapping[str, str | None], as_json: bool,
+             out: IO[str]) -> int:
+    path = Workspace(ws_root).log_file
+    if not path.exists():
+        print(f"s3sim: no log yet at {path}; start the simulator with `s3sim run`",
+              file=sys.stderr)
+        return 1
+    try:
+        for event in logstream.read_events(path, follow):
+            if logs_filter(event, filters):
+                out.write((json.dumps(event) if as_json else logstream.render(event)) + "\n")
+                out.flush()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def invoke(ws_root: Path, arn_text: str, event_file: Path | None, bucket: str | None,
+           key: str | None) -> tuple[str, bool]:
+    """One synchronous invocation, outside any running simulator (its own environments)."""
+    from simulator.invoker import Invoker
+    from simulator.pool import Pool
+
+    ws, store, config = _load(ws_root)
+    arn = _arn(config, arn_text)
+    event = _event(ws, config, event_file, bucket, key)
+    logstream.configure(None, sys.stderr)
+    pool = Pool(ws.state / "tmp", config.settings.log_limit_bytes)
+    invoker = Invoker(ws.root, pool, store, store.published, random.Random(config.settings.seed))
+    try:
+        inv = invoker.invoke(config, arn, event, str(uuid.uuid4()))
+    finally:
+        pool.close()
+    head = f"ExecutedVersion: {inv.version}\nStatusCode: 200"
+    if not inv.result.ok:
+        head += "\nFunctionError: Unhandled"
+    return f"{head}\nPayload: {json.dumps(inv.result.payload, indent=2)}", inv.result.ok
+
+
+def _arn(config: Config, text: str) -> FunctionArn:
+    try:
+        return FunctionArn.parse(text)
+    except ArnError:
+        name, _, qualifier = text.partition(":")
+        try:
+            return FunctionArn.parse(str(config.function_arn(name, qualifier or None)))
+        except ArnError:
+            raise ResourceNotFound(f"Function not found: {text}") from None
+
+
+def _event(ws: Workspace, config: Config, event_file: Path | None, bucket: str | None,
+           key: str | None) -> Any:
+    if event_file is not None:
+        return json.loads(event_file.read_text())
+    if bucket is None or key is None:
+        return {}
+    path = ws.buckets / bucket / key
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SimulatorError(f"cannot read s3://{bucket}/{key} ({path}): {exc.strerror}") from None
+    st = path.stat()
+    change = s3_events.ObjectChange(bucket, key, "put", len(data), hashlib.md5(data).hexdigest(),
+                                    s3_events.format_sequencer(time.time_ns()),
+                                    st.st_mtime_ns // 10**6)
+    notes = routing.match(config.buckets[bucket], key, change.event_name) \
+        if bucket in config.buckets else []
+    identity = s3_events.Identity(config.region, config.settings.principal_id,
+                                  config.settings.owner_id, config.settings.source_ip,
+                                  config.settings.event_version)
+    config_id = notes[0].id if notes else "s3sim-invoke"
+    return s3_events.build(change, config_id, identity, os.urandom(8).hex().upper(),
+                           uuid.uuid4().hex)
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = io.StringIO()
+    for row in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+    return out.getvalue().rstrip("\n")

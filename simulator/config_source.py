@@ -1,0 +1,125 @@
+"""Reads config.yaml, holds the config in force, swaps it atomically, keeps the last good one."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+import yaml
+
+from simulator import lambda_env
+from simulator.config import Alias, Config, check_published
+from simulator.errors import ConfigError, Problem
+from simulator.versions import VersionStore
+
+log = structlog.get_logger("s3sim")
+
+
+def read(path: Path, store: VersionStore, host: Mapping[str, str] = os.environ,
+         check_versions: bool = True) -> Config:
+    """Parse and validate one config file; raises ConfigError naming the place and cause."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem("", f"no such file: {path}")], str(path.name)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem("", f"cannot read: {exc}")], str(path.name)) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem("", _yaml_problem(exc))], str(path.name)) from None
+    config = Config.from_mapping(raw if raw is not None else {})
+    if check_versions:
+        check_published(config, store.published())
+    _check_references(config, host)
+    return config
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}invalid YAML ({getattr(exc, 'problem', None) or exc})"
+
+
+def _check_references(config: Config, host: Mapping[str, str]) -> None:
+    problems = [
+        Problem(f"functions.{fn.name}.environment.{key}",
+                f"refers to ${{{name}}}, which is not set in the simulator's environment")
+        for fn in config.functions.values()
+        for key, value in fn.environment.items()
+        for name in lambda_env.references(value) if name not in host
+    ]
+    if problems:
+        raise ConfigError(problems)
+
+
+class ConfigSource:
+    """The config in force. Readers take `current` (one attribute read, so always whole)."""
+
+    def __init__(self, path: Path, store: VersionStore) -> None:
+        self.path, self._store = path, store
+        self.current: Config = read(path, store)
+        self.published: dict[str, frozenset[int]] = store.published()
+        self._lock = threading.Lock()
+
+    def reload(self) -> bool:
+        """Apply the file if valid (logs the diff); otherwise log why and keep the last good."""
+        with self._lock:
+            try:
+                new = read(self.path, self._store)
+            except ConfigError as exc:
+                log.error("config.rejected", problems=[str(p) for p in exc.problems],
+                          kept="last good configuration")
+                return False
+            changes = diff(self.current, new)
+            self.published = self._store.published()
+            self.current = new
+            if changes:
+                log.info("config.reloaded", changes=changes)
+            return True
+
+    def refresh_versions(self) -> None:
+        self.published = self._store.published()
+
+
+def summary(config: Config) -> dict[str, str]:
+    """A flat view of what matters to a user, for diffs: `functions.f.aliases.prod -> "3"`."""
+    flat: dict[str, str] = {"region": config.region, "account": config.account}
+    for fn in config.functions.values():
+        base = f"functions.{fn.name}"
+        flat.update({f"{base}.handler": fn.handler, f"{base}.timeout": str(fn.timeout_s),
+                     f"{base}.memory": str(fn.memory_mb), f"{base}.retries": str(fn.retries),
+                     f"{base}.max_event_age": str(fn.max_event_age_s),
+                     f"{base}.reserved_concurrency": str(fn.reserved_concurrency),
+                     f"{base}.on_failure": str(fn.on_failure)})
+        flat.update({f"{base}.environment.{k}": v for k, v in fn.environment.items()})
+        flat.update({f"{base}.aliases.{a.name}": alias_text(a) for a in fn.aliases.values()})
+    for bucket in config.buckets.values():
+        for n in bucket.notifications:
+            flat[f"buckets.{bucket.name}.notifications.{n.id}"] = (
+                f"{','.join(n.events)} prefix={n.prefix!r} suffix={n.suffix!r} -> {n.function_arn}")
+    for name, value in vars(config.settings).items():
+        flat[f"simulator.{name}"] = str(value)
+    return flat
+
+
+def alias_text(alias: Alias) -> str:
+    extra = "".join(f" + {v} at {w:g}" for v, w in alias.weights.items())
+    return f"{alias.version}{extra}"
+
+
+def diff(old: Config, new: Config) -> list[str]:
+    """Human lines: `functions.thumbnailer.aliases.prod: 3 -> 4`, `+ key: value`, `- key`."""
+    a, b = summary(old), summary(new)
+    lines = [f"{k}: {a[k]} -> {b[k]}" for k in sorted(a.keys() & b.keys()) if a[k] != b[k]]
+    lines += [f"+ {k}: {b[k]}" for k in sorted(b.keys() - a.keys())]
+    lines += [f"- {k}" for k in sorted(a.keys() - b.keys())]
+    return lines
+
+
+def raw_mapping(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -1,0 +1,218 @@
+"""One execution environment: a worker process bound to one function version.
+
+The parent side of the pipe protocol in `worker.py`. An Environment is used by one invocation
+at a time (the pool guarantees it) and is owned by the pool, which starts and stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from simulator import lambda_env
+
+WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+_HEADER = struct.Struct(">I")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything needed to start an environment for one function version."""
+
+    function: str
+    version: str  # "$LATEST" or "N"
+    code_dir: Path
+    handler: str
+    timeout_s: int
+    memory_mb: int
+    user_env: Mapping[str, str]  # the function's own variables (may hold ${NAME} references)
+    region: str
+    generation: int = 0  # bumps when $LATEST code changes, so stale environments retire
+    pycache_dir: Path | None = None  # byte-code goes here, never into the code folder
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.function, self.version, self.generation)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one invocation produced, before the invoker turns it into log lines."""
+
+    ok: bool
+    payload: Any
+    error_type: str | None
+    duration_ms: float
+    max_memory_mb: int
+    init_ms: float | None  # set on a cold start
+    environment_lost: bool = False  # timeout or crash: the environment must be replaced
+
+
+class Environment:
+    def __init__(self, spec: Spec, tmp_dir: Path, log_limit: int) -> None:
+        self.spec, self.tmp_dir, self._log_limit = spec, tmp_dir, log_limit
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._rfd = self._wfd = -1
+        self._buffer = b""
+        self.invocations = 0
+        self.init_ms = 0.0
+        self.alive = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, on_output: Callable[[str], None], deadline: float) -> Result | None:
+        """Start the process and run the handler module's init. Returns a failure Result, or None."""
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        out = open(self.tmp_dir / "runtime.out", "ab")  # fd-level output (C code, crashes)
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", *self._pycache_args(), str(WORKER_SCRIPT),
+                 str(to_child_r), str(from_child_w)],
+                env=self._process_env(), cwd=self.spec.code_dir, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=out, pass_fds=(to_child_r, from_child_w),
+                start_new_session=True,
+            )
+        finally:
+            out.close()
+            os.close(to_child_r)
+            os.close(from_child_w)
+        self._rfd, self._wfd, self.alive = from_child_r, to_child_w, True
+        self._send({"code_dir": str(self.spec.code_dir), "handler": self.spec.handler,
+                    "log_limit": self._log_limit})
+        return self._await_init(on_output, deadline)
+
+    def _process_env(self) -> dict[str, str]:
+        spec = self.spec
+        return lambda_env.build(
+            function=spec.function, version=spec.version, region=spec.region,
+            handler=spec.handler, memory_mb=spec.memory_mb, code_dir=str(spec.code_dir),
+            tmp_dir=str(self.tmp_dir), log_stream=lambda_env.log_stream_name(spec.version),
+            user_env=spec.user_env, host=os.environ,
+        )
+
+    def _pycache_args(self) -> list[str]:
+        # -I ignores PYTHONPYCACHEPREFIX, so the prefix goes on the command line.
+        return ["-X", f"pycache_prefix={self.spec.pycache_dir}"] if self.spec.pycache_dir else []
+
+    def _await_init(self, on_output: Callable[[str], None], deadline: float) -> Result | None:
+        started = time.monotonic()
+        message = self._receive_until(deadline, on_output)
+        if message is not None and message["type"] == "ready":
+            self.init_ms = float(message["init_ms"])
+            return None
+        if message is not None:  # init_error: the runtime reports it and exits
+            payload, init_ms = message["payload"], float(message.get("init_ms", 0.0))
+        elif self._proc is not None and self._proc.poll() is None:
+            init_ms = (time.monotonic() - started) * 1000
+            payload = {"errorType": "Sandbox.Timedout",
+                       "errorMessage": f"Error: Init timed out after {init_ms / 1000:.2f} seconds"}
+        else:
+            payload, init_ms = self._exit_payload(""), (time.monotonic() - started) * 1000
+        self.stop()
+        return Result(False, payload, str(payload.get("errorType")), 0.0, 0, init_ms, True)
+
+    def stop(self) -> None:
+        """Kill the process group and close the pipes; safe to call twice."""
+        if self._proc is not None and self._proc.poll() is None:
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._proc.wait()
+        for fd in (self._rfd, self._wfd):
+            if fd >= 0:
+                os.close(fd)
+        self._rfd = self._wfd = -1
+        self.alive = False
+
+    # -- invocation ------------------------------------------------------------------------
+    def invoke(self, request_id: str, invoked_arn: str, event: Any,
+               on_output: Callable[[str], None], deadline_ms: int) -> Result:
+        deadline = time.monotonic() + (deadline_ms - time.time() * 1000) / 1000
+        self.invocations += 1
+        started = time.perf_counter()
+        try:
+            self._send({"request_id": request_id, "invoked_arn": invoked_arn, "event": event,
+                        "deadline_ms": deadline_ms})
+        except OSError:
+            pass  # the process died; receiving reports it as Runtime.ExitError
+        message = self._receive_until(deadline, on_output)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if message is not None:
+            return Result(bool(message["ok"]), message["payload"], message["error_type"],
+                          float(message["duration_ms"]), int(message["max_memory_mb"]), None)
+        if self._proc is not None and self._proc.poll() is None:  # still running: timed out
+            self.stop()
+            text = f"RequestId: {request_id} Error: Task timed out after {self.spec.timeout_s:.2f} seconds"
+            return Result(False, {"errorType": "Sandbox.Timedout", "errorMessage": text},
+                          "Sandbox.Timedout", elapsed_ms, 0, None, True)
+        payload = self._exit_payload(request_id)
+        self.stop()
+        return Result(False, payload, "Runtime.ExitError", elapsed_ms, 0, None, True)
+
+    def _exit_payload(self, request_id: str) -> dict[str, str]:
+        code = self._proc.wait() if self._proc is not None else None
+        if code is None or code == 0:
+            reason = "Runtime exited without providing a reason"
+        elif code < 0:
+            reason = f"Runtime exited with error: signal: {_signal_name(-code)}"
+        else:
+            reason = f"Runtime exited with error: exit status {code}"
+        prefix = f"RequestId: {request_id} " if request_id else ""
+        return {"errorType": "Runtime.ExitError", "errorMessage": f"{prefix}Error: {reason}"}
+
+    # -- framing ---------------------------------------------------------------------------
+    def _send(self, message: dict[str, Any]) -> None:
+        body = json.dumps(message).encode()
+        data = memoryview(_HEADER.pack(len(body)) + body)
+        while data:
+            data = data[os.write(self._wfd, data):]
+
+    def _receive_until(self, deadline: float, on_output: Callable[[str], None]
+                       ) -> dict[str, Any] | None:
+        """The next non-log frame, forwarding log frames; None on timeout or process exit."""
+        while True:
+            frame = self._next_frame(deadline)
+            if frame is None or frame.get("type") != "log":
+                return frame
+            on_output(str(frame["data"]))
+
+    def _next_frame(self, deadline: float) -> dict[str, Any] | None:
+        while True:
+            if len(self._buffer) >= _HEADER.size:
+                size = _HEADER.unpack_from(self._buffer)[0]
+                if len(self._buffer) >= _HEADER.size + size:
+                    body = self._buffer[_HEADER.size:_HEADER.size + size]
+                    self._buffer = self._buffer[_HEADER.size + size:]
+                    return json.loads(body)  # type: ignore[no-any-return]
+            remaining = deadline - time.monotonic()
+            poller = select.poll()  # poll, not select: descriptors may exceed FD_SETSIZE
+            poller.register(self._rfd, select.POLLIN)
+            if remaining <= 0 or not poller.poll(remaining * 1000):
+                return None
+            chunk = os.read(self._rfd, 1 << 16)
+            if not chunk:
+                return None
+            self._buffer += chunk
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name.removeprefix("SIG").lower().replace("kill", "killed")
+    except ValueError:
+        return str(number)

@@ -1,0 +1,82 @@
+"""One exception tree for the whole package. Every error carries the data that explains it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SimulatorError(Exception):
+    """Root of every error the simulator raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a configuration: where (a dotted path in the file) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(SimulatorError):
+    """config.yaml (or a value derived from it) is invalid; carries every problem found."""
+
+    def __init__(self, problems: list[Problem], source: str = "config.yaml") -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+class ArnError(SimulatorError):
+    """An ARN that cannot be parsed (S3's message: "The ARN could not be parsed")."""
+
+    def __init__(self, arn: str, reason: str = "The ARN could not be parsed") -> None:
+        self.arn = arn
+        self.reason = reason
+        super().__init__(f"{reason}: {arn!r}")
+
+
+class LambdaApiError(SimulatorError):
+    """An error Lambda's API would return; `code` is AWS's exception name, message AWS's text."""
+
+    code = "ServiceException"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class ResourceNotFound(LambdaApiError):
+    code = "ResourceNotFoundException"
+
+
+class InvalidParameterValue(LambdaApiError):
+    code = "InvalidParameterValueException"
+
+
+class ValidationFailed(LambdaApiError):
+    code = "ValidationException"
+
+
+class VersionIntegrityError(SimulatorError):
+    """A published version's files no longer match the CodeSha256 recorded at publish time."""
+
+    def __init__(self, function: str, version: str, path: str, expected: str, actual: str) -> None:
+        self.function, self.version, self.path = function, version, path
+        self.expected, self.actual = expected, actual
+        super().__init__(
+            f"published version {function}:{version} was altered on disk ({path}): "
+            f"CodeSha256 is {actual}, expected {expected}; restore the files or publish again"
+        )
+
+
+class WorkspaceLocked(SimulatorError):
+    """Another simulator already runs on this workspace."""
+
+    def __init__(self, workspace: str, holder: str) -> None:
+        self.workspace, self.holder = workspace, holder
+        super().__init__(
+            f"another s3sim is already running on {workspace} ({holder}); stop it first"
+        )

@@ -1,0 +1,211 @@
+"""The SQLite journal: accepted events and their attempts, the object index, dead letters.
+
+An event counts as accepted once its row is committed. WAL mode with synchronous=NORMAL
+survives a crash or kill of the process (power loss is out of scope). One connection,
+serialised by a lock: SQLite allows one writer anyway, and batches keep transactions few.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    target TEXT NOT NULL,              -- the invoked ARN (often an alias ARN)
+    function TEXT NOT NULL,
+    bucket TEXT NOT NULL DEFAULT '',
+    key TEXT NOT NULL DEFAULT '',
+    payload TEXT NOT NULL,             -- the event, as JSON
+    accepted_s REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_s REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',   -- pending | done | dead
+    condition TEXT,
+    last_error TEXT,
+    executed_version TEXT,
+    finished_s REAL
+);
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(state) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS objects (
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    request_id: str
+    target: str
+    function: str
+    bucket: str
+    key: str
+    payload: dict[str, Any]
+    accepted_s: float
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    request_id: str
+    target: str
+    function: str
+    bucket: str
+    key: str
+    payload: dict[str, Any]
+    accepted_s: float
+    attempts: int
+    due_s: float
+    state: str
+    condition: str | None = None
+    last_error: str | None = None
+    executed_version: str | None = None
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    size: int
+    mtime_ns: int
+    etag: str
+
+
+_DELIVERY_COLUMNS = ("id, request_id, target, function, bucket, key, payload, accepted_s, "
+                     "attempts, due_s, state, condition, last_error, executed_version")
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                                   timeout=30)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- meta --------------------------------------------------------------------------------
+    def get_meta(self, name: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def set_meta(db: sqlite3.Connection, name: str, value: str) -> None:
+        db.execute("INSERT INTO meta(name, value) VALUES(?, ?) ON CONFLICT(name) "
+                   "DO UPDATE SET value = excluded.value", (name, value))
+
+    # -- object index ------------------------------------------------------------------------
+    def lookup(self, bucket: str, key: str) -> IndexEntry | None:
+        with self._lock:
+            row = self._db.execute("SELECT size, mtime_ns, etag FROM objects WHERE bucket = ? "
+                                   "AND key = ?", (bucket, key)).fetchone()
+        return None if row is None else IndexEntry(*row)
+
+    def index(self, bucket: str) -> dict[str, IndexEntry]:
+        with self._lock:
+            rows = self._db.execute("SELECT key, size, mtime_ns, etag FROM objects WHERE "
+                                    "bucket = ?", (bucket,)).fetchall()
+        return {key: IndexEntry(size, mtime, etag) for key, size, mtime, etag in rows}
+
+    def indexed_buckets(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT DISTINCT bucket FROM objects")]
+
+    @staticmethod
+    def put_object(db: sqlite3.Connection, bucket: str, key: str, entry: IndexEntry) -> None:
+        db.execute("INSERT INTO objects(bucket, key, size, mtime_ns, etag) VALUES(?, ?, ?, ?, ?) "
+                   "ON CONFLICT(bucket, key) DO UPDATE SET size = excluded.size, "
+                   "mtime_ns = excluded.mtime_ns, etag = excluded.etag",
+                   (bucket, key, entry.size, entry.mtime_ns, entry.etag))
+
+    @staticmethod
+    def delete_object(db: sqlite3.Connection, bucket: str, key: str) -> None:
+        db.execute("DELETE FROM objects WHERE bucket = ? AND key = ?", (bucket, key))
+
+    # -- deliveries --------------------------------------------------------------------------
+    @staticmethod
+    def insert(db: sqlite3.Connection, new: NewDelivery) -> int:
+        cursor = db.execute(
+            "INSERT INTO deliveries(request_id, target, function, bucket, key, payload, "
+            "accepted_s, due_s) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+            (new.request_id, new.target, new.function, new.bucket, new.key,
+             json.dumps(new.payload), new.accepted_s, new.accepted_s))
+        return int(cursor.lastrowid or 0)
+
+    def load(self, delivery_id: int) -> Delivery:
+        with self._lock:
+            row = self._db.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?",
+                                   (delivery_id,)).fetchone()
+        return _delivery(row)
+
+    def open_deliveries(self) -> list[tuple[int, str, float]]:
+        """(id, function, due_s) of every delivery not yet finished: the work to resume."""
+        with self._lock:
+            return [(int(i), str(f), float(d)) for i, f, d in self._db.execute(
+                "SELECT id, function, due_s FROM deliveries WHERE state = 'pending' ORDER BY id")]
+
+    def query(self, state: str | None = None, limit: int = 1000) -> list[Delivery]:
+        where, args = ("WHERE state = ?", (state,)) if state else ("", ())
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries {where} "
+                                    f"ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        return [_delivery(r) for r in rows]
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            rows = self._db.execute("SELECT function, state, count(*) FROM deliveries "
+                                    "GROUP BY function, state").fetchall()
+        return {(f, s): int(n) for f, s, n in rows}
+
+    def record_outcomes(self, updates: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
+        """Apply a batch of finish/reschedule updates in one transaction."""
+        with self.transaction() as db:
+            for sql, args in updates:
+                db.execute(sql, args)
+
+
+FINISH_SQL = ("UPDATE deliveries SET state = ?, attempts = ?, condition = ?, last_error = ?, "
+              "executed_version = ?, finished_s = ? WHERE id = ?")
+RESCHEDULE_SQL = ("UPDATE deliveries SET attempts = ?, due_s = ?, last_error = ?, "
+                  "executed_version = ? WHERE id = ?")
+
+
+def _delivery(row: tuple[Any, ...]) -> Delivery:
+    values = list(row)
+    values[6] = json.loads(values[6])
+    return Delivery(*values)
+
+
+def now_s() -> float:
+    return time.time()

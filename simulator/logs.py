@@ -1,0 +1,124 @@
+"""The log stream: one structlog pipeline, two renderings.
+
+Every line is an event with a stable dotted name and fields. The JSON-lines file under
+`.s3sim/logs/` keeps all of them (for `s3sim logs -f` and machines); the console shows them
+for people, with CloudWatch-like START / END / REPORT lines for invocations.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR}
+_PLAIN_KEYS = ("timestamp", "level", "event")
+
+
+class Sinks:
+    """The last processor: writes each event to the JSON file and the console, in order."""
+
+    def __init__(self, json_file: IO[str] | None, console: IO[str] | None,
+                 console_json: bool) -> None:
+        self._json, self._console, self._console_json = json_file, console, console_json
+        self._lock = threading.Lock()
+
+    def __call__(self, _: Any, __: str, event: MutableMapping[str, Any]) -> str:
+        line = json.dumps(event, default=str, ensure_ascii=False)
+        with self._lock:
+            if self._json is not None:
+                self._json.write(line + "\n")
+                self._json.flush()
+            if self._console is not None:
+                self._console.write((line if self._console_json else render(event)) + "\n")
+                self._console.flush()
+        return ""
+
+
+def configure(json_path: Path | None, console: IO[str] | None, console_json: bool = False,
+              level: str = "info") -> None:
+    json_file = None
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_file = open(json_path, "a", encoding="utf-8")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            Sinks(json_file, console, console_json),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
+        logger_factory=structlog.ReturnLoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+
+
+def render(event: MutableMapping[str, Any]) -> str:
+    """A readable line; invocations look like CloudWatch's platform lines."""
+    name = str(event.get("event", ""))
+    stamp = str(event.get("timestamp", ""))[11:23]
+    tag = f"[{event.get('function', '?')}:{event.get('version', '?')}]"
+    rid = event.get("request_id", "")
+    if name == "invoke.start":
+        return f"{stamp} {tag} START RequestId: {rid} Version: {event.get('version')}"
+    if name == "invoke.end":
+        return f"{stamp} {tag} END RequestId: {rid}"
+    if name == "invoke.report":
+        return f"{stamp} {tag} {report_line(event)}"
+    if name == "function.log":
+        return f"{stamp} {tag} {event.get('message', '')}"
+    level = str(event.get("level", "info")).upper()
+    fields = " ".join(f"{k}={_value(v)}" for k, v in event.items() if k not in _PLAIN_KEYS
+                      and k not in ("changes", "problems", "exception"))
+    lines = [f"{stamp} {level:<7} {name:<20} {fields}".rstrip()]
+    lines += [f"    {c}" for c in event.get("changes", []) + event.get("problems", [])]
+    if "exception" in event:
+        lines.append(str(event["exception"]))
+    return "\n".join(lines)
+
+
+def report_line(event: MutableMapping[str, Any]) -> str:
+    line = (f"REPORT RequestId: {event.get('request_id', '')}\t"
+            f"Duration: {float(event.get('duration_ms', 0)):.2f} ms\t"
+            f"Billed Duration: {event.get('billed_ms')} ms\t"
+            f"Memory Size: {event.get('memory_mb')} MB\t"
+            f"Max Memory Used: {event.get('max_memory_mb')} MB\t")
+    if event.get("init_ms") is not None:
+        line += f"Init Duration: {float(event['init_ms']):.2f} ms\t"
+    return line
+
+
+def _value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return json.dumps(text) if (" " in text or not text) and isinstance(value, str) else text
+
+
+def read_events(path: Path, follow: bool, stop: threading.Event | None = None
+                ) -> Iterator[dict[str, Any]]:
+    """Events from the JSON-lines file; with `follow`, keeps reading as it grows."""
+    import time
+
+    with open(path, encoding="utf-8") as f:
+        partial = ""
+        while True:
+            chunk = f.readline()
+            if chunk:
+                partial += chunk
+                if partial.endswith("\n"):
+                    try:
+                        yield json.loads(partial)
+                    except json.JSONDecodeError:
+                        pass
+                    partial = ""
+                continue
+            if not follow or (stop is not None and stop.is_set()):
+                return
+            time.sleep(0.1)  # polling a file for `logs -f`; no test waits on this

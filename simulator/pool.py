@@ -1,0 +1,102 @@
+"""The environment pool: warm worker processes per function version, owned in one place.
+
+An environment is checked out by one invocation at a time. Idle environments are kept warm
+per (function, version, generation); `$LATEST` code edits bump the generation so old
+environments retire once their in-flight invocation ends. Each environment slot has a
+private temp dir that outlives a runtime reset (timeout, crash), as /tmp does in Lambda.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections import defaultdict
+from pathlib import Path
+
+from simulator.environment import Environment, Spec
+
+
+class Pool:
+    def __init__(self, tmp_root: Path, log_limit: int) -> None:
+        self._tmp_root = tmp_root
+        self._log_limit = log_limit
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[str, str, int], list[Environment]] = defaultdict(list)
+        self._busy: set[Environment] = set()
+        self._slots: dict[tuple[str, str], set[int]] = defaultdict(set)
+        self._generations: dict[str, int] = defaultdict(int)
+        self._closed = False
+
+    def generation(self, function: str) -> int:
+        return self._generations[function]
+
+    def checkout(self, spec: Spec) -> tuple[Environment, bool]:
+        """A warm environment for `spec`, or a new unstarted one (second value: is it cold)."""
+        with self._lock:
+            idle = self._idle.get(spec.key)
+            if idle:
+                env = idle.pop()
+                self._busy.add(env)
+                return env, False
+            env = Environment(spec, self._claim_slot(spec), self._log_limit)
+            self._busy.add(env)
+            return env, True
+
+    def checkin(self, env: Environment) -> None:
+        """Return an environment after an invocation; dead or stale ones are stopped."""
+        with self._lock:
+            self._busy.discard(env)
+            keep = (env.alive and not self._closed
+                    and env.spec.generation == self._generations[env.spec.function])
+            if keep:
+                self._idle[env.spec.key].append(env)
+                return
+            self._release_slot(env)
+        env.stop()
+
+    def retire_latest(self, function: str) -> None:
+        """$LATEST code changed: idle environments stop now, busy ones when checked in."""
+        with self._lock:
+            self._generations[function] += 1
+            stale = [e for key, envs in self._idle.items() if key[0] == function
+                     and key[1] == "$LATEST" for e in envs]
+            for key in [k for k in self._idle if k[0] == function and k[1] == "$LATEST"]:
+                del self._idle[key]
+            for env in stale:
+                self._release_slot(env)
+        for env in stale:
+            env.stop()
+
+    def warm_count(self) -> dict[str, int]:
+        """Idle + busy environments per `function:version`, for status output."""
+        with self._lock:
+            counts: dict[str, int] = defaultdict(int)
+            for envs in self._idle.values():
+                for env in envs:
+                    counts[f"{env.spec.function}:{env.spec.version}"] += 1
+            for env in self._busy:
+                counts[f"{env.spec.function}:{env.spec.version}"] += 1
+            return dict(counts)
+
+    def close(self) -> None:
+        """Stop every idle environment; busy ones stop as their invocation checks them in."""
+        with self._lock:
+            self._closed = True
+            envs = [e for idle in self._idle.values() for e in idle]
+            self._idle.clear()
+        for env in envs:
+            env.stop()
+
+    def _claim_slot(self, spec: Spec) -> Path:
+        taken = self._slots[(spec.function, spec.version)]
+        slot = next(i for i in range(len(taken) + 1) if i not in taken)
+        taken.add(slot)
+        return self._tmp_root / spec.function / spec.version.replace("$", "") / str(slot)
+
+    def _release_slot(self, env: Environment) -> None:
+        # The slot number is the last path component; its temp dir stays for the next runtime.
+        self._slots[(env.spec.function, env.spec.version)].discard(int(env.tmp_dir.name))
+
+
+def clear_tmp(tmp_root: Path) -> None:
+    shutil.rmtree(tmp_root, ignore_errors=True)

@@ -1,0 +1,140 @@
+"""The composition root: builds every part, owns every thread and process, starts and stops
+them in a written order.
+
+Start: lock the workspace -> logging -> versions -> config -> journal -> pool -> delivery
+(resumes pending work) -> intake thread -> watcher (observer thread) -> start-up scan -> ready.
+Stop: watcher -> intake (commits what it holds) -> delivery (lets in-flight invocations end)
+-> pool (kills idle environments) -> journal -> lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import threading
+from pathlib import Path
+from typing import IO
+
+import structlog
+
+from simulator import logs
+from simulator.config import Config
+from simulator.config_source import ConfigSource
+from simulator.delivery import Deliverer
+from simulator.errors import WorkspaceLocked
+from simulator.intake import Intake
+from simulator.invoker import Invoker
+from simulator.journal import Journal
+from simulator.pool import Pool
+from simulator.versions import VersionStore
+from simulator.watching import Hint, Watcher
+
+log = structlog.get_logger("s3sim")
+
+
+class Workspace:
+    """The paths of one workspace."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.path.realpath(root))
+        self.config = self.root / "config.yaml"
+        self.buckets = self.root / "buckets"
+        self.functions = self.root / "functions"
+        self.versions = self.root / "versions"
+        self.state = self.root / ".s3sim"
+        self.journal = self.state / "journal.sqlite3"
+        self.log_file = self.state / "logs" / "events.jsonl"
+
+
+class Runtime:
+    def __init__(self, root: Path, console: IO[str] | None = None,
+                 console_json: bool = False) -> None:
+        self.ws = Workspace(root)
+        self._console, self._console_json = console, console_json
+        self._lock_file: IO[str] | None = None
+        self.stopped = threading.Event()
+
+    # -- start -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._lock()
+        logs.configure(self.ws.log_file, self._console, self._console_json)
+        self.store = VersionStore(self.ws.versions)
+        self.source = ConfigSource(self.ws.config, self.store)
+        config = self.source.current
+        for name in config.buckets:
+            (self.ws.buckets / name).mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(self.ws.journal)
+        first_start = self.journal.get_meta("baseline") is None
+        self.pool = Pool(self.ws.state / "tmp", config.settings.log_limit_bytes)
+        self.invoker = Invoker(self.ws.root, self.pool, self.store, lambda: self.source.published,
+                               random.Random(config.settings.seed))
+        self.deliverer = Deliverer(self.journal, self.invoker, self._config, self.ws.buckets)
+        self.deliverer.start()
+        self.intake = Intake(self.ws.root, self.journal, self._config, self.deliverer.submit,
+                             self._control)
+        self.intake.start()
+        self.watcher = Watcher(self.ws.root, self.intake.hints.put)
+        self.watcher.start()
+        self._scan_on_start(first_start, config)
+        log.info("simulator.ready", workspace=str(self.ws.root), buckets=sorted(config.buckets),
+                 functions=sorted(config.functions), pid=os.getpid())
+
+    def _scan_on_start(self, first_start: bool, config: Config) -> None:
+        fire = not first_start and config.settings.catch_up == "fire"
+        reason = "first start: recording what the buckets hold" if first_start else "catch-up"
+        self.intake.rescan(fire, reason)
+
+    def _config(self) -> Config:
+        return self.source.current
+
+    def _control(self, hint: Hint) -> None:
+        """Hints outside buckets/ (on the intake thread): config, $LATEST code, versions."""
+        path = Path(hint.path)
+        if path == self.ws.config:
+            self.source.reload()
+        elif self.ws.functions in path.parents:
+            function = path.relative_to(self.ws.functions).parts[0]
+            if not path.name.endswith((".pyc", "~")) and "__pycache__" not in path.parts:
+                self.pool.retire_latest(function)
+                log.info("function.code_changed", function=function, version="$LATEST",
+                         path=str(path.relative_to(self.ws.root)))
+        elif self.ws.versions in path.parents:
+            self.source.refresh_versions()
+
+    # -- run / stop --------------------------------------------------------------------------
+    def idle(self) -> bool:
+        return self.intake.idle() and self.deliverer.idle()
+
+    def stop(self) -> None:
+        self.watcher.stop()
+        self.intake.stop()
+        self.deliverer.stop()
+        self.pool.close()
+        self.journal.close()
+        log.info("simulator.stopped")
+        self._unlock()
+        self.stopped.set()
+
+    # -- the workspace lock ------------------------------------------------------------------
+    def _lock(self) -> None:
+        self.ws.state.mkdir(parents=True, exist_ok=True)
+        handle = open(self.ws.state / "lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown process"
+            handle.close()
+            raise WorkspaceLocked(str(self.ws.root), holder) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self._lock_file = handle
+
+    def _unlock(self) -> None:
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None

@@ -1,0 +1,144 @@
+"""watchdog observers -> Hints on a queue. The callbacks only hand off; they never raise.
+
+One observer watches everything (one inotify instance): buckets/ and functions/ and
+versions/ recursively, and the workspace root (for config.yaml). The traps measured on this
+machine (../shared/reference/perf-limits.md) each have an answer here:
+- subscribe only to the events needed (`event_filter` narrows the kernel mask);
+- the 500 ms hold after a move out of the tree blocks every later event, so it is shortened;
+- files in new folders often get no close event: created/modified hints are settled by the
+  intake (size and mtime stable), never fired at once;
+- an exception in a handler kills the observer thread silently: callbacks catch everything;
+- on queue overflow watchdog only logs: a logging handler turns that into an overflow hint.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+from watchdog.events import (
+    DirDeletedEvent, DirMovedEvent, FileClosedEvent, FileCreatedEvent, FileDeletedEvent,
+    FileModifiedEvent, FileMovedEvent, FileSystemEvent, FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+MOVE_OUT_HOLD_S = 0.01  # watchdog's default 0.5 s stalls all events; 10 ms still pairs moves
+
+
+class Hint(NamedTuple):
+    """Something may have changed at `path` (and `dest` for moves). Kinds:
+    closed | created | modified | deleted | moved | dir_deleted | dir_moved | overflow."""
+
+    kind: str
+    path: str = ""
+    dest: str = ""
+
+
+_KINDS: dict[type[FileSystemEvent], str] = {
+    FileClosedEvent: "closed", FileCreatedEvent: "created", FileModifiedEvent: "modified",
+    FileDeletedEvent: "deleted", FileMovedEvent: "moved", DirDeletedEvent: "dir_deleted",
+    DirMovedEvent: "dir_moved",
+}
+
+
+def has_close_events() -> bool:
+    return sys.platform.startswith("linux")
+
+
+def event_filter() -> list[type[FileSystemEvent]]:
+    wanted: list[type[FileSystemEvent]] = [
+        FileClosedEvent, FileCreatedEvent, FileDeletedEvent, FileMovedEvent,
+        DirDeletedEvent, DirMovedEvent,
+    ]
+    if not has_close_events():  # no close events: modifications settle by stability instead
+        wanted.append(FileModifiedEvent)
+    return wanted
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, sink: Callable[[Hint], None]) -> None:
+        self._sink = sink
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            kind = _KINDS.get(type(event))
+            if kind is not None:
+                self._sink(Hint(kind, _text(event.src_path), _text(event.dest_path)))
+        except Exception:  # an exception here would kill watchdog's thread silently
+            logging.getLogger("s3sim.watching").exception("watch callback failed")
+
+
+class _OverflowDetector(logging.Handler):
+    """watchdog reports a kernel queue overflow only as a log warning; catch it."""
+
+    def __init__(self, sink: Callable[[Hint], None]) -> None:
+        super().__init__(logging.WARNING)
+        self._sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if "overflow" in record.getMessage().lower():
+                self._sink(Hint("overflow"))
+        except Exception:
+            pass
+
+
+def _text(path: str | bytes) -> str:
+    return path.decode(errors="surrogateescape") if isinstance(path, bytes) else path
+
+
+class Watcher:
+    """Owns the observer thread(s) and the overflow detector."""
+
+    _LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
+
+    def __init__(self, workspace: Path, sink: Callable[[Hint], None]) -> None:
+        self._workspace = workspace
+        self._sink = sink
+        self._observer: BaseObserver | None = None
+        self._detector = _OverflowDetector(sink)
+
+    def start(self) -> None:
+        _shorten_move_hold()
+        for name in self._LOGGERS:
+            logging.getLogger(name).addHandler(self._detector)
+        observer = _new_observer()
+        handler = _Handler(self._sink)
+        for folder in ("buckets", "functions", "versions"):
+            (self._workspace / folder).mkdir(exist_ok=True)
+            observer.schedule(handler, str(self._workspace / folder), recursive=True,
+                              event_filter=event_filter())
+        observer.schedule(handler, str(self._workspace), recursive=False,
+                          event_filter=event_filter())
+        observer.start()
+        self._observer = observer
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+        for name in self._LOGGERS:
+            logging.getLogger(name).removeHandler(self._detector)
+
+
+def _new_observer() -> BaseObserver:
+    if sys.platform.startswith("linux"):
+        from watchdog.observers.inotify import InotifyObserver
+
+        # Full events: a move in from outside arrives as a move with an empty source, so it
+        # can be fired at once (the file is complete) instead of waiting to settle.
+        return InotifyObserver(generate_full_events=True)
+    return Observer()
+
+
+def _shorten_move_hold() -> None:
+    try:
+        from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+    except ImportError:  # not on Linux, or watchdog changed its internals
+        return
+    InotifyMoveEventGrouper.delay = MOVE_OUT_HOLD_S
