@@ -211,25 +211,13 @@ def _version(r: Reader, raw: Any, path: str) -> str:
 
 
 def _weights(r: Reader, raw: Any, primary: str, path: str) -> dict[str, float]:
-    body = r.mapping(raw, path)
     weights: dict[str, float] = {}
-    for key, value in body.items():
-        key_text = str(key)
-        if not key_text.isdigit():
-            r.fail(path, f"1 validation error detected: Value '{key_text}' at "
-                         f"'routingConfig.additionalVersionWeights' failed to satisfy constraint: "
-                         f"Map keys must satisfy constraint: [Member must satisfy regular "
-                         f"expression pattern: [0-9]+]")
-            continue
-        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-        if number is None or not 0.0 <= number <= 1.0:
-            r.fail(path, f"1 validation error detected: Value '{{{key_text}={value}}}' at "
-                         f"'routingConfig.additionalVersionWeights' failed to satisfy constraint: "
-                         f"Map value must satisfy constraint: [Member must have value less than "
-                         f"or equal to 1.0, Member must have value greater than or equal to 0.0, "
-                         f"Member must not be null]")
-            continue
-        weights[str(int(key_text))] = float(number)
+    for key, value in r.mapping(raw, path).items():
+        problem = _weight_problem(str(key), value)
+        if problem:
+            r.fail(path, problem)
+        else:
+            weights[str(int(str(key)))] = float(value)
     if len(weights) > 1:
         r.fail(path, "Number of items in AdditionalVersionWeights cannot be greater than 1")
     if weights and primary == LATEST:
@@ -238,6 +226,23 @@ def _weights(r: Reader, raw: Any, primary: str, path: str) -> dict[str, float]:
         r.fail(path, f"Invalid function version {primary}. Function version {primary} is "
                      f"already included in routing configuration.")
     return weights
+
+
+def _weight_problem(key: str, value: Any) -> str | None:
+    """AWS's ValidationException texts for one AdditionalVersionWeights entry."""
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    shown = "null" if number is None else repr(float(number))
+    head = (f"1 validation error detected: Value '{{{key}={shown}}}' at "
+            f"'routingConfig.additionalVersionWeights' failed to satisfy constraint: ")
+    if not key.isdigit():
+        return head + ("Map keys must satisfy constraint: [Member must have length less than "
+                       "or equal to 1024, Member must have length greater than or equal to 1, "
+                       "Member must satisfy regular expression pattern: [0-9]+]")
+    if number is None or not 0.0 <= number <= 1.0:
+        return head + ("Map value must satisfy constraint: [Member must have value less than or "
+                       "equal to 1.0, Member must have value greater than or equal to 0.0, "
+                       "Member must not be null]")
+    return None
 
 
 def _bucket(r: Reader, config: Config, name: str, raw: Any, path: str) -> Bucket:

@@ -1,0 +1,201 @@
+from typing import Any
+
+import pytest
+from hypothesis import given, strategies as st
+
+from simulator.config import Config, check_published
+from simulator.errors import ConfigError
+from tests.conftest import fixture
+
+ARN = "arn:aws:lambda:us-east-1:123456789012:function"
+RECORDED_FN = "arn:<partition>:lambda:<region>:111111111111:function:<function-name:1>"
+
+
+def base(**overrides: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "region": "us-east-1", "account": "123456789012",
+        "functions": {"fn": {"handler": "handler.handler", "aliases": {"prod": 1, "dev": "$LATEST"}}},
+        "buckets": {"uploads": {"notifications": [
+            {"id": "a", "events": ["s3:ObjectCreated:*"], "prefix": "images/", "suffix": ".jpg",
+             "function": f"{ARN}:fn:prod"}]}},
+    }
+    raw.update(overrides)
+    return raw
+
+
+def problems(raw: Any) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        Config.from_mapping(raw)
+    return [str(p) for p in info.value.problems]
+
+
+def recorded_message(name: str) -> str:
+    return str(fixture("alias_routing_config_invalid_and_notfound.json")["recorded"][name]
+               ["Error"]["Message"])
+
+
+def test_short_form_builds_the_model() -> None:
+    config = Config.from_mapping(base())
+    note = config.buckets["uploads"].notifications[0]
+    assert (note.id, note.prefix, note.suffix, str(note.function_arn)) == (
+        "a", "images/", ".jpg", f"{ARN}:fn:prod")
+    assert config.functions["fn"].aliases["prod"].version == "1"
+
+
+def test_s3_api_shape_with_case_insensitive_rule_names() -> None:
+    raw = base(buckets={"uploads": {"LambdaFunctionConfigurations": [{
+        "Id": "thumbs", "LambdaFunctionArn": f"{ARN}:fn:prod", "Events": ["s3:ObjectCreated:Put"],
+        "Filter": {"Key": {"FilterRules": [{"Name": "Prefix", "Value": "images/"},
+                                           {"Name": "suffix", "Value": ".jpg"}]}}}]}})
+    note = Config.from_mapping(raw).buckets["uploads"].notifications[0]
+    assert (note.id, note.events, note.prefix, note.suffix) == (
+        "thumbs", ("s3:ObjectCreated:Put",), "images/", ".jpg")
+
+
+def test_missing_id_gets_a_stable_generated_one() -> None:
+    raw = base()
+    del raw["buckets"]["uploads"]["notifications"][0]["id"]
+    first = Config.from_mapping(raw).buckets["uploads"].notifications[0].id
+    assert first == Config.from_mapping(raw).buckets["uploads"].notifications[0].id
+    assert len(first) == 48  # base64 of a UUID string, like the ids S3 generates
+
+
+def test_two_suffix_rules_rejected_with_s3_text() -> None:
+    raw = base(buckets={"uploads": {"LambdaFunctionConfigurations": [{
+        "LambdaFunctionArn": f"{ARN}:fn:prod", "Events": ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": ".jpg"},
+                                           {"Name": "suffix", "Value": ".png"}]}}}]}})
+    assert problems(raw) == ["buckets.uploads.LambdaFunctionConfigurations[0].Filter.Key."
+                             "FilterRules: Cannot specify more than one suffix rule in a filter."]
+
+
+def _two(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    for n, note in (("a", a), ("b", b)):
+        note.setdefault("id", n)
+        note.setdefault("function", f"{ARN}:fn:prod")
+    return base(buckets={"uploads": {"notifications": [a, b]}})
+
+
+def test_unfiltered_configurations_on_one_event_type_overlap() -> None:
+    raw = _two({"events": ["s3:ObjectCreated:*"]}, {"events": ["s3:ObjectCreated:Put"]})
+    assert problems(raw) == ["buckets.uploads: configurations 'a' and 'b': Configurations "
+                             "overlap. Configurations on the same bucket cannot share a common "
+                             "event type."]
+
+
+def test_overlapping_prefixes_and_suffixes_are_ambiguous() -> None:
+    raw = _two({"events": ["s3:ObjectCreated:*"], "prefix": "images/", "suffix": "jpg"},
+               {"events": ["s3:ObjectCreated:Put"], "prefix": "images/big/", "suffix": ".jpg"})
+    assert problems(raw)[0].endswith(
+        "Configuration is ambiguously defined. Cannot have overlapping suffixes in two rules "
+        "if the prefixes are overlapping for the same event type.")
+
+
+@pytest.mark.parametrize("a, b", [
+    ({"events": ["s3:ObjectCreated:*"], "suffix": ".jpg"},
+     {"events": ["s3:ObjectCreated:*"], "suffix": ".png"}),
+    ({"events": ["s3:ObjectCreated:*"]}, {"events": ["s3:ObjectRemoved:*"]}),
+    ({"events": ["s3:ObjectCreated:*"], "prefix": "a/"},
+     {"events": ["s3:ObjectCreated:*"], "prefix": "b/"}),
+])
+def test_non_overlapping_configurations_are_accepted(a: dict[str, Any], b: dict[str, Any]) -> None:
+    assert len(Config.from_mapping(_two(a, b)).buckets["uploads"].notifications) == 2
+
+
+def test_unparseable_arn_uses_s3_message() -> None:
+    raw = base()
+    raw["buckets"]["uploads"]["notifications"][0]["function"] = "thumbnailer"
+    assert problems(raw) == ["buckets.uploads.notifications[0].function: The ARN could not be "
+                             "parsed: 'thumbnailer'"]
+
+
+def test_missing_alias_target_is_not_authorized_like_s3_says() -> None:
+    raw = base()
+    raw["buckets"]["uploads"]["notifications"][0]["function"] = f"{ARN}:fn:staging"
+    (message,) = problems(raw)
+    assert ("Unable to validate the following destination configurations: Not authorized "
+            f"to invoke function [{ARN}:fn:staging]") in message
+
+
+def test_all_digit_alias_name_rejected_with_lambda_text() -> None:
+    raw = base()
+    raw["functions"]["fn"]["aliases"]["2024"] = 1
+    assert ("functions.fn.aliases.2024: 1 validation error detected: Value '2024' at 'name' "
+            "failed to satisfy constraint: Member must satisfy regular expression pattern: "
+            "(?!^[0-9]+$)([a-zA-Z0-9-_]+)") in problems(raw)
+
+
+@pytest.mark.parametrize("weights, primary, recording", [
+    ({2: 0.1, 3: 0.1}, 1, "routing_config_exc_toomany"),
+    ({2: 2}, 1, "routing_config_exc_toohigh"),
+    ({2: -1}, 1, "routing_config_exc_subzero"),
+    ({1: 0.5}, 1, "routing_config_exc_sameversion"),
+    ({2: 0.5}, "$LATEST", "target_version_exc_version_latest"),
+    ({"$LATEST": 0.5}, 1, "routing_config_exc_version_latest"),
+])
+def test_weighted_alias_rules_use_recorded_aws_messages(weights: dict[Any, Any], primary: Any,
+                                                        recording: str) -> None:
+    raw = base()
+    raw["functions"]["fn"]["aliases"]["canary"] = {"version": primary, "weights": weights}
+    expected = recorded_message(recording)
+    assert f"functions.fn.aliases.canary.weights: {expected}" in problems(raw)
+
+
+def test_alias_to_unpublished_version_is_function_not_found() -> None:
+    config = Config.from_mapping(base())
+    with pytest.raises(ConfigError) as info:
+        check_published(config, {"fn": frozenset()})
+    expected = recorded_message("target_version_doesnotexist").replace(
+        f"{RECORDED_FN}:10", f"{ARN}:fn:1")
+    assert expected in str(info.value.problems[0])
+    check_published(config, {"fn": frozenset({1})})
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("timeout", 0, "Value '0' at 'timeout' failed to satisfy constraint: Member must have value "
+                   "greater than or equal to 1"),
+    ("timeout", 901, "Value '901' at 'timeout' failed to satisfy constraint: Member must have "
+                     "value less than or equal to 900"),
+    ("memory", 64, "Value '64' at 'memorySize' failed to satisfy constraint: Member must have "
+                   "value greater than or equal to 128"),
+    ("retries", 3, "Value '3' at 'maximumRetryAttempts' failed to satisfy constraint: Member "
+                   "must have value less than or equal to 2"),
+    ("max_event_age", 59, "Value '59' at 'maximumEventAgeInSeconds' failed to satisfy "
+                          "constraint: Member must have value greater than or equal to 60"),
+])
+def test_ranges_named_by_path_and_aws_field(field: str, value: int, message: str) -> None:
+    raw = base()
+    raw["functions"]["fn"][field] = value
+    assert problems(raw) == [f"functions.fn.{field}: 1 validation error detected: {message}"]
+
+
+def test_reserved_environment_key_rejected() -> None:
+    raw = base()
+    raw["functions"]["fn"]["environment"] = {"AWS_REGION": "x"}
+    (message,) = problems(raw)
+    assert message.startswith("functions.fn.environment.AWS_REGION: Lambda was unable to "
+                              "configure your environment variables")
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    raw = base()
+    raw["functions"]["fn"]["timeout"] = 0
+    raw["functions"]["fn"]["memory"] = 1
+    raw["buckets"]["uploads"]["notifications"][0]["events"] = ["s3:ObjectMade"]
+    assert len(problems(raw)) == 3
+
+
+@given(st.text(alphabet="ab/.", max_size=6), st.text(alphabet="ab/.", max_size=6),
+       st.text(alphabet="ab/.", max_size=6), st.text(alphabet="ab/.", max_size=6))
+def test_overlap_rule_guarantees_at_most_one_match(p1: str, s1: str, p2: str, s2: str) -> None:
+    """AWS's overlap validation means no key can match two accepted configurations."""
+    from simulator import routing
+
+    raw = _two({"events": ["s3:ObjectCreated:*"], "prefix": p1, "suffix": s1},
+               {"events": ["s3:ObjectCreated:*"], "prefix": p2, "suffix": s2})
+    try:
+        config = Config.from_mapping(raw)
+    except ConfigError:
+        return
+    for key in {p1 + s1, p2 + s2, p1 + s2, p2 + s1, p1 + "x" + s1, p2 + "x" + s2}:
+        assert len(routing.match(config.buckets["uploads"], key, "ObjectCreated:Put")) <= 1
