@@ -72,7 +72,7 @@ class ConfigSource:
             try:
                 new = read(self.path, self._store)
             except ConfigError as exc:
-                log.error("config.rejected", problems=[str(p) for p in exc.problems],
+                log.error("config.rejected", problems=[f"{exc.source}: {p}" for p in exc.problems],
                           kept="last good configuration")
                 return False
             changes = diff(self.current, new)

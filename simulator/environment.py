@@ -39,6 +39,8 @@ class Spec:
     region: str
     generation: int = 0  # bumps when $LATEST code changes, so stale environments retire
     pycache_dir: Path | None = None  # byte-code goes here, never into the code folder
+    cache_bytecode: bool = True  # off for $LATEST: a same-size edit within a second would
+    # otherwise match the old .pyc's (mtime, size) stamp and run stale code
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -102,8 +104,13 @@ class Environment:
         )
 
     def _pycache_args(self) -> list[str]:
-        # -I ignores PYTHONPYCACHEPREFIX, so the prefix goes on the command line.
-        return ["-X", f"pycache_prefix={self.spec.pycache_dir}"] if self.spec.pycache_dir else []
+        # -I ignores PYTHONPYCACHEPREFIX, so the prefix goes on the command line. Without
+        # caching, the prefix points at a folder that is never written, so nothing is read.
+        if self.spec.pycache_dir is None:
+            return []
+        if not self.spec.cache_bytecode:
+            return ["-B", "-X", f"pycache_prefix={self.spec.pycache_dir / 'never-written'}"]
+        return ["-X", f"pycache_prefix={self.spec.pycache_dir}"]
 
     def _await_init(self, on_output: Callable[[str], None], deadline: float) -> Result | None:
         started = time.monotonic()

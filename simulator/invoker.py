@@ -87,7 +87,7 @@ class Invoker:
             code_dir, settings, generation = published.code_dir, published.settings, 0
         return Spec(function, version, code_dir, settings["handler"], int(settings["timeout"]),
                     int(settings["memory"]), settings["environment"], config.region, generation,
-                    self._workspace / ".s3sim" / "pycache")
+                    self._workspace / ".s3sim" / "pycache", cache_bytecode=version != LATEST)
 
     def _run(self, spec: Spec, arn: FunctionArn, event: Any, request_id: str,
              bound: Any) -> tuple[Result, bool]:

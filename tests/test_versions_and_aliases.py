@@ -1,0 +1,173 @@
+"""Publishing, immutability, live alias repointing through config.yaml, hot reload."""
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simulator.config import Config
+from simulator.errors import VersionIntegrityError
+from simulator.versions import VersionStore
+from tests.helpers import (
+    ARN, drop, handler_source, make_workspace, results, running, simple_config, write_config,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def fn_config(out: Path) -> Config:
+    return Config.from_mapping(simple_config(out))
+
+
+def test_publish_snapshots_and_returns_last_version_when_unchanged(tmp_path: Path) -> None:
+    src = tmp_path / "fn"
+    src.mkdir()
+    (src / "handler.py").write_text("x = 1\n")
+    store = VersionStore(tmp_path / "versions")
+    function = fn_config(tmp_path).functions["fn"]
+    v1, created1 = store.publish(function, src)
+    (src / "__pycache__").mkdir()
+    (src / "__pycache__" / "handler.cpython-311.pyc").write_bytes(b"cache")  # not code
+    (src / ".handler.py.swp").write_text("noise")
+    again, created_again = store.publish(function, src, description="ignored: nothing changed")
+    assert (v1.number, created1, again.number, created_again) == (1, True, 1, False)
+    (src / "handler.py").write_text("x = 2\n")
+    v2, _ = store.publish(function, src)
+    assert v2.number == 2 and v2.code_sha256 != v1.code_sha256
+    assert (store.load("fn", 1).code_dir / "handler.py").read_text() == "x = 1\n"
+    assert not os.access(store.load("fn", 1).code_dir / "handler.py", os.W_OK) or os.geteuid() == 0
+
+
+def test_configuration_only_change_is_a_new_version(tmp_path: Path) -> None:
+    src = tmp_path / "fn"
+    src.mkdir()
+    (src / "handler.py").write_text("x = 1\n")
+    store = VersionStore(tmp_path / "versions")
+    raw = simple_config(tmp_path)
+    store.publish(Config.from_mapping(raw).functions["fn"], src)
+    raw["functions"]["fn"]["timeout"] = 9
+    v2, created = store.publish(Config.from_mapping(raw).functions["fn"], src)
+    assert (v2.number, created, v2.settings["timeout"]) == (2, True, 9)
+
+
+def test_altered_version_is_refused_naming_the_file(tmp_path: Path) -> None:
+    src = tmp_path / "fn"
+    src.mkdir()
+    (src / "handler.py").write_text("x = 1\n")
+    store = VersionStore(tmp_path / "versions")
+    version, _ = store.publish(fn_config(tmp_path).functions["fn"], src)
+    target = version.code_dir / "handler.py"
+    os.chmod(target, 0o644)
+    target.write_text("x = 'tampered'\n")
+    with pytest.raises(VersionIntegrityError) as info:
+        store.load("fn", 1)
+    assert str(target) in str(info.value)
+
+
+def test_numbers_are_never_reused(tmp_path: Path) -> None:
+    src = tmp_path / "fn"
+    src.mkdir()
+    store = VersionStore(tmp_path / "versions")
+    function = fn_config(tmp_path).functions["fn"]
+    for i in range(2):
+        (src / "handler.py").write_text(f"x = {i}\n")
+        store.publish(function, src)
+    import shutil
+    from simulator.versions import _make_writable
+
+    _make_writable(tmp_path / "versions" / "fn" / "2")
+    shutil.rmtree(tmp_path / "versions" / "fn" / "2")
+    (src / "handler.py").write_text("x = 9\n")
+    assert store.publish(function, src)[0].number == 3
+
+
+def published_workspace(tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    out.mkdir()
+    ws = make_workspace(tmp_path / "ws", simple_config(out, aliases={"live": "$LATEST"}),
+                        {"fn": {"handler.py": handler_source("v1")}})
+    store = VersionStore(ws / "versions")
+    function = Config.from_mapping(yaml.safe_load((ws / "config.yaml").read_text())).functions["fn"]
+    store.publish(function, ws / "functions" / "fn")
+    (ws / "functions/fn/handler.py").write_text(handler_source("v2"))
+    store.publish(function, ws / "functions" / "fn")
+    return ws
+
+
+def set_alias(ws: Path, value: object) -> None:
+    raw = yaml.safe_load((ws / "config.yaml").read_text())
+    raw["functions"]["fn"]["aliases"]["live"] = value
+    write_config(ws, raw)
+
+
+def test_repointing_alias_in_config_runs_new_version_without_restart(tmp_path: Path) -> None:
+    ws = published_workspace(tmp_path)
+    set_alias(ws, 1)
+    with running(ws) as (_, log):
+        drop(ws / "buckets/uploads/a.txt")
+        log.wait_for(log.named("invoke.report"))
+        set_alias(ws, 2)
+        (reload,) = log.wait_for(log.named("config.reloaded"))
+        drop(ws / "buckets/uploads/b.txt")
+        log.wait_for(log.named("invoke.report"), count=2)
+    assert "functions.fn.aliases.live: 1 -> 2" in reload["changes"]
+    by_key = {r["event"]["Records"][0]["s3"]["object"]["key"]: r for r in results(tmp_path / "out")}
+    assert (by_key["a.txt"]["tag"], by_key["a.txt"]["context"]["function_version"]) == ("v1", "1")
+    assert (by_key["b.txt"]["tag"], by_key["b.txt"]["context"]["function_version"]) == ("v2", "2")
+    assert by_key["b.txt"]["context"]["invoked_function_arn"] == f"{ARN}:fn:live"
+    assert by_key["b.txt"]["env"]["AWS_LAMBDA_FUNCTION_VERSION"] == "2"
+    starts = log.matching(log.named("invoke.start"))
+    assert [s["version"] for s in starts] == ["1", "2"]
+
+
+def test_invalid_reload_keeps_last_good_config(tmp_path: Path) -> None:
+    ws = published_workspace(tmp_path)
+    set_alias(ws, 1)
+    good = yaml.safe_load((ws / "config.yaml").read_text())
+    with running(ws) as (_, log):
+        (ws / "config.yaml").write_text("functions: [this is: not valid\n")
+        (bad_yaml,) = log.wait_for(log.named("config.rejected"))
+        good["functions"]["fn"]["aliases"]["live"] = 7  # a version that does not exist
+        write_config(ws, good)
+        rejected = log.wait_for(log.named("config.rejected"), count=2)
+        drop(ws / "buckets/uploads/a.txt")
+        log.wait_for(log.named("invoke.report"))
+    assert bad_yaml["problems"][0].startswith("config.yaml: line 2, column 1: invalid YAML")
+    assert rejected[1]["problems"] == [f"config.yaml: functions.fn.aliases.live: Function not found: "
+                                       f"{ARN}:fn:7 (publish it first: s3sim publish fn)"]
+    (result,) = results(tmp_path / "out")
+    assert result["context"]["function_version"] == "1"
+
+
+def test_weighted_alias_runs_both_versions_in_separate_environments(tmp_path: Path) -> None:
+    ws = published_workspace(tmp_path)
+    set_alias(ws, {"version": 1, "weights": {2: 0.5}})
+    with running(ws) as (_, log):
+        for i in range(30):
+            drop(ws / f"buckets/uploads/k{i}.txt")
+        log.wait_for(log.named("invoke.report"), count=30)
+    runs = results(tmp_path / "out")
+    versions = {r["context"]["function_version"] for r in runs}
+    assert versions == {"1", "2"}
+    for r in runs:  # each environment ran exactly one version's code
+        assert r["tag"] == f"v{r['context']['function_version']}"
+        assert r["env"]["AWS_LAMBDA_FUNCTION_VERSION"] == r["context"]["function_version"]
+    pids = {v: {r["pid"] for r in runs if r["context"]["function_version"] == v} for v in versions}
+    assert not pids["1"] & pids["2"]
+
+
+def test_latest_edit_recycles_warm_environment_but_not_versions(tmp_path: Path) -> None:
+    ws = published_workspace(tmp_path)
+    with running(ws) as (_, log):
+        drop(ws / "buckets/uploads/a.txt")
+        log.wait_for(log.named("invoke.report"))
+        (ws / "functions/fn/handler.py").write_text(handler_source("v3"))
+        log.wait_for(log.named("function.code_changed"))
+        drop(ws / "buckets/uploads/b.txt")
+        log.wait_for(log.named("invoke.report"), count=2)
+    by_key = {r["event"]["Records"][0]["s3"]["object"]["key"]: r["tag"]
+              for r in results(tmp_path / "out")}
+    assert by_key == {"a.txt": "v2", "b.txt": "v3"}
+    store = VersionStore(ws / "versions")
+    assert "TAG = 'v1'" in (store.load("fn", 1).code_dir / "handler.py").read_text()
