@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from simulator.versions import VersionStore
 
 log = structlog.get_logger("s3sim")
 INIT_LIMIT_S = 10.0  # Lambda's init phase limit for on-demand functions
+RUNTIME_VERSION = f"python:{sys.version_info[0]}.{sys.version_info[1]}.s3sim"
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class Invoker:
         on_output = _output_logger(bound)
         try:
             if cold:
-                failure = self._start(env, spec, on_output)
+                failure = self._start(env, spec, on_output, request_id)
                 if failure is not None:
                     self._log_start(bound, spec)
                     self._log_finish(bound, spec, failure, request_id)
@@ -110,14 +112,16 @@ class Invoker:
         finally:
             self._pool.checkin(env)
 
-    def _start(self, env: Environment, spec: Spec, on_output: Callable[[str], None]
-               ) -> Result | None:
+    def _start(self, env: Environment, spec: Spec, on_output: Callable[[str], None],
+               request_id: str) -> Result | None:
         if spec.version != LATEST:  # the hash is checked whenever a published version starts
             try:
                 self._store.verify(self._store.load(spec.function, int(spec.version), False))
             except SimulatorError as exc:
                 payload = {"errorType": "S3sim.CodeIntegrityError", "errorMessage": str(exc)}
                 return Result(False, payload, payload["errorType"], 0.0, 0, None, True)
+        log.bind(request_id=request_id, function=spec.function, version=spec.version).info(
+            "invoke.init_start", runtime=RUNTIME_VERSION)
         return env.start(on_output, time.monotonic() + INIT_LIMIT_S)
 
     @staticmethod

@@ -67,6 +67,8 @@ def render(event: MutableMapping[str, Any]) -> str:
     stamp = str(event.get("timestamp", ""))[11:23]
     tag = f"[{event.get('function', '?')}:{event.get('version', '?')}]"
     rid = event.get("request_id", "")
+    if name == "invoke.init_start":
+        return f"{stamp} {tag} INIT_START Runtime Version: {event.get('runtime')}"
     if name == "invoke.start":
         return f"{stamp} {tag} START RequestId: {rid} Version: {event.get('version')}"
     if name == "invoke.end":
