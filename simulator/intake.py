@@ -63,6 +63,7 @@ class Intake:
         self._overlay: dict[tuple[str, str], IndexEntry | None] = {}
         self._sequencer = int(journal.get_meta("sequencer") or 0)
         self._baseline_pending = False  # the first scan is recorded with the batch it makes
+        self._recover_at: float | None = None
         self._busy = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="s3sim-intake", daemon=True)
 
@@ -76,7 +77,7 @@ class Intake:
 
     def idle(self) -> bool:
         return self.hints.empty() and not self._busy.is_set() and not self._settling \
-            and not self._deleting
+            and not self._deleting and self._recover_at is None
 
     def rescan(self, fire: bool, reason: str) -> None:
         """Diff every bucket folder against the object index (runs on the intake thread)."""
@@ -95,9 +96,12 @@ class Intake:
             try:
                 self._pass(hint)
             except Exception:
-                log.exception("intake.error")  # keep running on the last good state
+                # Keep running on the last good state. Whatever was staged is not in the index
+                # (the transaction rolled back), so a rescan finds it again: nothing is lost.
+                log.exception("intake.error", action="rescanning every bucket")
                 self._batch.clear()
                 self._overlay.clear()
+                self._recover_at = time.monotonic() + 1.0  # not at once: the fault may persist
             finally:
                 self._busy.clear()
 
@@ -117,6 +121,8 @@ class Intake:
 
     def _wait_s(self) -> float:
         dues = [p.due for p in self._settling.values()] + list(self._deleting.values())
+        if self._recover_at is not None:
+            dues.append(self._recover_at)
         return max(0.0, min(dues) - time.monotonic()) if dues else 1.0
 
     # -- hints -------------------------------------------------------------------------------
@@ -193,6 +199,9 @@ class Intake:
                     IndexEntry(size, mtime_ns, etag))
 
     def _run_timers(self, now: float) -> None:
+        if self._recover_at is not None and self._recover_at <= now:
+            self._recover_at = None
+            self._rescan(True, "recovering from an intake error")
         for path, pending in list(self._settling.items()):
             if pending.due <= now:
                 self._check_settled(path, pending, now)

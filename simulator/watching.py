@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -104,6 +105,10 @@ class Watcher:
 
     def start(self) -> None:
         _shorten_move_hold()
+        # watchdog warns on a benign race when folders appear fast (mkdir -p); the message
+        # embeds every watch, so it grows with the tree. The duplicate event it implies is
+        # harmless here: the intake dedupes against the object index.
+        warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
         for name in self._LOGGERS:
             logging.getLogger(name).addHandler(self._detector)
         observer = _new_observer()
