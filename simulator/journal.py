@@ -60,15 +60,8 @@ class NewDelivery:
 
 
 @dataclass(frozen=True)
-class Delivery:
+class Delivery(NewDelivery):
     id: int
-    request_id: str
-    target: str
-    function: str
-    bucket: str
-    key: str
-    payload: dict[str, Any]
-    accepted_s: float
     attempts: int
     due_s: float
     state: str
@@ -84,7 +77,7 @@ class IndexEntry:
     etag: str
 
 
-_DELIVERY_COLUMNS = ("id, request_id, target, function, bucket, key, payload, accepted_s, "
+_DELIVERY_COLUMNS = ("request_id, target, function, bucket, key, payload, accepted_s, id, "
                      "attempts, due_s, state, condition, last_error, executed_version")
 
 
@@ -203,7 +196,7 @@ RESCHEDULE_SQL = ("UPDATE deliveries SET attempts = ?, due_s = ?, last_error = ?
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:
     values = list(row)
-    values[6] = json.loads(values[6])
+    values[5] = json.loads(values[5])
     return Delivery(*values)
 
 

@@ -14,3 +14,13 @@ def fixture(name: str) -> Any:
 @pytest.fixture
 def recorded() -> Any:
     return fixture
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    """A workspace with one function `fn` (the recording handler, alias `live` -> $LATEST)."""
+    from tests.helpers import handler_source, make_workspace, simple_config
+
+    out = tmp_path / "out"
+    out.mkdir()
+    return make_workspace(tmp_path / "ws", simple_config(out), {"fn": {"handler.py": handler_source()}})

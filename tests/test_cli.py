@@ -15,13 +15,6 @@ from tests.helpers import ARN, drop, handler_source, make_workspace, simple_conf
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def ws(tmp_path: Path) -> Path:
-    out = tmp_path / "out"
-    out.mkdir()
-    return make_workspace(tmp_path / "ws", simple_config(out), {"fn": {"handler.py": handler_source()}})
-
-
 def cli(ws: Path, *args: str) -> int:
     return main(["-w", str(ws), *args])
 

@@ -13,13 +13,6 @@ from tests.helpers import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def ws(tmp_path: Path) -> Path:
-    out = tmp_path / "out"
-    out.mkdir()
-    return make_workspace(tmp_path / "ws", simple_config(out), {"fn": {"handler.py": handler_source()}})
-
-
 def out_dir(ws: Path) -> Path:
     return ws.parent / "out"
 

@@ -14,13 +14,6 @@ from tests.helpers import drop, handler_source, make_workspace, results, running
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def ws(tmp_path: Path) -> Path:
-    out = tmp_path / "out"
-    out.mkdir()
-    return make_workspace(tmp_path / "ws", simple_config(out), {"fn": {"handler.py": handler_source()}})
-
-
 def keys_seen(ws: Path) -> list[tuple[str, str]]:
     return sorted((r["event"]["Records"][0]["eventName"], r["event"]["Records"][0]["s3"]["object"]["key"])
                   for r in results(ws.parent / "out"))
