@@ -91,6 +91,8 @@ class Settings:
     catch_up: Literal["fire", "record"] = "fire"
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     settle_ms: int = 100  # quiet time before a file without a close event counts as written
+    watcher: Literal["native", "polling"] = "native"  # polling: network/virtual file systems
+    polling_interval_ms: int = 500
     seed: int | None = None  # seeds weighted-alias choices and generated ids
     log_limit_bytes: int = 256 * 1024  # handler output kept per invocation
     principal_id: str = "AWS:AIDAS3SIMLOCALUSER"

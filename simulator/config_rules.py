@@ -96,6 +96,9 @@ def _settings(r: Reader, raw: Mapping[str, Any]) -> Settings:
     if catch_up not in ("fire", "record"):
         r.fail("simulator.catch_up", f"must be 'fire' or 'record', got {catch_up!r}")
     ignore = r.typed(raw.get("ignore"), list, "simulator.ignore", list(d.ignore))
+    watcher = r.typed(raw.get("watcher"), str, "simulator.watcher", d.watcher)
+    if watcher not in ("native", "polling"):
+        r.fail("simulator.watcher", f"must be 'native' or 'polling', got {watcher!r}")
     return Settings(
         time_scale=scale,
         concurrency=r.ranged(raw.get("concurrency"), "simulator.concurrency", "concurrency",
@@ -104,6 +107,10 @@ def _settings(r: Reader, raw: Mapping[str, Any]) -> Settings:
         ignore=tuple(str(p) for p in ignore),
         settle_ms=r.ranged(raw.get("settle_ms"), "simulator.settle_ms", "settle_ms", 10, 10000,
                            d.settle_ms),
+        watcher="polling" if watcher == "polling" else "native",
+        polling_interval_ms=r.ranged(raw.get("polling_interval_ms"),
+                                     "simulator.polling_interval_ms", "polling_interval_ms", 50,
+                                     60000, d.polling_interval_ms),
         seed=None if raw.get("seed") is None else r.typed(raw.get("seed"), int, "simulator.seed", 0),
         log_limit_bytes=r.ranged(raw.get("log_limit_bytes"), "simulator.log_limit_bytes",
                                  "log_limit_bytes", 1024, 64 * 1024 * 1024, d.log_limit_bytes),

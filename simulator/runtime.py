@@ -74,7 +74,9 @@ class Runtime:
         self.intake = Intake(self.ws.root, self.journal, self._config, self.deliverer.submit,
                              self._control)
         self.intake.start()
-        self.watcher = Watcher(self.ws.root, self.intake.hints.put)
+        polling_s = config.settings.polling_interval_ms / 1000 \
+            if config.settings.watcher == "polling" else None
+        self.watcher = Watcher(self.ws.root, self.intake.hints.put, polling_s)
         self.watcher.start()
         self._scan_on_start(first_start, config)
         log.info("simulator.ready", workspace=str(self.ws.root), buckets=sorted(config.buckets),

@@ -46,16 +46,16 @@ _KINDS: dict[type[FileSystemEvent], str] = {
 }
 
 
-def has_close_events() -> bool:
-    return sys.platform.startswith("linux")
+def has_close_events(polling: bool) -> bool:
+    return sys.platform.startswith("linux") and not polling
 
 
-def event_filter() -> list[type[FileSystemEvent]]:
+def event_filter(polling: bool) -> list[type[FileSystemEvent]]:
     wanted: list[type[FileSystemEvent]] = [
         FileClosedEvent, FileCreatedEvent, FileDeletedEvent, FileMovedEvent,
         DirDeletedEvent, DirMovedEvent,
     ]
-    if not has_close_events():  # no close events: modifications settle by stability instead
+    if not has_close_events(polling):  # no close events: modifications settle instead
         wanted.append(FileModifiedEvent)
     return wanted
 
@@ -97,9 +97,11 @@ class Watcher:
 
     _LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
 
-    def __init__(self, workspace: Path, sink: Callable[[Hint], None]) -> None:
+    def __init__(self, workspace: Path, sink: Callable[[Hint], None],
+                 polling_interval_s: float | None = None) -> None:
         self._workspace = workspace
         self._sink = sink
+        self._polling_interval_s = polling_interval_s  # None: the platform's native observer
         self._observer: BaseObserver | None = None
         self._detector = _OverflowDetector(sink)
 
@@ -111,14 +113,15 @@ class Watcher:
         warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
         for name in self._LOGGERS:
             logging.getLogger(name).addHandler(self._detector)
-        observer = _new_observer()
+        polling = self._polling_interval_s is not None
+        observer = _new_observer(self._polling_interval_s)
         handler = _Handler(self._sink)
+        wanted = event_filter(polling)
         for folder in ("buckets", "functions", "versions"):
             (self._workspace / folder).mkdir(exist_ok=True)
             observer.schedule(handler, str(self._workspace / folder), recursive=True,
-                              event_filter=event_filter())
-        observer.schedule(handler, str(self._workspace), recursive=False,
-                          event_filter=event_filter())
+                              event_filter=wanted)
+        observer.schedule(handler, str(self._workspace), recursive=False, event_filter=wanted)
         observer.start()
         self._observer = observer
 
@@ -131,7 +134,11 @@ class Watcher:
             logging.getLogger(name).removeHandler(self._detector)
 
 
-def _new_observer() -> BaseObserver:
+def _new_observer(polling_interval_s: float | None) -> BaseObserver:
+    if polling_interval_s is not None:
+        from watchdog.observers.polling import PollingObserver
+
+        return PollingObserver(timeout=polling_interval_s)
     if sys.platform.startswith("linux"):
         from watchdog.observers.inotify import InotifyObserver
 

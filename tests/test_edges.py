@@ -108,3 +108,20 @@ def test_intake_fault_is_recovered_by_rescan(tmp_path: Path, monkeypatch: pytest
         log.wait_for(log.named("intake.error"))
         log.wait_for(log.named("invoke.report"))
     assert keys(ws) == ["a.txt"]
+
+
+def test_polling_watcher_without_close_events_settles_writes(tmp_path: Path) -> None:
+    """The path macOS/Windows and network file systems take: no close events, only changes."""
+    ws = workspace(tmp_path)
+    config = yaml.safe_load((ws / "config.yaml").read_text())
+    config["simulator"].update(watcher="polling", polling_interval_ms=50)
+    (ws / "config.yaml").write_text(yaml.safe_dump(config))
+    with running(ws) as (_, log):
+        path = drop(ws / "buckets/uploads/p.txt", b"one")
+        log.wait_for(log.named("invoke.report"))
+        path.write_bytes(b"two!")
+        log.wait_for(log.named("invoke.report"), count=2)
+        path.unlink()
+        log.wait_for(log.named("invoke.report"), count=3)
+    names = sorted(r["event"]["Records"][0]["eventName"] for r in results(tmp_path / "out"))
+    assert names == ["ObjectCreated:Put", "ObjectCreated:Put", "ObjectRemoved:Delete"]
