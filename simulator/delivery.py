@@ -102,8 +102,9 @@ class Deliverer:
                 self._promote_due(self._clock())
             try:
                 self._record(completions)
-            except Exception:  # a broken record must not stop all delivery
-                log.exception("scheduler.error")
+            except Exception:  # a failed record must neither stop delivery nor lose events:
+                log.exception("scheduler.error", action="re-running the affected deliveries")
+                self._requeue(completions)  # at least once: they run again a second later
             with self._cond:
                 if not self._stopping:
                     self._dispatch()
@@ -179,6 +180,12 @@ class Deliverer:
         with self._cond:
             for delivery_id, function in new_ids:
                 self._q.ready[function].append(delivery_id)
+
+    def _requeue(self, completions: list[tuple[Delivery, Invocation]]) -> None:
+        with self._cond:
+            for delivery, _ in completions:
+                heapq.heappush(self._q.delayed, (self._clock() + 1.0, delivery.id,
+                                                 delivery.function))
 
     def _outcome(self, config: Config, d: Delivery, inv: Invocation, now: float,
                  follow_ups: list[NewDelivery]) -> tuple[str, tuple[Any, ...]]:
