@@ -195,8 +195,12 @@ class Intake:
         except Vanished as exc:
             log.info("s3.object_skipped", bucket=bucket, key=key, reason=str(exc))
             return
-        self._stage(ObjectChange(bucket, key, "put", size, etag),
-                    IndexEntry(size, mtime_ns, etag))
+        entry = IndexEntry(size, mtime_ns, etag)
+        if self._indexed(bucket, key) == entry:
+            # The same write reported twice (watchdog can report a file in a new folder both
+            # by its walk and by its own event). A real rewrite changes the mtime or the bytes.
+            return
+        self._stage(ObjectChange(bucket, key, "put", size, etag), entry)
 
     def _run_timers(self, now: float) -> None:
         if self._recover_at is not None and self._recover_at <= now:

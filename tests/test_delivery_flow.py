@@ -139,7 +139,8 @@ def test_thousand_files_delivered_exactly_once(ws: Path) -> None:
             tmp.write_bytes(b"x" * (i % 7))
             os.replace(tmp, folder / f"f{i}.dat")
         log.wait_for(log.named("invoke.report", status="success"), count=1000, timeout=120)
-        assert log.matching(log.named("invoke.failed")) == []
+        failures = log.matching(log.named("invoke.failed"))
+        assert failures == [], failures[:3]
     keys = [r["event"]["Records"][0]["s3"]["object"]["key"] for r in results(out_dir(ws))]
     assert len(keys) == 1000 and len(set(keys)) == 1000
     assert not any(".tmp" in k for k in keys)
