@@ -53,6 +53,17 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("bucket")
     ex.add_argument("key")
     ex.add_argument("--event", default="s3:ObjectCreated:Put")
+    dl = sub.add_parser("dead-letters", help="list events that failed every attempt")
+    dl.add_argument("--function")
+    dl.add_argument("--json", action="store_true")
+    rp = sub.add_parser("replay", help="re-deliver dead letters, or re-fire existing objects")
+    rp.add_argument("ids", nargs="*", type=int, help="dead-letter ids (see dead-letters)")
+    rp.add_argument("--all", action="store_true", help="every dead letter (of --function)")
+    rp.add_argument("--function")
+    rp.add_argument("--bucket", help="re-fire events for the objects in this bucket")
+    rp.add_argument("--prefix", default="", help="with --bucket: only keys with this prefix")
+    st = sub.add_parser("status", help="pending, in-flight, retrying and dead events")
+    st.add_argument("--json", action="store_true")
     inv = sub.add_parser("invoke", help="invoke a function synchronously once")
     inv.add_argument("arn", help="function ARN (unqualified, :N, :$LATEST or :alias) or name")
     inv.add_argument("--event", type=Path, help="JSON file holding the event")
@@ -106,6 +117,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         return commands.show_logs(ws, args.follow, filters, args.json, sys.stdout)
     if args.command == "explain":
         _out(commands.explain(ws, args.bucket, args.key, args.event))
+        return 0
+    if args.command == "dead-letters":
+        _out(commands.dead_letters(ws, args.function, args.json))
+        return 0
+    if args.command == "replay":
+        _out(commands.replay(ws, args.ids, args.all, args.function, args.bucket, args.prefix))
+        return 0
+    if args.command == "status":
+        _out(commands.show_status(ws, args.json))
         return 0
     if args.command == "invoke":
         text, ok = commands.invoke(ws, args.arn, args.event, args.bucket, args.key)

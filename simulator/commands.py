@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from simulator import config_source, routing, s3_events
 from simulator import logs as logstream
@@ -21,6 +21,9 @@ from simulator.config import Config, is_valid_alias_name
 from simulator.errors import ArnError, ResourceNotFound, SimulatorError
 from simulator.runtime import Workspace
 from simulator.versions import VersionStore
+
+if TYPE_CHECKING:
+    from simulator.journal import Journal
 
 
 def _load(ws_root: Path, check_versions: bool = True) -> tuple[Workspace, VersionStore, Config]:
@@ -176,6 +179,77 @@ def show_logs(ws_root: Path, follow: bool, filters: Mapping[str, str | None], as
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def dead_letters(ws_root: Path, function: str | None, as_json: bool) -> str:
+    journal = _journal(Workspace(ws_root))
+    dead = journal.query("dead", limit=10000, function=function)
+    if as_json:
+        return json.dumps([{"id": d.id, "request_id": d.request_id, "function": d.function,
+                            "target": d.target, "bucket": d.bucket, "key": d.key,
+                            "condition": d.condition, "attempts": d.attempts,
+                            "error": d.last_error} for d in dead], indent=2)
+    rows = [("ID", "REQUEST ID", "TARGET", "OBJECT", "CONDITION", "ATTEMPTS", "ERROR")]
+    rows += [(str(d.id), d.request_id, _short_target(d.target),
+              f"s3://{d.bucket}/{d.key}" if d.bucket else "-", d.condition or "",
+              str(d.attempts), (d.last_error or "")[:80]) for d in dead]
+    return _table(rows) if dead else "no dead letters"
+
+
+def _short_target(target: str) -> str:
+    arn = FunctionArn.parse(target)
+    return f"{arn.function}:{arn.qualifier}" if arn.qualifier else arn.function
+
+
+def replay(ws_root: Path, ids: list[int], everything: bool, function: str | None,
+           bucket: str | None, prefix: str) -> str:
+    ws = Workspace(ws_root)
+    journal = _journal(ws)
+    if bucket is not None:
+        if not (ws.buckets / bucket).is_dir():
+            raise SimulatorError(f"no bucket folder {ws.buckets / bucket}")
+        journal.add_request("refire", {"bucket": bucket, "prefix": prefix})
+        return (f"queued: re-fire events for s3://{bucket}/{prefix}* (a running simulator picks "
+                f"it up within a second; otherwise the next `s3sim run` does)")
+    dead = journal.query("dead", limit=100000, function=function)
+    chosen = [d.id for d in dead] if everything else [d.id for d in dead if d.id in set(ids)]
+    missing = sorted(set(ids) - set(chosen))
+    if missing:
+        raise SimulatorError(f"not dead letters: {', '.join(map(str, missing))} "
+                             f"(see `s3sim dead-letters`)")
+    if not chosen:
+        return "nothing to replay (name ids, or --all)"
+    journal.add_request("replay", {"ids": chosen})
+    return (f"queued: replay of {len(chosen)} dead letter(s) with new request ids, through the "
+            f"current alias mapping (picked up by a running simulator within a second, "
+            f"otherwise by the next `s3sim run`)")
+
+
+def show_status(ws_root: Path, as_json: bool) -> str:
+    from simulator import status
+
+    ws = Workspace(ws_root)
+    report = status.report(_journal(ws), ws.status_file, time.time())
+    if as_json:
+        return json.dumps(report, indent=2)
+    head = f"simulator: running (pid {report['pid']})" if report["running"] else \
+        "simulator: not running"
+    rows = [("FUNCTION", "PENDING", "IN FLIGHT", "RETRYING", "NEXT RETRY", "DEAD", "DONE")]
+    for name, f in sorted(report["functions"].items()):
+        nxt = "-" if f["next_attempt_in_s"] is None else f"in {f['next_attempt_in_s']} s"
+        rows.append((name, str(f["pending"]), str(f["in_flight"]), str(f["retrying"]), nxt,
+                     str(f["dead"]), str(f["done"])))
+    warm = ", ".join(f"{k}: {v}" for k, v in sorted(report["warm_environments"].items()))
+    return "\n".join([head, _table(rows), f"warm environments: {warm or 'none'}"])
+
+
+def _journal(ws: Workspace) -> "Journal":
+    from simulator.journal import Journal
+
+    if not ws.journal.exists():
+        raise SimulatorError(f"no journal yet at {ws.journal}; start the simulator with "
+                             f"`s3sim run`")
+    return Journal(ws.journal)
 
 
 def invoke(ws_root: Path, arn_text: str, event_file: Path | None, bucket: str | None,

@@ -32,19 +32,43 @@ _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 @dataclass(frozen=True)
-class Alias:
-    name: str
-    version: str  # "$LATEST" or "N"
-    weights: Mapping[str, float] = field(default_factory=dict)  # at most one extra version
-
-
-@dataclass(frozen=True)
 class Destination:
     kind: Literal["bucket", "function"]
     target: str  # bucket name, or function ARN text
 
     def __str__(self) -> str:
         return f"arn:aws:s3:::{self.target}" if self.kind == "bucket" else self.target
+
+
+@dataclass(frozen=True)
+class AsyncOverrides:
+    """Per-qualifier asynchronous invocation settings (Lambda's EventInvokeConfig on an alias).
+
+    Unset fields fall back to the function's (a simulator choice; see the README).
+    """
+
+    retries: int | None = None
+    max_event_age_s: int | None = None
+    on_failure: Destination | None = None
+    on_success: Destination | None = None
+
+
+@dataclass(frozen=True)
+class Alias:
+    name: str
+    version: str  # "$LATEST" or "N"
+    weights: Mapping[str, float] = field(default_factory=dict)  # at most one extra version
+    overrides: AsyncOverrides = field(default_factory=AsyncOverrides)
+
+
+@dataclass(frozen=True)
+class AsyncConfig:
+    """What governs retries and destinations for one invoked qualifier."""
+
+    retries: int
+    max_event_age_s: int
+    on_failure: Destination | None
+    on_success: Destination | None
 
 
 @dataclass(frozen=True)
@@ -59,7 +83,19 @@ class Function:
     retries: int = 2
     max_event_age_s: int = 21600
     on_failure: Destination | None = None
+    on_success: Destination | None = None
     aliases: Mapping[str, Alias] = field(default_factory=dict)
+
+    def async_config(self, qualifier: str | None) -> AsyncConfig:
+        alias = self.aliases.get(qualifier or "")
+        o = alias.overrides if alias is not None else AsyncOverrides()
+        return AsyncConfig(
+            retries=self.retries if o.retries is None else o.retries,
+            max_event_age_s=self.max_event_age_s if o.max_event_age_s is None
+            else o.max_event_age_s,
+            on_failure=o.on_failure or self.on_failure,
+            on_success=o.on_success or self.on_success,
+        )
 
     def version_settings(self) -> dict[str, Any]:
         """What a published version snapshots (the rest stays per function, as in AWS)."""
@@ -93,6 +129,11 @@ class Settings:
     settle_ms: int = 100  # quiet time before a file without a close event counts as written
     watcher: Literal["native", "polling"] = "native"  # polling: network/virtual file systems
     polling_interval_ms: int = 500
+    throttle: Literal["wait", "backoff"] = "wait"  # backoff: Lambda's 1 s doubling to 5 min
+    keep_alive_s: int = 600  # idle environments are stopped after this long
+    force_cold_start: bool = False  # a fresh environment for every invocation
+    duplicate_fraction: float = 0.0  # chaos: deliver this share of events twice
+    reorder_window_ms: int = 0  # chaos: hold events back up to this long, so they reorder
     seed: int | None = None  # seeds weighted-alias choices and generated ids
     log_limit_bytes: int = 256 * 1024  # handler output kept per invocation
     principal_id: str = "AWS:AIDAS3SIMLOCALUSER"

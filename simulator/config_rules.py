@@ -6,9 +6,10 @@ import itertools
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from simulator import config_settings
 from simulator.arn import LATEST, FunctionArn
 from simulator.config import (
-    _BUCKET_NAME, _ENV_KEY, _FUNCTION_NAME, RESERVED_ENV, Alias, Bucket, Config, Destination,
+    AsyncOverrides, _BUCKET_NAME, _ENV_KEY, _FUNCTION_NAME, RESERVED_ENV, Alias, Bucket, Config, Destination,
     Function, Notification, Settings, alias_name_error, generated_id, is_valid_alias_name,
 )
 from simulator.errors import ArnError, ConfigError, Problem
@@ -67,7 +68,7 @@ def parse(raw: Any) -> Config:
     account = str(r.typed(top.get("account"), (str, int), "account", "123456789012"))  # type: ignore[arg-type]
     if not (len(account) == 12 and account.isdigit()):
         r.fail("account", f"must be a 12-digit AWS account id, got {account!r}")
-    settings = _settings(r, r.mapping(top.get("simulator"), "simulator"))
+    settings = config_settings.parse(r, r.mapping(top.get("simulator"), "simulator"))
     functions = {
         str(name): _function(r, str(name), body, f"functions.{name}")
         for name, body in r.mapping(top.get("functions"), "functions").items()
@@ -84,47 +85,11 @@ def parse(raw: Any) -> Config:
     return config
 
 
-def _settings(r: Reader, raw: Mapping[str, Any]) -> Settings:
-    d = Settings()
-    known = set(Settings.__dataclass_fields__)
-    for key in set(raw) - known:
-        r.fail(f"simulator.{key}", f"unknown setting (expected one of {', '.join(sorted(known))})")
-    scale = float(r.typed(raw.get("time_scale"), float, "simulator.time_scale", d.time_scale))
-    if not 0 < scale <= 1:
-        r.fail("simulator.time_scale", f"must be in (0, 1], got {scale}")
-    catch_up = r.typed(raw.get("catch_up"), str, "simulator.catch_up", d.catch_up)
-    if catch_up not in ("fire", "record"):
-        r.fail("simulator.catch_up", f"must be 'fire' or 'record', got {catch_up!r}")
-    ignore = r.typed(raw.get("ignore"), list, "simulator.ignore", list(d.ignore))
-    watcher = r.typed(raw.get("watcher"), str, "simulator.watcher", d.watcher)
-    if watcher not in ("native", "polling"):
-        r.fail("simulator.watcher", f"must be 'native' or 'polling', got {watcher!r}")
-    return Settings(
-        time_scale=scale,
-        concurrency=r.ranged(raw.get("concurrency"), "simulator.concurrency", "concurrency",
-                             1, 64, d.concurrency),
-        catch_up="record" if catch_up == "record" else "fire",
-        ignore=tuple(str(p) for p in ignore),
-        settle_ms=r.ranged(raw.get("settle_ms"), "simulator.settle_ms", "settle_ms", 10, 10000,
-                           d.settle_ms),
-        watcher="polling" if watcher == "polling" else "native",
-        polling_interval_ms=r.ranged(raw.get("polling_interval_ms"),
-                                     "simulator.polling_interval_ms", "polling_interval_ms", 50,
-                                     60000, d.polling_interval_ms),
-        seed=None if raw.get("seed") is None else r.typed(raw.get("seed"), int, "simulator.seed", 0),
-        log_limit_bytes=r.ranged(raw.get("log_limit_bytes"), "simulator.log_limit_bytes",
-                                 "log_limit_bytes", 1024, 64 * 1024 * 1024, d.log_limit_bytes),
-        principal_id=r.typed(raw.get("principal_id"), str, "simulator.principal_id",
-                             d.principal_id),
-        owner_id=r.typed(raw.get("owner_id"), str, "simulator.owner_id", d.owner_id),
-        source_ip=r.typed(raw.get("source_ip"), str, "simulator.source_ip", d.source_ip),
-        event_version=r.typed(raw.get("event_version"), str, "simulator.event_version",
-                              d.event_version),
-    )
-
-
 _FUNCTION_KEYS = {"handler", "timeout", "memory", "environment", "description",
-                  "reserved_concurrency", "retries", "max_event_age", "on_failure", "aliases"}
+                  "reserved_concurrency", "retries", "max_event_age", "on_failure", "on_success",
+                  "aliases"}
+_ALIAS_KEYS = {"version", "weights", "description", "retries", "max_event_age", "on_failure",
+               "on_success"}
 
 
 def _function(r: Reader, name: str, raw: Any, path: str) -> Function:
@@ -150,6 +115,7 @@ def _function(r: Reader, name: str, raw: Any, path: str) -> Function:
         max_event_age_s=r.ranged(body.get("max_event_age"), f"{path}.max_event_age",
                                  "maximumEventAgeInSeconds", 60, 21600, 21600),
         on_failure=_destination(r, body.get("on_failure"), f"{path}.on_failure"),
+        on_success=_destination(r, body.get("on_success"), f"{path}.on_success"),
         aliases={
             str(alias): _alias(r, str(alias), value, f"{path}.aliases.{alias}")
             for alias, value in r.mapping(body.get("aliases"), f"{path}.aliases").items()
@@ -199,12 +165,25 @@ def _alias(r: Reader, name: str, raw: Any, path: str) -> Alias:
     if not is_valid_alias_name(name):
         r.fail(path, alias_name_error(name))
     if isinstance(raw, Mapping):
-        for key in set(raw) - {"version", "weights", "description"}:
-            r.fail(f"{path}.{key}", "unknown setting (expected version, weights, description)")
+        for key in set(raw) - _ALIAS_KEYS:
+            r.fail(f"{path}.{key}", f"unknown setting (expected one of {', '.join(sorted(_ALIAS_KEYS))})")
         version = _version(r, raw.get("version"), f"{path}.version")
         weights = _weights(r, raw.get("weights"), version, f"{path}.weights")
-        return Alias(name, version, weights)
+        return Alias(name, version, weights, _overrides(r, raw, path))
     return Alias(name, _version(r, raw, path))
+
+
+def _overrides(r: Reader, raw: Mapping[str, Any], path: str) -> AsyncOverrides:
+    """An alias's own EventInvokeConfig: retries, event age and destinations."""
+    retries, age = raw.get("retries"), raw.get("max_event_age")
+    return AsyncOverrides(
+        retries=None if retries is None else r.ranged(
+            retries, f"{path}.retries", "maximumRetryAttempts", 0, 2, 2),
+        max_event_age_s=None if age is None else r.ranged(
+            age, f"{path}.max_event_age", "maximumEventAgeInSeconds", 60, 21600, 21600),
+        on_failure=_destination(r, raw.get("on_failure"), f"{path}.on_failure"),
+        on_success=_destination(r, raw.get("on_success"), f"{path}.on_success"),
+    )
 
 
 def _version(r: Reader, raw: Any, path: str) -> str:
@@ -368,10 +347,20 @@ def _check_overlaps(r: Reader, notes: tuple[Notification, ...], paths: list[str]
 
 def _check_destinations(r: Reader, config: Config) -> None:
     for fn in config.functions.values():
-        dest = fn.on_failure
-        path = f"functions.{fn.name}.on_failure"
-        if dest is None:
-            continue
+        places = [(f"functions.{fn.name}", fn.on_failure, fn.on_success)]
+        places += [(f"functions.{fn.name}.aliases.{a.name}", a.overrides.on_failure,
+                    a.overrides.on_success) for a in fn.aliases.values()]
+        for base, on_failure, on_success in places:
+            _check_destination(r, config, fn, on_failure, f"{base}.on_failure")
+            if on_success is not None and on_success.kind == "bucket":
+                r.fail(f"{base}.on_success", "Amazon S3 buckets are supported as on-failure "
+                                             "destinations only")
+            _check_destination(r, config, fn, on_success, f"{base}.on_success")
+
+
+def _check_destination(r: Reader, config: Config, fn: Function, dest: Destination | None,
+                       path: str) -> None:
+    if dest is not None:
         if dest.kind == "bucket" and not _BUCKET_NAME.match(dest.target):
             r.fail(path, f"invalid bucket name {dest.target!r}")
         elif dest.kind == "function":
@@ -379,7 +368,7 @@ def _check_destinations(r: Reader, config: Config) -> None:
                 target = FunctionArn.parse(dest.target)
             except ArnError:
                 r.fail(path, f"The ARN could not be parsed: {dest.target!r}")
-                continue
+                return
             if target.function == fn.name:
                 r.fail(path, "You can't specify the function as a destination for itself.")
             elif target.function not in config.functions:

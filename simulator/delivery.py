@@ -1,18 +1,20 @@
 """Asynchronous delivery: the scheduler thread and its invocation threads.
 
 Journal rows are the truth; memory holds only ids. The scheduler thread is the one place
-that decides what runs next (per-function concurrency), records outcomes (in batches, one
-transaction per pass) and turns failures into retries or dead letters. Retries are rows with
-a due time, never sleeping threads.
+that decides what runs next (per-function concurrency, throttling), records outcomes (in
+batches, one transaction per pass) and turns failures into retries or dead letters. Retries
+are rows with a due time, never sleeping threads.
+
+Chaos (settings duplicate_fraction / reorder_window_ms): a duplicated event is queued a second
+time under its negated id; the copy runs with the same request id and records nothing.
 """
 
 from __future__ import annotations
 
 import heapq
-import os
+import random
 import threading
 import time
-import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,14 +24,19 @@ from typing import Any
 
 import structlog
 
-from simulator import destinations, retry
+from simulator import retry
 from simulator.arn import FunctionArn
-from simulator.config import Config, Function
-from simulator.errors import ArnError
+from simulator.config import Config
+from simulator.environment import Result
 from simulator.invoker import Invocation, Invoker
 from simulator.journal import FINISH_SQL, RESCHEDULE_SQL, Delivery, Journal, NewDelivery
+from simulator.outcomes import Outcomes
 
 log = structlog.get_logger("s3sim")
+THROTTLE_BACKOFF_S = (1.0, 300.0)  # Lambda: 1 s, doubling, at most 5 minutes
+THROTTLED = "TooManyRequestsException"
+
+Completion = tuple[Delivery, Invocation, "retry.GiveUp | None"]
 
 
 @dataclass
@@ -37,21 +44,30 @@ class _Queues:
     ready: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))
     delayed: list[tuple[float, int, str]] = field(default_factory=list)  # heap by due time
     inflight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    completions: list[tuple[Delivery, Invocation]] = field(default_factory=list)
+    completions: list[Completion] = field(default_factory=list)
+    throttled: set[str] = field(default_factory=set)  # functions now at their cap
+    backoffs: dict[int, int] = field(default_factory=dict)  # id -> throttles so far
 
 
 class Deliverer:
     def __init__(self, journal: Journal, invoker: Invoker, config: Callable[[], Config],
                  buckets_dir: Path, clock: Callable[[], float] = time.time,
+                 tick: Callable[[], None] | None = None, rng: random.Random | None = None,
                  max_threads: int = 64) -> None:
         self._journal, self._invoker, self._config = journal, invoker, config
-        self._buckets_dir, self._clock = buckets_dir, clock
+        self._clock, self._tick = clock, tick
+        self._rng = rng or random.Random()
+        self._outcomes = Outcomes(buckets_dir, clock)
         self._q = _Queues()
         self._cond = threading.Condition()
         self._stopping = False
+        self._last_tick = 0.0
         self._executor = ThreadPoolExecutor(max_threads, thread_name_prefix="s3sim-invoke")
         self._thread = threading.Thread(target=self._loop, name="s3sim-scheduler", daemon=True)
-        self.dead_lettered = 0
+
+    @property
+    def dead_lettered(self) -> int:
+        return self._outcomes.dead_lettered
 
     # -- owner's interface -------------------------------------------------------------------
     def start(self) -> None:
@@ -61,7 +77,11 @@ class Deliverer:
         self._thread.start()
 
     def stop(self, grace_s: float = 5.0) -> None:
-        """Stop dispatching, let in-flight invocations finish (bounded), record their outcomes."""
+        """Stop dispatching, let in-flight invocations finish (bounded), record their outcomes.
+
+        Whatever is still running after the grace period stays pending in the journal and
+        runs again on the next start (at least once).
+        """
         deadline = time.monotonic() + grace_s
         with self._cond:
             self._stopping = True
@@ -71,13 +91,17 @@ class Deliverer:
             while sum(self._q.inflight.values()) and time.monotonic() < deadline:
                 self._cond.wait(0.05)
                 self._record(self._take_completions())
+            self._record(self._take_completions())
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def submit(self, items: list[tuple[int, str]]) -> None:
         """Deliveries just committed to the journal: (id, function), due now."""
+        settings = self._config().settings
+        now = self._clock()
         with self._cond:
             for delivery_id, function in items:
-                self._q.ready[function].append(delivery_id)
+                self._chaos(delivery_id, function, settings.reorder_window_ms,
+                            settings.duplicate_fraction, now)
             self._cond.notify_all()
 
     def idle(self) -> bool:
@@ -85,13 +109,29 @@ class Deliverer:
             return not (any(self._q.ready.values()) or self._q.delayed
                         or any(self._q.inflight.values()) or self._q.completions)
 
-    # -- scheduler thread --------------------------------------------------------------------
+    def inflight(self) -> dict[str, int]:
+        with self._cond:
+            return {f: n for f, n in self._q.inflight.items() if n}
+
+    # -- queues (callers hold the condition) ---------------------------------------------------
     def _enqueue(self, delivery_id: int, function: str, due_s: float, now: float) -> None:
         if due_s <= now:
             self._q.ready[function].append(delivery_id)
         else:
             heapq.heappush(self._q.delayed, (due_s, delivery_id, function))
 
+    def _chaos(self, delivery_id: int, function: str, window_ms: int, duplicate: float,
+               now: float) -> None:
+        delay_s = self._rng.uniform(0, window_ms / 1000) if window_ms else 0.0
+        if delay_s:
+            log.info("delivery.delayed", delivery_id=delivery_id, function=function,
+                     delay_ms=round(delay_s * 1000, 1))
+        self._enqueue(delivery_id, function, now + delay_s, now)
+        if duplicate and self._rng.random() < duplicate:
+            log.info("delivery.duplicated", delivery_id=delivery_id, function=function)
+            self._enqueue(-delivery_id, function, now + delay_s, now)
+
+    # -- scheduler thread --------------------------------------------------------------------
     def _loop(self) -> None:
         while True:
             with self._cond:
@@ -108,6 +148,16 @@ class Deliverer:
             with self._cond:
                 if not self._stopping:
                     self._dispatch()
+            self._maybe_tick()
+
+    def _maybe_tick(self) -> None:
+        now = time.monotonic()
+        if self._tick is not None and now - self._last_tick >= 1.0:
+            self._last_tick = now
+            try:
+                self._tick()
+            except Exception:
+                log.exception("scheduler.tick_failed")
 
     def _wait_s(self) -> float:
         if self._q.completions or self._dispatchable():
@@ -117,9 +167,10 @@ class Deliverer:
         return 1.0
 
     def _dispatchable(self) -> bool:
-        return any(q and self._q.inflight[f] < self._cap(f) for f, q in self._q.ready.items())
+        return any(q and self._q.inflight[f] < max(self._cap(f), 1)
+                   for f, q in self._q.ready.items())
 
-    def _take_completions(self) -> list[tuple[Delivery, Invocation]]:
+    def _take_completions(self) -> list[Completion]:
         taken, self._q.completions = self._q.completions, []
         return taken
 
@@ -138,41 +189,98 @@ class Deliverer:
     def _dispatch(self) -> None:
         for function, queue in self._q.ready.items():
             cap = self._cap(function)
+            if cap == 0:  # reserved concurrency 0: straight to the failure destination
+                while queue:
+                    self._give_up_unrun(queue.popleft(), function, "RetriesExhausted")
+                continue
             while queue and self._q.inflight[function] < cap:
                 delivery_id = queue.popleft()
                 self._q.inflight[function] += 1
                 self._executor.submit(self._run, delivery_id, function)
+            self._throttle(function, queue, cap)
+
+    def _throttle(self, function: str, queue: deque[int], cap: int) -> None:
+        """Events beyond the cap: wait their turn (logged once per episode) or, in `backoff`
+        mode, go back on the queue with Lambda's throttle backoff, within the event age."""
+        if not queue:
+            self._q.throttled.discard(function)
+            return
+        config = self._config()
+        if config.settings.throttle == "wait":
+            if function not in self._q.throttled:
+                self._q.throttled.add(function)
+                log.info("invoke.throttled", function=function, queued=len(queue), cap=cap,
+                         reason="ReservedFunctionConcurrentInvocationLimitExceeded")
+            return
+        now = self._clock()
+        while queue:
+            delivery_id = queue.popleft()
+            count = self._q.backoffs.get(abs(delivery_id), 0)
+            self._q.backoffs[abs(delivery_id)] = count + 1
+            low, high = THROTTLE_BACKOFF_S
+            delay_s = min(low * 2 ** count, high) * config.settings.time_scale
+            if self._past_event_age(config, delivery_id, now + delay_s):
+                self._give_up_unrun(delivery_id, function, "EventAgeExceeded")
+                continue
+            log.info("invoke.throttled", function=function, delivery_id=delivery_id,
+                     throttles=count + 1, retry_in_s=round(delay_s, 3))
+            heapq.heappush(self._q.delayed, (now + delay_s, delivery_id, function))
+
+    def _past_event_age(self, config: Config, delivery_id: int, at_s: float) -> bool:
+        if delivery_id < 0:
+            return False
+        d = self._journal.load(delivery_id)
+        fn = config.functions.get(d.function)
+        if fn is None:
+            return False
+        max_age_s = fn.async_config(FunctionArn.parse(d.target).qualifier).max_event_age_s
+        return at_s - d.accepted_s > max_age_s * config.settings.time_scale
+
+    def _give_up_unrun(self, delivery_id: int, function: str, condition: str) -> None:
+        if delivery_id < 0:
+            return  # a chaos duplicate that never ran has nothing to record
+        delivery = self._journal.load(delivery_id)
+        payload = {"errorType": THROTTLED, "errorMessage": "Rate Exceeded.",
+                   "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}
+        invocation = Invocation(delivery.request_id, delivery.target, function, None, None,
+                                Result(False, payload, THROTTLED, 0.0, 0, None), False)
+        forced = retry.GiveUp("EventAgeExceeded" if condition == "EventAgeExceeded"
+                              else "RetriesExhausted")
+        self._q.completions.append((delivery, invocation, forced))
 
     # -- invocation threads ------------------------------------------------------------------
-    def _run(self, delivery_id: int, function: str) -> None:
-        delivery = None
+    def _run(self, job: int, function: str) -> None:
+        delivery = invocation = None
         try:
-            delivery = self._journal.load(delivery_id)
-            invocation = self._invoke(delivery)
+            delivery = self._journal.load(abs(job))
+            invocation = self._invoker.invoke(
+                self._config(), FunctionArn.parse(delivery.target), delivery.payload,
+                delivery.request_id, attempt=delivery.attempts + 1, bucket=delivery.bucket,
+                key=delivery.key, duplicate=job < 0)
         except Exception as exc:  # the invocation thread must always report back
-            log.exception("invoke.crashed", delivery_id=delivery_id, error=str(exc))
-            invocation = None
+            log.exception("invoke.crashed", delivery_id=abs(job), error=str(exc))
         with self._cond:
             self._q.inflight[function] -= 1
-            if delivery is not None and invocation is not None:
-                self._q.completions.append((delivery, invocation))
+            if job > 0 and delivery is not None and invocation is not None:
+                self._q.completions.append((delivery, invocation, None))
+            elif job > 0:  # could not even run: try again shortly
+                heapq.heappush(self._q.delayed, (self._clock() + 1.0, job, function))
             self._cond.notify_all()
 
-    def _invoke(self, delivery: Delivery) -> Invocation:
-        return self._invoker.invoke(
-            self._config(), FunctionArn.parse(delivery.target), delivery.payload,
-            delivery.request_id, attempt=delivery.attempts + 1, bucket=delivery.bucket,
-            key=delivery.key)
-
     # -- outcomes ----------------------------------------------------------------------------
-    def _record(self, completions: list[tuple[Delivery, Invocation]]) -> None:
+    def _record(self, completions: list[Completion]) -> None:
         if not completions:
             return
+        config, now = self._config(), self._clock()
         updates: list[tuple[str, tuple[Any, ...]]] = []
         follow_ups: list[NewDelivery] = []
-        config, now = self._config(), self._clock()
-        for delivery, invocation in completions:
-            updates.append(self._outcome(config, delivery, invocation, now, follow_ups))
+        for delivery, invocation, forced in completions:
+            self._q.backoffs.pop(delivery.id, None)
+            update, due = self._outcome(config, delivery, invocation, forced, now, follow_ups)
+            updates.append(update)
+            if due is not None:
+                with self._cond:
+                    heapq.heappush(self._q.delayed, (due, delivery.id, delivery.function))
         with self._journal.transaction() as db:
             for sql, args in updates:
                 db.execute(sql, args)
@@ -181,71 +289,36 @@ class Deliverer:
             for delivery_id, function in new_ids:
                 self._q.ready[function].append(delivery_id)
 
-    def _requeue(self, completions: list[tuple[Delivery, Invocation]]) -> None:
-        with self._cond:
-            for delivery, _ in completions:
-                heapq.heappush(self._q.delayed, (self._clock() + 1.0, delivery.id,
-                                                 delivery.function))
-
-    def _outcome(self, config: Config, d: Delivery, inv: Invocation, now: float,
-                 follow_ups: list[NewDelivery]) -> tuple[str, tuple[Any, ...]]:
-        attempts = d.attempts + 1
-        if inv.result.ok:
-            return FINISH_SQL, ("done", attempts, None, None, inv.version, now, d.id)
-        error = _error_text(inv.result.payload)
+    def _outcome(self, config: Config, d: Delivery, inv: Invocation,
+                 forced: retry.GiveUp | None, now: float, follow_ups: list[NewDelivery]
+                 ) -> tuple[tuple[str, tuple[Any, ...]], float | None]:
+        attempts = d.attempts + (0 if forced else 1)
         fn = config.functions.get(d.function)
-        decision: retry.Decision = retry.GiveUp("RetriesExhausted") if fn is None else \
-            retry.after_failure(attempts, fn.retries, d.accepted_s, now, fn.max_event_age_s,
-                                config.settings.time_scale)
+        cfg = fn.async_config(FunctionArn.parse(d.target).qualifier) if fn else None
+        if inv.result.ok:
+            if cfg is not None:
+                self._outcomes.succeeded(cfg, d, inv, attempts, follow_ups)
+            return (FINISH_SQL, ("done", attempts, None, None, inv.version, now, d.id)), None
+        error = _error_text(inv.result.payload)
+        decision: retry.Decision = forced or (
+            retry.GiveUp("RetriesExhausted") if cfg is None else retry.after_failure(
+                attempts, cfg.retries, d.accepted_s, now, cfg.max_event_age_s,
+                config.settings.time_scale))
         if isinstance(decision, retry.RetryAt):
             log.warning("retry.scheduled", request_id=d.request_id, function=d.function,
                         attempt=attempts + 1, delay_s=round(decision.delay_s, 3),
                         error_type=inv.result.error_type)
-            with self._cond:
-                heapq.heappush(self._q.delayed, (decision.due_s, d.id, d.function))
-            return RESCHEDULE_SQL, (attempts, decision.due_s, error, inv.version, d.id)
-        self.dead_lettered += 1
-        log.error("event.dead_lettered", request_id=d.request_id, function=d.function,
-                  condition=decision.condition, attempts=attempts, bucket=d.bucket, key=d.key,
-                  error_type=inv.result.error_type)
-        if fn is not None and fn.on_failure is not None:
-            self._send_failure(config, fn, d, inv, decision.condition, attempts, follow_ups)
-        return FINISH_SQL, ("dead", attempts, decision.condition, error, inv.version, now, d.id)
+            return (RESCHEDULE_SQL, (attempts, decision.due_s, error, inv.version, d.id)), \
+                decision.due_s
+        self._outcomes.dead(cfg, d, inv, decision.condition, attempts, follow_ups)
+        return (FINISH_SQL, ("dead", attempts, decision.condition, error, inv.version, now,
+                             d.id)), None
 
-    def _send_failure(self, config: Config, fn: Function, d: Delivery, inv: Invocation,
-                      condition: str, attempts: int, follow_ups: list[NewDelivery]) -> None:
-        assert fn.on_failure is not None
-        time_ms = int(self._clock() * 1000)
-        body = destinations.record(
-            request_id=d.request_id, function_arn=destinations.qualified_arn(d.target),
-            condition=condition, attempts=attempts, event=d.payload,
-            executed_version=inv.version, error=inv.result.payload, time_ms=time_ms)
-        if fn.on_failure.kind == "bucket":
-            key = destinations.bucket_key(fn.name, d.request_id, time_ms)
-            path = write_object(self._buckets_dir / fn.on_failure.target, key, body)
-            log.info("destination.written", request_id=d.request_id, function=fn.name,
-                     bucket=fn.on_failure.target, key=key, path=str(path))
-            return
-        try:
-            target = FunctionArn.parse(fn.on_failure.target)
-        except ArnError:
-            return
-        follow_ups.append(NewDelivery(str(uuid.uuid4()), str(target), target.function, "", "",
-                                      body, self._clock()))
-        log.info("destination.invoked", request_id=d.request_id, function=fn.name,
-                 target=str(target))
-
-
-def write_object(bucket_dir: Path, key: str, body: Any) -> Path:
-    """Write a JSON object atomically (temp dotfile + rename), so the watcher sees it whole."""
-    import json
-
-    path = bucket_dir / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".s3sim-{uuid.uuid4().hex}.tmp"
-    tmp.write_text(json.dumps(body, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    def _requeue(self, completions: list[Completion]) -> None:
+        with self._cond:
+            for delivery, _, _ in completions:
+                heapq.heappush(self._q.delayed, (self._clock() + 1.0, delivery.id,
+                                                 delivery.function))
 
 
 def _error_text(payload: Any) -> str:

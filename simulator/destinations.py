@@ -8,12 +8,15 @@ from simulator.s3_events import format_time
 
 
 def record(*, request_id: str, function_arn: str, condition: str, attempts: int, event: Any,
-           executed_version: str | None, error: Any, time_ms: int) -> dict[str, Any]:
-    """AWS's invocation record for an on-failure destination."""
-    response: dict[str, Any] = {"statusCode": 200, "executedVersion": executed_version,
-                                "functionError": "Unhandled"}
-    if executed_version is None:
-        del response["executedVersion"]
+           executed_version: str | None, response_payload: Any, time_ms: int,
+           status_code: int = 200) -> dict[str, Any]:
+    """AWS's invocation record: condition `Success` (no functionError), `RetriesExhausted` or
+    `EventAgeExceeded`; the response payload is the return value or the error."""
+    response: dict[str, Any] = {"statusCode": status_code}
+    if executed_version is not None:
+        response["executedVersion"] = executed_version
+    if condition != "Success" and status_code == 200:
+        response["functionError"] = "Unhandled"
     return {
         "version": "1.0",
         "timestamp": format_time(time_ms),
@@ -25,7 +28,7 @@ def record(*, request_id: str, function_arn: str, condition: str, attempts: int,
         },
         "requestPayload": event,
         "responseContext": response,
-        "responsePayload": error,
+        "responsePayload": response_payload,
     }
 
 

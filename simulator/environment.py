@@ -22,6 +22,8 @@ from typing import Any
 from simulator import lambda_env
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+MEMORY_SAMPLE_S = 0.02  # how often a running handler's resident memory is checked
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 4096 / 2**20
 _HEADER = struct.Struct(">I")
 
 
@@ -69,6 +71,8 @@ class Environment:
         self.invocations = 0
         self.init_ms = 0.0
         self._started = 0.0
+        self.peak_mb = 0
+        self.out_of_memory = False
         self.alive = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -163,8 +167,14 @@ class Environment:
         message = self._receive_until(deadline, on_output)
         elapsed_ms = (time.perf_counter() - started) * 1000
         if message is not None:
+            self.peak_mb = max(self.peak_mb, int(message["max_memory_mb"]))
             return Result(bool(message["ok"]), message["payload"], message["error_type"],
-                          float(message["duration_ms"]), int(message["max_memory_mb"]), None)
+                          float(message["duration_ms"]), self.peak_mb, None)
+        if self.out_of_memory:
+            self.stop()
+            text = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+            return Result(False, {"errorType": "Runtime.OutOfMemory", "errorMessage": text},
+                          "Runtime.OutOfMemory", elapsed_ms, self.peak_mb, None, True)
         if self._proc is not None and self._proc.poll() is None:  # still running: timed out
             self.stop()
             text = f"RequestId: {request_id} Error: Task timed out after {self.spec.timeout_s:.2f} seconds"
@@ -210,18 +220,40 @@ class Environment:
                     self._buffer = self._buffer[_HEADER.size + size:]
                     return json.loads(body)  # type: ignore[no-any-return]
             remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
             poller = select.poll()  # poll, not select: descriptors may exceed FD_SETSIZE
             poller.register(self._rfd, select.POLLIN)
-            if remaining <= 0 or not poller.poll(remaining * 1000):
-                return None
+            if not poller.poll(min(remaining, MEMORY_SAMPLE_S) * 1000):
+                if self._over_memory():
+                    return None
+                continue
             chunk = os.read(self._rfd, 1 << 16)
             if not chunk:
                 return None
             self._buffer += chunk
 
+    def _over_memory(self) -> bool:
+        """Sample the process's resident size; True (and remember it) once over the limit."""
+        rss_mb = _rss_mb(self.pid)
+        self.peak_mb = max(self.peak_mb, rss_mb)
+        self.out_of_memory = rss_mb > self.spec.memory_mb
+        return self.out_of_memory
+
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
+
+
+def _rss_mb(pid: int | None) -> int:
+    """Resident memory of a process in MB (Linux /proc; 0 where it cannot be read)."""
+    if pid is None:
+        return 0
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(int(f.read().split()[1]) * _PAGE_MB)
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _signal_name(number: int) -> str:

@@ -64,6 +64,9 @@ class Intake:
         self._sequencer = int(journal.get_meta("sequencer") or 0)
         self._baseline_pending = False  # the first scan is recorded with the batch it makes
         self._recover_at: float | None = None
+        self._requests_at = 0.0  # when the CLI's requests table was last read
+        self._requests_done: list[int] = []
+        self._replays: list[tuple[int, NewDelivery]] = []
         self._busy = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="s3sim-intake", daemon=True)
 
@@ -117,6 +120,7 @@ class Intake:
                 break
             self._apply(hint)
         self._run_timers(time.monotonic())
+        self._take_requests()
         self._commit()
 
     def _wait_s(self) -> float:
@@ -246,6 +250,49 @@ class Intake:
         self._overlay[(change.bucket, change.key)] = entry
         self._batch.append(_Change(change, entry, fire))
 
+    # -- requests from the CLI (replay, refire) ---------------------------------------------
+    def _take_requests(self) -> None:
+        now = time.monotonic()
+        if now - self._requests_at < 0.5:
+            return
+        self._requests_at = now
+        for request_id, kind, body in self._journal.open_requests():
+            if kind == "replay":
+                self._replay(body.get("ids", []))
+            elif kind == "refire":
+                self._refire(str(body.get("bucket", "")), str(body.get("prefix", "")))
+            self._requests_done.append(request_id)
+
+    def _replay(self, ids: list[int]) -> None:
+        """Dead letters again, through the current alias mapping, with new request ids."""
+        for dead in self._journal.load_many(ids):
+            if dead.state != "dead":
+                continue
+            new = NewDelivery(str(uuid.uuid4()), dead.target, dead.function, dead.bucket,
+                              dead.key, dead.payload, time.time())
+            self._replays.append((dead.id, new))
+            log.info("event.replayed", delivery_id=dead.id, request_id=new.request_id,
+                     replay_of=dead.request_id, function=dead.function, bucket=dead.bucket,
+                     key=dead.key)
+
+    def _refire(self, bucket: str, prefix: str) -> None:
+        """Events for objects that already exist, as if each had just been written."""
+        root = os.path.join(self._buckets_dir, bucket)
+        count = 0
+        for path in _walk_files(root):
+            located = keys.locate(self._buckets_dir, path)
+            if located is None or not located[1].startswith(prefix) \
+                    or keys.is_ignored(located[1], self._config().settings.ignore):
+                continue
+            try:
+                size, mtime_ns, etag = _read(path, self._buckets_dir)
+            except Vanished:
+                continue
+            self._stage(ObjectChange(bucket, located[1], "put", size, etag),
+                        IndexEntry(size, mtime_ns, etag))
+            count += 1
+        log.info("bucket.refired", bucket=bucket, prefix=prefix, objects=count)
+
     # -- rescan ------------------------------------------------------------------------------
     def _rescan(self, fire: bool, reason: str) -> None:
         started = time.monotonic()
@@ -286,7 +333,7 @@ class Intake:
 
     # -- commit ------------------------------------------------------------------------------
     def _commit(self) -> None:
-        if not self._batch and not self._baseline_pending:
+        if not (self._batch or self._baseline_pending or self._requests_done or self._replays):
             return
         config, batch = self._config(), self._batch
         self._batch, self._overlay = [], {}
@@ -304,8 +351,13 @@ class Intake:
                     accepted += [(i, fn) for i, fn, _ in matched]
                     logs.append((change, matched))
             Journal.set_meta(db, "sequencer", str(self._sequencer))
+            for replay_of, new in self._replays:
+                accepted.append((Journal.insert(db, new, replay_of), new.function))
+            for request_id in self._requests_done:
+                Journal.finish_request(db, request_id)
             if self._baseline_pending:
                 Journal.set_meta(db, "baseline", "1")
+        self._replays, self._requests_done = [], []
         self._baseline_pending = False
         for change, matched in logs:
             _log_change(change, matched)

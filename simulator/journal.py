@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     condition TEXT,
     last_error TEXT,
     executed_version TEXT,
-    finished_s REAL
+    finished_s REAL,
+    replay_of INTEGER                  -- the dead letter this delivery replays
 );
 CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(state) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS objects (
@@ -45,6 +46,13 @@ CREATE TABLE IF NOT EXISTS objects (
     PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (       -- from the CLI to a running simulator
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,                     -- replay | refire
+    body TEXT NOT NULL,
+    created_s REAL NOT NULL,
+    done_s REAL
+);
 """
 
 
@@ -91,6 +99,12 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(deliveries)")}
+        if "replay_of" not in columns:  # journals written before replays existed
+            self._db.execute("ALTER TABLE deliveries ADD COLUMN replay_of INTEGER")
 
     def close(self) -> None:
         with self._lock:
@@ -106,6 +120,23 @@ class Journal:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    # -- requests from the CLI ---------------------------------------------------------------
+    def add_request(self, kind: str, body: dict[str, Any]) -> int:
+        with self.transaction() as db:
+            cursor = db.execute("INSERT INTO requests(kind, body, created_s) VALUES(?, ?, ?)",
+                                (kind, json.dumps(body), time.time()))
+            return int(cursor.lastrowid or 0)
+
+    def open_requests(self) -> list[tuple[int, str, dict[str, Any]]]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, kind, body FROM requests WHERE done_s IS NULL "
+                                    "ORDER BY id").fetchall()
+        return [(int(i), str(k), json.loads(b)) for i, k, b in rows]
+
+    @staticmethod
+    def finish_request(db: sqlite3.Connection, request_id: int) -> None:
+        db.execute("UPDATE requests SET done_s = ? WHERE id = ?", (time.time(), request_id))
 
     # -- meta --------------------------------------------------------------------------------
     def get_meta(self, name: str) -> str | None:
@@ -148,12 +179,12 @@ class Journal:
 
     # -- deliveries --------------------------------------------------------------------------
     @staticmethod
-    def insert(db: sqlite3.Connection, new: NewDelivery) -> int:
+    def insert(db: sqlite3.Connection, new: NewDelivery, replay_of: int | None = None) -> int:
         cursor = db.execute(
             "INSERT INTO deliveries(request_id, target, function, bucket, key, payload, "
-            "accepted_s, due_s) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+            "accepted_s, due_s, replay_of) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (new.request_id, new.target, new.function, new.bucket, new.key,
-             json.dumps(new.payload), new.accepted_s, new.accepted_s))
+             json.dumps(new.payload), new.accepted_s, new.accepted_s, replay_of))
         return int(cursor.lastrowid or 0)
 
     def load(self, delivery_id: int) -> Delivery:
@@ -162,18 +193,36 @@ class Journal:
                                    (delivery_id,)).fetchone()
         return _delivery(row)
 
+    def load_many(self, ids: list[int]) -> list[Delivery]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN "
+                                    f"({marks}) ORDER BY id", ids).fetchall()
+        return [_delivery(r) for r in rows]
+
     def open_deliveries(self) -> list[tuple[int, str, float]]:
         """(id, function, due_s) of every delivery not yet finished: the work to resume."""
         with self._lock:
             return [(int(i), str(f), float(d)) for i, f, d in self._db.execute(
                 "SELECT id, function, due_s FROM deliveries WHERE state = 'pending' ORDER BY id")]
 
-    def query(self, state: str | None = None, limit: int = 1000) -> list[Delivery]:
-        where, args = ("WHERE state = ?", (state,)) if state else ("", ())
+    def query(self, state: str | None = None, limit: int = 1000,
+              function: str | None = None) -> list[Delivery]:
+        clauses = [c for c, v in (("state = ?", state), ("function = ?", function)) if v]
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        args = tuple(v for v in (state, function) if v)
         with self._lock:
             rows = self._db.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries {where} "
                                     f"ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [_delivery(r) for r in rows]
+
+    def open_summary(self) -> list[tuple[str, str, int, float]]:
+        """(function, state, attempts, due_s) of every open delivery, for status output."""
+        with self._lock:
+            return [(str(f), str(s), int(a), float(d)) for f, s, a, d in self._db.execute(
+                "SELECT function, state, attempts, due_s FROM deliveries WHERE state = 'pending'")]
 
     def counts(self) -> dict[tuple[str, str], int]:
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from simulator.environment import Environment, Spec
 
 
 class Pool:
-    def __init__(self, tmp_root: Path, log_limit: int) -> None:
+    def __init__(self, tmp_root: Path, log_limit: int, force_cold: bool = False) -> None:
         self._tmp_root = tmp_root
         self._log_limit = log_limit
+        self.force_cold = force_cold  # a fresh environment for every invocation
+        self._idle_since: dict[Environment, float] = {}
         self._lock = threading.Lock()
         self._idle: dict[tuple[str, str, int], list[Environment]] = defaultdict(list)
         self._busy: set[Environment] = set()
@@ -36,6 +39,7 @@ class Pool:
             idle = self._idle.get(spec.key)
             if idle:
                 env = idle.pop()
+                self._idle_since.pop(env, None)
                 self._busy.add(env)
                 return env, False
             env = Environment(spec, self._claim_slot(spec), self._log_limit)
@@ -46,10 +50,11 @@ class Pool:
         """Return an environment after an invocation; dead or stale ones are stopped."""
         with self._lock:
             self._busy.discard(env)
-            keep = (env.alive and not self._closed
+            keep = (env.alive and not self._closed and not self.force_cold
                     and env.spec.generation == self._generations[env.spec.function])
             if keep:
                 self._idle[env.spec.key].append(env)
+                self._idle_since[env] = time.monotonic()
                 return
             self._release_slot(env)
         env.stop()
@@ -63,9 +68,24 @@ class Pool:
             for key in [k for k in self._idle if k[0] == function and k[1] == "$LATEST"]:
                 del self._idle[key]
             for env in stale:
+                self._idle_since.pop(env, None)
                 self._release_slot(env)
         for env in stale:
             env.stop()
+
+    def reap(self, keep_alive_s: float) -> int:
+        """Stop environments idle for longer than `keep_alive_s` (Lambda's shutdown of idle
+        environments); returns how many were stopped."""
+        now = time.monotonic()
+        with self._lock:
+            expired = [e for e, since in self._idle_since.items() if now - since > keep_alive_s]
+            for env in expired:
+                self._idle[env.spec.key].remove(env)
+                del self._idle_since[env]
+                self._release_slot(env)
+        for env in expired:
+            env.stop()
+        return len(expired)
 
     def warm_count(self) -> dict[str, int]:
         """Idle + busy environments per `function:version`, for status output."""
@@ -84,6 +104,7 @@ class Pool:
             self._closed = True
             envs = [e for idle in self._idle.values() for e in idle]
             self._idle.clear()
+            self._idle_since.clear()
         for env in envs:
             env.stop()
 

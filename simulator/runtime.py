@@ -18,7 +18,7 @@ from typing import IO
 
 import structlog
 
-from simulator import logs
+from simulator import logs, status
 from simulator.config import Config
 from simulator.config_source import ConfigSource
 from simulator.delivery import Deliverer
@@ -45,6 +45,7 @@ class Workspace:
         self.state = self.root / ".s3sim"
         self.journal = self.state / "journal.sqlite3"
         self.log_file = self.state / "logs" / "events.jsonl"
+        self.status_file = self.state / "status.json"
 
 
 class Runtime:
@@ -66,10 +67,12 @@ class Runtime:
             (self.ws.buckets / name).mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.ws.journal)
         first_start = self.journal.get_meta("baseline") is None
-        self.pool = Pool(self.ws.state / "tmp", config.settings.log_limit_bytes)
+        self.pool = Pool(self.ws.state / "tmp", config.settings.log_limit_bytes,
+                         config.settings.force_cold_start)
         self.invoker = Invoker(self.ws.root, self.pool, self.store, lambda: self.source.published,
                                random.Random(config.settings.seed))
-        self.deliverer = Deliverer(self.journal, self.invoker, self._config, self.ws.buckets)
+        self.deliverer = Deliverer(self.journal, self.invoker, self._config, self.ws.buckets,
+                                   tick=self._tick, rng=random.Random(config.settings.seed))
         self.deliverer.start()
         self.intake = Intake(self.ws.root, self.journal, self._config, self.deliverer.submit,
                              self._control)
@@ -89,6 +92,15 @@ class Runtime:
 
     def _config(self) -> Config:
         return self.source.current
+
+    def _tick(self) -> None:
+        """Once a second, on the scheduler thread: reap idle environments, publish status."""
+        settings = self.source.current.settings
+        self.pool.force_cold = settings.force_cold_start
+        reaped = self.pool.reap(settings.keep_alive_s)
+        if reaped:
+            log.info("environment.reaped", count=reaped, keep_alive_s=settings.keep_alive_s)
+        status.write(self.ws.status_file, self.deliverer.inflight(), self.pool.warm_count())
 
     def _control(self, hint: Hint) -> None:
         """Hints outside buckets/ (on the intake thread): config, $LATEST code, versions."""
@@ -113,6 +125,7 @@ class Runtime:
         self.intake.stop()
         self.deliverer.stop()
         self.pool.close()
+        status.clear(self.ws.status_file)
         self.journal.close()
         log.info("simulator.stopped")
         self._unlock()
