@@ -285,6 +285,7 @@ class Deliverer:
             for sql, args in updates:
                 db.execute(sql, args)
             new_ids = [(Journal.insert(db, f), f.function) for f in follow_ups]
+        self._outcomes.flush()
         with self._cond:
             for delivery_id, function in new_ids:
                 self._q.ready[function].append(delivery_id)
@@ -305,7 +306,7 @@ class Deliverer:
                 attempts, cfg.retries, d.accepted_s, now, cfg.max_event_age_s,
                 config.settings.time_scale))
         if isinstance(decision, retry.RetryAt):
-            log.warning("retry.scheduled", request_id=d.request_id, function=d.function,
+            self._outcomes.log("warning", "retry.scheduled", request_id=d.request_id, function=d.function,
                         attempt=attempts + 1, delay_s=round(decision.delay_s, 3),
                         error_type=inv.result.error_type)
             return (RESCHEDULE_SQL, (attempts, decision.due_s, error, inv.version, d.id)), \

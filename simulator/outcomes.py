@@ -27,6 +27,16 @@ class Outcomes:
     def __init__(self, buckets_dir: Path, clock: Callable[[], float]) -> None:
         self._buckets_dir, self._clock = buckets_dir, clock
         self.dead_lettered = 0
+        self._pending: list[tuple[str, str, dict[str, Any]]] = []
+
+    def log(self, level: str, event: str, **fields: Any) -> None:
+        """Held until `flush`: a line saying an outcome happened follows its commit."""
+        self._pending.append((level, event, fields))
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for level, event, fields in pending:
+            getattr(log, level)(event, **fields)
 
     def succeeded(self, cfg: AsyncConfig, d: Delivery, inv: Invocation, attempts: int,
                   follow_ups: list[NewDelivery]) -> None:
@@ -37,7 +47,7 @@ class Outcomes:
     def dead(self, cfg: AsyncConfig | None, d: Delivery, inv: Invocation, condition: str,
              attempts: int, follow_ups: list[NewDelivery]) -> None:
         self.dead_lettered += 1
-        log.error("event.dead_lettered", request_id=d.request_id, function=d.function,
+        self.log("error", "event.dead_lettered", request_id=d.request_id, function=d.function,
                   condition=condition, attempts=attempts, bucket=d.bucket, key=d.key,
                   error_type=inv.result.error_type, delivery_id=d.id)
         if cfg is not None and cfg.on_failure is not None:
@@ -60,10 +70,10 @@ class Outcomes:
             try:
                 write_object(self._buckets_dir / dest.target, key, body)
             except OSError as exc:
-                log.error("destination.failed", request_id=d.request_id, bucket=dest.target,
+                self.log("error", "destination.failed", request_id=d.request_id, bucket=dest.target,
                           key=key, error=str(exc))
                 return
-            log.info("destination.written", request_id=d.request_id, function=d.function,
+            self.log("info", "destination.written", request_id=d.request_id, function=d.function,
                      bucket=dest.target, key=key, condition=body["requestContext"]["condition"])
             return
         try:
@@ -72,7 +82,7 @@ class Outcomes:
             return
         follow_ups.append(NewDelivery(str(uuid.uuid4()), str(target), target.function, "", "",
                                       body, self._clock()))
-        log.info("destination.invoked", request_id=d.request_id, function=d.function,
+        self.log("info", "destination.invoked", request_id=d.request_id, function=d.function,
                  target=str(target), condition=body["requestContext"]["condition"])
 
 
