@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 from simulator import config_settings
 from simulator.arn import LATEST, FunctionArn
 from simulator.config import (
-    AsyncOverrides, _BUCKET_NAME, _ENV_KEY, _FUNCTION_NAME, RESERVED_ENV, Alias, Bucket, Config, Destination,
-    Function, Notification, Settings, alias_name_error, generated_id, is_valid_alias_name,
+    _BUCKET_NAME, _ENV_KEY, _FUNCTION_NAME, RESERVED_ENV, Alias, AsyncOverrides, Bucket, Config,
+    Destination, Function, Notification, alias_name_error, generated_id, is_valid_alias_name,
 )
 from simulator.errors import ArnError, ConfigError, Problem
 from simulator.routing import EVENT_TYPES, events_intersect

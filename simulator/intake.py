@@ -8,27 +8,30 @@ waiting hint, then commits all resulting changes in one transaction.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import queue
-import secrets
 import stat
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
-from simulator import keys, routing, s3_events
+from simulator import keys
 from simulator.config import Config
 from simulator.journal import IndexEntry, Journal, NewDelivery
-from simulator.s3_events import Identity, ObjectChange
+from simulator.staging import Stager
+from simulator.s3_events import ObjectChange
 from simulator.watching import Hint
 
 log = structlog.get_logger("s3sim")
 _CHUNK = 1 << 20
+HASH_INLINE_BYTES = 8 << 20  # larger files are hashed aside
 
 
 @dataclass
@@ -36,13 +39,6 @@ class _Pending:
     due: float
     size: int = -1
     mtime_ns: int = -1
-
-
-@dataclass(frozen=True)
-class _Change:
-    change: ObjectChange
-    entry: IndexEntry | None  # new index entry; None = removed
-    fire: bool = True
 
 
 class Vanished(Exception):
@@ -54,19 +50,17 @@ class Intake:
                  submit: Callable[[list[tuple[int, str]]], None],
                  control: Callable[[Hint], None]) -> None:
         self._buckets_dir = os.path.realpath(workspace / "buckets")
-        self._journal, self._config, self._submit = journal, config, submit
+        self._journal, self._config = journal, config
+        self._stager = Stager(journal, config, submit)
         self._control = control  # hints about config.yaml, functions/ and versions/
         self.hints: queue.SimpleQueue[Hint | None] = queue.SimpleQueue()
         self._settling: dict[str, _Pending] = {}
         self._deleting: dict[str, float] = {}
-        self._batch: list[_Change] = []
-        self._overlay: dict[tuple[str, str], IndexEntry | None] = {}
-        self._sequencer = int(journal.get_meta("sequencer") or 0)
-        self._baseline_pending = False  # the first scan is recorded with the batch it makes
         self._recover_at: float | None = None
         self._requests_at = 0.0  # when the CLI's requests table was last read
-        self._requests_done: list[int] = []
-        self._replays: list[tuple[int, NewDelivery]] = []
+        self._hashing: set[str] = set()
+        self._rehash: set[str] = set()
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="s3sim-hash")
         self._busy = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="s3sim-intake", daemon=True)
 
@@ -77,10 +71,12 @@ class Intake:
     def stop(self) -> None:
         self.hints.put(None)
         self._thread.join()
+        # A large file still being hashed is not in the index yet: the next start finds it.
+        self._hasher.shutdown(wait=False, cancel_futures=True)
 
     def idle(self) -> bool:
         return self.hints.empty() and not self._busy.is_set() and not self._settling \
-            and not self._deleting and self._recover_at is None
+            and not self._deleting and self._recover_at is None and not self._hashing
 
     def rescan(self, fire: bool, reason: str) -> None:
         """Diff every bucket folder against the object index (runs on the intake thread)."""
@@ -102,8 +98,7 @@ class Intake:
                 # Keep running on the last good state. Whatever was staged is not in the index
                 # (the transaction rolled back), so a rescan finds it again: nothing is lost.
                 log.exception("intake.error", action="rescanning every bucket")
-                self._batch.clear()
-                self._overlay.clear()
+                self._stager.discard()
                 self._recover_at = time.monotonic() + 1.0  # not at once: the fault may persist
             finally:
                 self._busy.clear()
@@ -121,7 +116,7 @@ class Intake:
             self._apply(hint)
         self._run_timers(time.monotonic())
         self._take_requests()
-        self._commit()
+        self._stager.commit()
 
     def _wait_s(self) -> float:
         dues = [p.due for p in self._settling.values()] + list(self._deleting.values())
@@ -133,6 +128,15 @@ class Intake:
     def _apply(self, hint: Hint) -> None:
         kind = hint.kind
         if kind == "tick":
+            return
+        if kind == "watch_limit" or (hint.path == self._buckets_dir and kind != "rescan"):
+            self._control(hint)  # the watcher itself needs attention: the runtime decides
+            return
+        if hint.dest == self._buckets_dir:
+            self._control(Hint("dir_created", hint.dest))
+            return
+        if kind == "hashed":
+            self._hashed(hint.path, hint.dest)
             return
         if kind == "rescan":
             self._rescan(hint.path == "fire", hint.dest)
@@ -194,17 +198,57 @@ class Intake:
     def _put_now(self, path: str, bucket: str, key: str) -> None:
         self._settling.pop(path, None)
         self._deleting.pop(path, None)
+        if path in self._hashing:  # a newer write while hashing: hash again when it is done
+            self._rehash.add(path)
+            return
         try:
+            if os.stat(path).st_size > HASH_INLINE_BYTES:
+                self._hash_aside(path)
+                return
             size, mtime_ns, etag = _read(path, self._buckets_dir)
-        except Vanished as exc:
+        except (Vanished, OSError) as exc:
             log.info("s3.object_skipped", bucket=bucket, key=key, reason=str(exc))
             return
+        self._stage_put(bucket, key, size, mtime_ns, etag)
+
+    def _hash_aside(self, path: str) -> None:
+        """Large files are hashed on another thread, so they hold up no other object."""
+        self._hashing.add(path)
+
+        def job() -> None:
+            try:
+                result = json.dumps(_read(path, self._buckets_dir))
+            except Vanished as exc:
+                result = json.dumps(str(exc))
+            except Exception as exc:  # reported back either way: the path must not stay busy
+                result = json.dumps(f"hashing failed: {exc}")
+            self.hints.put(Hint("hashed", path, result))
+
+        self._hasher.submit(job)
+
+    def _hashed(self, path: str, result_text: str) -> None:
+        self._hashing.discard(path)
+        located = keys.locate(self._buckets_dir, path)
+        result = json.loads(result_text)
+        if path in self._rehash:
+            self._rehash.discard(path)
+            if located is not None:
+                self._put_now(path, *located)
+            return
+        if located is None:
+            return
+        if isinstance(result, str):
+            log.info("s3.object_skipped", bucket=located[0], key=located[1], reason=result)
+            return
+        self._stage_put(located[0], located[1], *result)
+
+    def _stage_put(self, bucket: str, key: str, size: int, mtime_ns: int, etag: str) -> None:
         entry = IndexEntry(size, mtime_ns, etag)
-        if self._indexed(bucket, key) == entry:
+        if self._stager.indexed(bucket, key) == entry:
             # The same write reported twice (watchdog can report a file in a new folder both
             # by its walk and by its own event). A real rewrite changes the mtime or the bytes.
             return
-        self._stage(ObjectChange(bucket, key, "put", size, etag), entry)
+        self._stager.stage(ObjectChange(bucket, key, "put", size, etag), entry)
 
     def _run_timers(self, now: float) -> None:
         if self._recover_at is not None and self._recover_at <= now:
@@ -232,23 +276,14 @@ class Intake:
         located = keys.locate(self._buckets_dir, path)
         if located is None:
             return
-        known = self._indexed(*located)
+        known = self._stager.indexed(*located)
         if known is None or (known.size, known.mtime_ns) != (st.st_size, st.st_mtime_ns):
             self._put_now(path, *located)
 
     def _delete_if_gone(self, path: str, bucket: str, key: str) -> None:
-        if os.path.lexists(path) or self._indexed(bucket, key) is None:
+        if os.path.lexists(path) or self._stager.indexed(bucket, key) is None:
             return
-        self._stage(ObjectChange(bucket, key, "delete"), None)
-
-    def _indexed(self, bucket: str, key: str) -> IndexEntry | None:
-        if (bucket, key) in self._overlay:
-            return self._overlay[(bucket, key)]
-        return self._journal.lookup(bucket, key)
-
-    def _stage(self, change: ObjectChange, entry: IndexEntry | None, fire: bool = True) -> None:
-        self._overlay[(change.bucket, change.key)] = entry
-        self._batch.append(_Change(change, entry, fire))
+        self._stager.stage(ObjectChange(bucket, key, "delete"), None)
 
     # -- requests from the CLI (replay, refire) ---------------------------------------------
     def _take_requests(self) -> None:
@@ -261,7 +296,7 @@ class Intake:
                 self._replay(body.get("ids", []))
             elif kind == "refire":
                 self._refire(str(body.get("bucket", "")), str(body.get("prefix", "")))
-            self._requests_done.append(request_id)
+            self._stager.requests_done.append(request_id)
 
     def _replay(self, ids: list[int]) -> None:
         """Dead letters again, through the current alias mapping, with new request ids."""
@@ -270,7 +305,7 @@ class Intake:
                 continue
             new = NewDelivery(str(uuid.uuid4()), dead.target, dead.function, dead.bucket,
                               dead.key, dead.payload, time.time())
-            self._replays.append((dead.id, new))
+            self._stager.replays.append((dead.id, new))
             log.info("event.replayed", delivery_id=dead.id, request_id=new.request_id,
                      replay_of=dead.request_id, function=dead.function, bucket=dead.bucket,
                      key=dead.key)
@@ -288,7 +323,7 @@ class Intake:
                 size, mtime_ns, etag = _read(path, self._buckets_dir)
             except Vanished:
                 continue
-            self._stage(ObjectChange(bucket, located[1], "put", size, etag),
+            self._stager.stage(ObjectChange(bucket, located[1], "put", size, etag),
                         IndexEntry(size, mtime_ns, etag))
             count += 1
         log.info("bucket.refired", bucket=bucket, prefix=prefix, objects=count)
@@ -303,7 +338,7 @@ class Intake:
         for bucket in sorted(buckets | set(self._journal.indexed_buckets())):
             for kind in self._rescan_bucket(bucket, ignore, fire):
                 counts[kind] += 1
-        self._baseline_pending = True
+        self._stager.baseline_pending = True
         log.info("watch.rescanned", reason=reason, fired=fire, changed=counts["put"],
                  removed=counts["delete"], buckets=len(buckets),
                  duration_ms=round((time.monotonic() - started) * 1000, 1))
@@ -323,84 +358,13 @@ class Intake:
             if fire:
                 self._put_now(path, bucket, key)
             else:
-                self._stage(ObjectChange(bucket, key, "put", st.st_size),
+                self._stager.stage(ObjectChange(bucket, key, "put", st.st_size),
                             IndexEntry(st.st_size, st.st_mtime_ns, ""), fire=False)
             yield "put"
         for key in index:
             if not keys.is_ignored(key, ignore):
-                self._stage(ObjectChange(bucket, key, "delete"), None, fire)
+                self._stager.stage(ObjectChange(bucket, key, "delete"), None, fire)
                 yield "delete"
-
-    # -- commit ------------------------------------------------------------------------------
-    def _commit(self) -> None:
-        if not (self._batch or self._baseline_pending or self._requests_done or self._replays):
-            return
-        config, batch = self._config(), self._batch
-        self._batch, self._overlay = [], {}
-        accepted: list[tuple[int, str]] = []
-        logs: list[tuple[ObjectChange, list[tuple[int, str, str]]]] = []
-        with self._journal.transaction() as db:
-            for staged in batch:
-                change = self._sequenced(staged.change)
-                if staged.entry is None:
-                    Journal.delete_object(db, change.bucket, change.key)
-                else:
-                    Journal.put_object(db, change.bucket, change.key, staged.entry)
-                if staged.fire:
-                    matched = self._accept(db, config, change)
-                    accepted += [(i, fn) for i, fn, _ in matched]
-                    logs.append((change, matched))
-            Journal.set_meta(db, "sequencer", str(self._sequencer))
-            for replay_of, new in self._replays:
-                accepted.append((Journal.insert(db, new, replay_of), new.function))
-            for request_id in self._requests_done:
-                Journal.finish_request(db, request_id)
-            if self._baseline_pending:
-                Journal.set_meta(db, "baseline", "1")
-        self._replays, self._requests_done = [], []
-        self._baseline_pending = False
-        for change, matched in logs:
-            _log_change(change, matched)
-        if accepted:
-            self._submit(accepted)
-
-    def _sequenced(self, change: ObjectChange) -> ObjectChange:
-        # Monotonic across restarts: never below the last value stored in the journal.
-        self._sequencer = max(self._sequencer + 1, time.time_ns())
-        return ObjectChange(change.bucket, change.key, change.kind, change.size, change.etag,
-                            s3_events.format_sequencer(self._sequencer), time.time_ns() // 10**6)
-
-    def _accept(self, db: object, config: Config, change: ObjectChange
-                ) -> list[tuple[int, str, str]]:
-        bucket = config.buckets.get(change.bucket)
-        if bucket is None:
-            return []
-        identity = Identity(config.region, config.settings.principal_id,
-                            config.settings.owner_id, config.settings.source_ip,
-                            config.settings.event_version)
-        accepted = []
-        for notification in routing.match(bucket, change.key, change.event_name):
-            event = s3_events.build(change, notification.id, identity, _s3_request_id(),
-                                    _host_id())
-            arn = notification.function_arn
-            delivery_id = Journal.insert(db, NewDelivery(  # type: ignore[arg-type]
-                str(uuid.uuid4()), str(arn), arn.function, change.bucket, change.key, event,
-                change.time_ms / 1000))
-            accepted.append((delivery_id, arn.function, str(arn)))
-        return accepted
-
-
-def _log_change(change: ObjectChange, matched: list[tuple[int, str, str]]) -> None:
-    name = "s3.object_created" if change.kind == "put" else "s3.object_removed"
-    fields: dict[str, object] = {"bucket": change.bucket, "key": change.key,
-                                 "sequencer": change.sequencer}
-    if change.kind == "put":
-        fields.update(size=change.size, etag=change.etag)
-    log.info(name, **fields)
-    for delivery_id, function, target in matched:
-        log.info("trigger.matched", bucket=change.bucket, key=change.key, target=target,
-                 function=function, delivery_id=delivery_id)
-
 
 def _read(path: str, root: str) -> tuple[int, int, str]:
     """(size, mtime_ns, MD5 hex) streamed in chunks; refuses links that leave the buckets."""
@@ -432,9 +396,3 @@ def _walk_files(root: str) -> Iterator[str]:
             yield os.path.join(dirpath, name)
 
 
-def _s3_request_id() -> str:
-    return secrets.token_hex(8).upper()  # 16 chars of [0-9A-F], like x-amz-request-id
-
-
-def _host_id() -> str:
-    return secrets.token_urlsafe(48)[:64]

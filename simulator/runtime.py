@@ -79,8 +79,7 @@ class Runtime:
         self.intake.start()
         polling_s = config.settings.polling_interval_ms / 1000 \
             if config.settings.watcher == "polling" else None
-        self.watcher = Watcher(self.ws.root, self.intake.hints.put, polling_s)
-        self.watcher.start()
+        self._start_watcher(polling_s)
         self._scan_on_start(first_start, config)
         log.info("simulator.ready", workspace=str(self.ws.root), buckets=sorted(config.buckets),
                  functions=sorted(config.functions), pid=os.getpid())
@@ -89,6 +88,24 @@ class Runtime:
         fire = not first_start and config.settings.catch_up == "fire"
         reason = "first start: recording what the buckets hold" if first_start else "catch-up"
         self.intake.rescan(fire, reason)
+
+    def _start_watcher(self, polling_s: float | None) -> None:
+        self.watcher = Watcher(self.ws.root, self.intake.hints.put, polling_s)
+        try:
+            self.watcher.start()
+        except OSError as exc:  # e.g. ENOSPC: not even the top folders can be watched
+            if polling_s is not None:
+                raise
+            self.watcher.stop()
+            self._fall_back_to_polling(str(exc))
+
+    def _fall_back_to_polling(self, reason: str) -> None:
+        interval_s = self.source.current.settings.polling_interval_ms / 1000
+        log.error("watch.limit_reached", reason=reason, action=f"polling every {interval_s} s",
+                  advice="raise fs.inotify.max_user_watches, or set simulator.watcher: polling")
+        self.watcher = Watcher(self.ws.root, self.intake.hints.put, interval_s)
+        self.watcher.start()
+        self.intake.rescan(True, "switched to polling")
 
     def _config(self) -> Config:
         return self.source.current
@@ -105,7 +122,13 @@ class Runtime:
     def _control(self, hint: Hint) -> None:
         """Hints outside buckets/ (on the intake thread): config, $LATEST code, versions."""
         path = Path(hint.path)
-        if path == self.ws.config:
+        if hint.kind == "watch_limit":
+            if not self.watcher.polling:
+                self.watcher.stop()
+                self._fall_back_to_polling(f"{hint.dest} at {hint.path}")
+        elif path == self.ws.buckets:
+            self._buckets_folder_changed(hint.kind)
+        elif path == self.ws.config:
             self.source.reload()
         elif self.ws.functions in path.parents:
             function = path.relative_to(self.ws.functions).parts[0]
@@ -115,6 +138,19 @@ class Runtime:
                          path=str(path.relative_to(self.ws.root)))
         elif self.ws.versions in path.parents:
             self.source.refresh_versions()
+
+    def _buckets_folder_changed(self, kind: str) -> None:
+        """buckets/ itself went away or came back: its watch died with it; watch it anew."""
+        log.warning("watch.buckets_folder", change=kind, action="re-watching and rescanning")
+        if kind in ("dir_created", "moved", "dir_moved", "created"):
+            self.watcher.stop()
+            self._start_watcher(self.watcher_polling_s())
+        self.intake.rescan(True, f"buckets folder {kind.replace('_', ' ')}")
+
+    def watcher_polling_s(self) -> float | None:
+        settings = self.source.current.settings
+        return settings.polling_interval_ms / 1000 if settings.watcher == "polling" or \
+            self.watcher.polling else None
 
     # -- run / stop --------------------------------------------------------------------------
     def idle(self) -> bool:

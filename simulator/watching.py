@@ -13,6 +13,7 @@ machine (../shared/reference/perf-limits.md) each have an answer here:
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 import warnings
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from watchdog.events import (
-    DirDeletedEvent, DirMovedEvent, FileClosedEvent, FileCreatedEvent, FileDeletedEvent,
+    DirCreatedEvent, DirDeletedEvent, DirMovedEvent, FileClosedEvent, FileCreatedEvent, FileDeletedEvent,
     FileModifiedEvent, FileMovedEvent, FileSystemEvent, FileSystemEventHandler,
 )
 from watchdog.observers import Observer
@@ -31,8 +32,8 @@ MOVE_OUT_HOLD_S = 0.01  # watchdog's default 0.5 s stalls all events; 10 ms stil
 
 
 class Hint(NamedTuple):
-    """Something may have changed at `path` (and `dest` for moves). Kinds:
-    closed | created | modified | deleted | moved | dir_deleted | dir_moved | overflow."""
+    """Something may have changed at `path` (and `dest` for moves). Kinds: closed | created |
+    modified | deleted | moved | dir_created | dir_deleted | dir_moved | overflow | watch_limit."""
 
     kind: str
     path: str = ""
@@ -42,7 +43,7 @@ class Hint(NamedTuple):
 _KINDS: dict[type[FileSystemEvent], str] = {
     FileClosedEvent: "closed", FileCreatedEvent: "created", FileModifiedEvent: "modified",
     FileDeletedEvent: "deleted", FileMovedEvent: "moved", DirDeletedEvent: "dir_deleted",
-    DirMovedEvent: "dir_moved",
+    DirMovedEvent: "dir_moved", DirCreatedEvent: "dir_created",
 }
 
 
@@ -105,7 +106,12 @@ class Watcher:
         self._observer: BaseObserver | None = None
         self._detector = _OverflowDetector(sink)
 
+    @property
+    def polling(self) -> bool:
+        return self._polling_interval_s is not None
+
     def start(self) -> None:
+        """Start watching; raises OSError if even the top folders cannot be watched."""
         _shorten_move_hold()
         # watchdog warns on a benign race when folders appear fast (mkdir -p); the message
         # embeds every watch, so it grows with the tree. The duplicate event it implies is
@@ -121,7 +127,11 @@ class Watcher:
             (self._workspace / folder).mkdir(exist_ok=True)
             observer.schedule(handler, str(self._workspace / folder), recursive=True,
                               event_filter=wanted)
-        observer.schedule(handler, str(self._workspace), recursive=False, event_filter=wanted)
+        # The root watch also reports folders appearing: a deleted and re-created buckets/
+        # needs a new watch.
+        observer.schedule(handler, str(self._workspace), recursive=False,
+                          event_filter=[*wanted, DirCreatedEvent])
+        _report_watch_limit(observer, self._sink)
         observer.start()
         self._observer = observer
 
@@ -146,6 +156,25 @@ def _new_observer(polling_interval_s: float | None) -> BaseObserver:
         # can be fired at once (the file is complete) instead of waiting to settle.
         return InotifyObserver(generate_full_events=True)
     return Observer()
+
+
+def _report_watch_limit(observer: BaseObserver, sink: Callable[[Hint], None]) -> None:
+    """watchdog swallows ENOSPC (watch limit reached) for folders below the top: those folders
+    then go unwatched in silence. Wrap the observer's inotify handle so it is reported."""
+    inotify_fd = getattr(observer, "_inotify_fd", None)
+    if inotify_fd is None:
+        return
+    add_callback = inotify_fd.add_callback
+
+    def reporting_add_callback(path: bytes, *args: object, **kwargs: object) -> object:
+        try:
+            return add_callback(path, *args, **kwargs)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EMFILE):
+                sink(Hint("watch_limit", _text(path), exc.strerror or str(exc)))
+            raise
+
+    inotify_fd.add_callback = reporting_add_callback
 
 
 def _shorten_move_hold() -> None:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from simulator.cli import main
-from tests.helpers import ARN, drop, handler_source, make_workspace, simple_config
+from tests.helpers import ARN, drop, handler_source
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import (
-    ARN, drop, handler_source, make_workspace, results, running, simple_config,
+    ARN, drop, results, running,
 )
 
 pytestmark = pytest.mark.integration

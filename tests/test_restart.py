@@ -9,7 +9,7 @@ import pytest
 
 from simulator.errors import WorkspaceLocked
 from simulator.runtime import Runtime
-from tests.helpers import drop, handler_source, make_workspace, results, running, simple_config
+from tests.helpers import drop, results, running
 
 pytestmark = pytest.mark.integration
 
