@@ -22,6 +22,12 @@ log = structlog.get_logger("s3sim")
 def read(path: Path, store: VersionStore, host: Mapping[str, str] = os.environ,
          check_versions: bool = True) -> Config:
     """Parse and validate one config file; raises ConfigError naming the place and cause."""
+    return load(path, store, host, check_versions)[1]
+
+
+def load(path: Path, store: VersionStore, host: Mapping[str, str] = os.environ,
+         check_versions: bool = True) -> tuple[str, Config]:
+    """The file's text and the config it holds (the text is what gets kept as last good)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -36,7 +42,7 @@ def read(path: Path, store: VersionStore, host: Mapping[str, str] = os.environ,
     if check_versions:
         check_published(config, store.published())
     _check_references(config, host)
-    return config
+    return text, config
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -60,17 +66,37 @@ def _check_references(config: Config, host: Mapping[str, str]) -> None:
 class ConfigSource:
     """The config in force. Readers take `current` (one attribute read, so always whole)."""
 
-    def __init__(self, path: Path, store: VersionStore) -> None:
-        self.path, self._store = path, store
-        self.current: Config = read(path, store)
+    def __init__(self, path: Path, store: VersionStore, last_good: Path | None = None) -> None:
+        self.path, self._store, self._last_good = path, store, last_good
+        self.current: Config = self._initial()
         self.published: dict[str, frozenset[int]] = store.published()
         self._lock = threading.Lock()
+
+    def _initial(self) -> Config:
+        """The file if valid; else the last good config of an earlier run, if there is one
+        (a crash while config.yaml was half written must not stop the next start)."""
+        try:
+            text, config = load(self.path, self._store)
+        except ConfigError as exc:
+            if self._last_good is None or not self._last_good.exists():
+                raise
+            log.error("config.rejected", problems=[f"{exc.source}: {p}" for p in exc.problems],
+                      kept=f"last good configuration ({self._last_good.name})")
+            return read(self._last_good, self._store)
+        self._remember(text)
+        return config
+
+    def _remember(self, text: str) -> None:
+        if self._last_good is not None:
+            tmp = self._last_good.with_name(self._last_good.name + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, self._last_good)
 
     def reload(self) -> bool:
         """Apply the file if valid (logs the diff); otherwise log why and keep the last good."""
         with self._lock:
             try:
-                new = read(self.path, self._store)
+                text, new = load(self.path, self._store)
             except ConfigError as exc:
                 log.error("config.rejected", problems=[f"{exc.source}: {p}" for p in exc.problems],
                           kept="last good configuration")
@@ -78,6 +104,7 @@ class ConfigSource:
             changes = diff(self.current, new)
             self.published = self._store.published()
             self.current = new
+            self._remember(text)
             if changes:
                 log.info("config.reloaded", changes=changes)
             return True

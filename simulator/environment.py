@@ -73,6 +73,7 @@ class Environment:
         self._started = 0.0
         self.peak_mb = 0
         self.out_of_memory = False
+        self._peer_closed = False
         self.alive = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -130,7 +131,7 @@ class Environment:
             return None
         if message is not None:  # init_error: the runtime reports it and exits
             payload, init_ms = message["payload"], (time.monotonic() - started) * 1000
-        elif self._proc is not None and self._proc.poll() is None:
+        elif not self._peer_closed:
             init_ms = (time.monotonic() - started) * 1000
             payload = {"errorType": "Sandbox.Timedout",
                        "errorMessage": f"Error: Init timed out after {init_ms / 1000:.2f} seconds"}
@@ -175,7 +176,7 @@ class Environment:
             text = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
             return Result(False, {"errorType": "Runtime.OutOfMemory", "errorMessage": text},
                           "Runtime.OutOfMemory", elapsed_ms, self.peak_mb, None, True)
-        if self._proc is not None and self._proc.poll() is None:  # still running: timed out
+        if not self._peer_closed:  # still running at the deadline: timed out
             self.stop()
             text = f"RequestId: {request_id} Error: Task timed out after {self.spec.timeout_s:.2f} seconds"
             return Result(False, {"errorType": "Sandbox.Timedout", "errorMessage": text},
@@ -185,7 +186,13 @@ class Environment:
         return Result(False, payload, "Runtime.ExitError", elapsed_ms, 0, None, True)
 
     def _exit_payload(self, request_id: str) -> dict[str, str]:
-        code = self._proc.wait() if self._proc is not None else None
+        code = None
+        if self._proc is not None:
+            try:
+                code = self._proc.wait(timeout=5)  # it closed its pipe: it is exiting
+            except subprocess.TimeoutExpired:
+                self.stop()
+                code = self._proc.returncode
         if code is None or code == 0:
             reason = "Runtime exited without providing a reason"
         elif code < 0:
@@ -230,6 +237,7 @@ class Environment:
                 continue
             chunk = os.read(self._rfd, 1 << 16)
             if not chunk:
+                self._peer_closed = True  # the process exited (or closed its end)
                 return None
             self._buffer += chunk
 

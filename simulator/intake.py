@@ -57,6 +57,7 @@ class Intake:
         self._settling: dict[str, _Pending] = {}
         self._deleting: dict[str, float] = {}
         self._recover_at: float | None = None
+        self._overflow_pending = False
         self._requests_at = 0.0  # when the CLI's requests table was last read
         self._hashing: set[str] = set()
         self._rehash: set[str] = set()
@@ -114,6 +115,9 @@ class Intake:
                 self.hints.put(None)
                 break
             self._apply(hint)
+        if self._overflow_pending:
+            self._overflow_pending = False
+            self._rescan(True, "overflow")
         self._run_timers(time.monotonic())
         self._take_requests()
         self._stager.commit()
@@ -140,9 +144,10 @@ class Intake:
             return
         if kind == "rescan":
             self._rescan(hint.path == "fire", hint.dest)
-        elif kind == "overflow":
-            log.warning("watch.overflow", action="rescanning every bucket")
-            self._rescan(True, "overflow")
+        elif kind == "overflow":  # watchdog warns twice per overflow: rescan once per pass
+            if not self._overflow_pending:
+                log.warning("watch.overflow", action="rescanning every bucket")
+            self._overflow_pending = True
         elif kind == "closed":
             self._route(hint.path, self._put_now, kind)
         elif kind in ("created", "modified"):

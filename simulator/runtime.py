@@ -61,7 +61,7 @@ class Runtime:
         self._lock()
         logs.configure(self.ws.log_file, self._console, self._console_json)
         self.store = VersionStore(self.ws.versions)
-        self.source = ConfigSource(self.ws.config, self.store)
+        self.source = ConfigSource(self.ws.config, self.store, self.ws.state / "last-good-config.yaml")
         config = self.source.current
         for name in config.buckets:
             (self.ws.buckets / name).mkdir(parents=True, exist_ok=True)

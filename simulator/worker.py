@@ -72,10 +72,14 @@ class Output:
         self._buffer = ""
 
     def write(self, text: str) -> int:
+        if self._state.log_bytes >= self._state.log_limit:
+            return len(text)  # over the cap: dropped here, never buffered
         self._buffer += text
         if "\n" in self._buffer:
             complete, self._buffer = self._buffer.rsplit("\n", 1)
             self._emit(complete)
+        if len(self._buffer) > 65536:  # a runaway line without newlines
+            self.flush()
         return len(text)
 
     def flush(self) -> None:
@@ -85,11 +89,13 @@ class Output:
 
     def _emit(self, text: str) -> None:
         state = self._state
-        if state.log_bytes >= state.log_limit:
+        remaining = state.log_limit - state.log_bytes
+        if remaining <= 0:
             return
         state.log_bytes += len(text)
         if state.log_bytes >= state.log_limit:
-            text += f"\n[s3sim] output of this invocation truncated at {state.log_limit} bytes"
+            text = text[:remaining] + (f"\n[s3sim] output of this invocation truncated at "
+                                       f"{state.log_limit} bytes")
         self._channel.send({"type": "log", "data": text})
 
     def isatty(self) -> bool:

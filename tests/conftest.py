@@ -24,3 +24,23 @@ def ws(tmp_path: Path) -> Path:
     out = tmp_path / "out"
     out.mkdir()
     return make_workspace(tmp_path / "ws", simple_config(out), {"fn": {"handler.py": handler_source()}})
+
+
+_FAULT_ROWS: list[dict[str, Any]] = []
+
+
+@pytest.fixture
+def fault_report() -> Any:
+    """Fault tests report what was in play; the table is printed at the end of the run."""
+    def add(fault: str, **numbers: Any) -> None:
+        _FAULT_ROWS.append({"fault": fault, **numbers})
+    return add
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _FAULT_ROWS:
+        return
+    terminalreporter.section("fault injection: events in play and where they ended")
+    for row in _FAULT_ROWS:
+        fields = " ".join(f"{k}={v}" for k, v in row.items() if k != "fault")
+        terminalreporter.write_line(f"{row['fault']}: {fields}")
