@@ -4,7 +4,6 @@ Run alone with `pytest -m fault`.
 """
 
 import errno
-import os
 import shutil
 import threading
 from collections import Counter
@@ -12,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.faults import COUNTING_HANDLER, Simulator, calls, journal_rows, write_files
-from tests.helpers import drop, handler_source, make_workspace, results, running, simple_config
+from tests.helpers import drop, handler_source, make_workspace, running, simple_config
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration]
 
