@@ -35,6 +35,8 @@ from simulator.outcomes import Outcomes
 log = structlog.get_logger("s3sim")
 THROTTLE_BACKOFF_S = (1.0, 300.0)  # Lambda: 1 s, doubling, at most 5 minutes
 THROTTLED = "TooManyRequestsException"
+RECORD_BATCH = 64  # outcomes recorded per transaction, at most RECORD_DELAY_S after the first
+RECORD_DELAY_S = 0.02
 
 Completion = tuple[Delivery, Invocation, "retry.GiveUp | None"]
 
@@ -47,6 +49,7 @@ class _Queues:
     completions: list[Completion] = field(default_factory=list)
     throttled: set[str] = field(default_factory=set)  # functions now at their cap
     backoffs: dict[int, int] = field(default_factory=dict)  # id -> throttles so far
+    first_completion: float = 0.0  # monotonic time the oldest unrecorded outcome arrived
 
 
 class Deliverer:
@@ -160,8 +163,10 @@ class Deliverer:
                 log.exception("scheduler.tick_failed")
 
     def _wait_s(self) -> float:
-        if self._q.completions or self._dispatchable():
+        if self._dispatchable() or len(self._q.completions) >= RECORD_BATCH:
             return 0
+        if self._q.completions:  # record in batches: one transaction per many outcomes
+            return max(0.0, self._q.first_completion + RECORD_DELAY_S - time.monotonic())
         if self._q.delayed:
             return max(0.0, min(self._q.delayed[0][0] - self._clock(), 1.0))
         return 1.0
@@ -246,26 +251,51 @@ class Deliverer:
                                 Result(False, payload, THROTTLED, 0.0, 0, None), False)
         forced = retry.GiveUp("EventAgeExceeded" if condition == "EventAgeExceeded"
                               else "RetriesExhausted")
-        self._q.completions.append((delivery, invocation, forced))
+        self._complete((delivery, invocation, forced))
 
     # -- invocation threads ------------------------------------------------------------------
     def _run(self, job: int, function: str) -> None:
-        delivery = invocation = None
+        """Run `job`, then keep taking this function's next ready job while there is one:
+        a slot goes straight on to the next event instead of waiting for the scheduler."""
+        next_job: int | None = job
+        while next_job is not None:
+            job = next_job
+            delivery, invocation = self._invoke(job)
+            with self._cond:
+                if job > 0 and delivery is not None and invocation is not None:
+                    self._complete((delivery, invocation, None))
+                elif job > 0:  # could not even run: try again shortly
+                    heapq.heappush(self._q.delayed, (self._clock() + 1.0, job, function))
+                next_job = self._next_for(function)
+                if next_job is None:  # a slot is free: the scheduler may have work for it
+                    self._q.inflight[function] -= 1
+                    self._cond.notify_all()
+                elif len(self._q.completions) >= RECORD_BATCH:
+                    self._cond.notify_all()
+
+    def _complete(self, completion: Completion) -> None:
+        if not self._q.completions:
+            self._q.first_completion = time.monotonic()
+        self._q.completions.append(completion)
+
+    def _next_for(self, function: str) -> int | None:
+        """The next ready job of `function` for a slot that just finished (caller holds the
+        condition; the slot stays counted as in flight)."""
+        queue = self._q.ready.get(function)
+        if self._stopping or not queue or self._q.inflight[function] > self._cap(function):
+            return None
+        return queue.popleft()
+
+    def _invoke(self, job: int) -> tuple[Delivery | None, Invocation | None]:
         try:
             delivery = self._journal.load(abs(job))
-            invocation = self._invoker.invoke(
+            return delivery, self._invoker.invoke(
                 self._config(), FunctionArn.parse(delivery.target), delivery.payload,
                 delivery.request_id, attempt=delivery.attempts + 1, bucket=delivery.bucket,
                 key=delivery.key, duplicate=job < 0)
         except Exception as exc:  # the invocation thread must always report back
             log.exception("invoke.crashed", delivery_id=abs(job), error=str(exc))
-        with self._cond:
-            self._q.inflight[function] -= 1
-            if job > 0 and delivery is not None and invocation is not None:
-                self._q.completions.append((delivery, invocation, None))
-            elif job > 0:  # could not even run: try again shortly
-                heapq.heappush(self._q.delayed, (self._clock() + 1.0, job, function))
-            self._cond.notify_all()
+            return None, None
 
     # -- outcomes ----------------------------------------------------------------------------
     def _record(self, completions: list[Completion]) -> None:

@@ -6,7 +6,6 @@ at a time (the pool guarantees it) and is owned by the pool, which starts and st
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
@@ -18,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from simulator import lambda_env
 
@@ -204,7 +205,7 @@ class Environment:
 
     # -- framing ---------------------------------------------------------------------------
     def _send(self, message: dict[str, Any]) -> None:
-        body = json.dumps(message).encode()
+        body = orjson.dumps(message)
         data = memoryview(_HEADER.pack(len(body)) + body)
         while data:
             data = data[os.write(self._wfd, data):]
@@ -225,7 +226,7 @@ class Environment:
                 if len(self._buffer) >= _HEADER.size + size:
                     body = self._buffer[_HEADER.size:_HEADER.size + size]
                     self._buffer = self._buffer[_HEADER.size + size:]
-                    return json.loads(body)  # type: ignore[no-any-return]
+                    return orjson.loads(body)  # type: ignore[no-any-return]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None

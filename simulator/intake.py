@@ -32,6 +32,7 @@ from simulator.watching import Hint
 log = structlog.get_logger("s3sim")
 _CHUNK = 1 << 20
 HASH_INLINE_BYTES = 8 << 20  # larger files are hashed aside
+COMMIT_EVERY = 256  # changes per journal transaction during a burst
 
 
 @dataclass
@@ -115,6 +116,8 @@ class Intake:
                 self.hints.put(None)
                 break
             self._apply(hint)
+            if len(self._stager) >= COMMIT_EVERY:  # in a burst, hand work on early
+                self._stager.commit()
         if self._overflow_pending:
             self._overflow_pending = False
             self._rescan(True, "overflow")
@@ -207,10 +210,10 @@ class Intake:
             self._rehash.add(path)
             return
         try:
-            if os.stat(path).st_size > HASH_INLINE_BYTES:
-                self._hash_aside(path)
-                return
-            size, mtime_ns, etag = _read(path, self._buckets_dir)
+            size, mtime_ns, etag = _read(path, self._buckets_dir, HASH_INLINE_BYTES)
+        except TooLarge:
+            self._hash_aside(path)
+            return
         except (Vanished, OSError) as exc:
             log.info("s3.object_skipped", bucket=bucket, key=key, reason=str(exc))
             return
@@ -371,7 +374,11 @@ class Intake:
                 self._stager.stage(ObjectChange(bucket, key, "delete"), None, fire)
                 yield "delete"
 
-def _read(path: str, root: str) -> tuple[int, int, str]:
+class TooLarge(Exception):
+    """Larger than the caller wants to hash inline."""
+
+
+def _read(path: str, root: str, inline_limit: int | None = None) -> tuple[int, int, str]:
     """(size, mtime_ns, MD5 hex) streamed in chunks; refuses links that leave the buckets."""
     try:
         st = os.lstat(path)
@@ -382,6 +389,8 @@ def _read(path: str, root: str) -> tuple[int, int, str]:
             st = os.stat(real)
         if not stat.S_ISREG(st.st_mode):
             raise Vanished("not a regular file")
+        if inline_limit is not None and st.st_size > inline_limit:
+            raise TooLarge()
         digest = hashlib.md5(usedforsecurity=False)
         with open(path, "rb") as f:
             while chunk := f.read(_CHUNK):

@@ -137,7 +137,7 @@ class Invoker:
         if not result.ok:
             bound.error("invoke.failed", error_type=result.error_type,
                         error=_error_message(result.payload))
-        bound.info("invoke.end")
+        # One event ends an invocation; the console shows it as CloudWatch's END + REPORT.
         bound.info("invoke.report", **report_fields(result, spec.memory_mb))
 
 

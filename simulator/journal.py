@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY,
@@ -100,6 +102,15 @@ class Journal:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._migrate()
+        # Reads get their own connection: in WAL mode they never wait for a writer's
+        # transaction (an intake batch must not hold up invocations loading their event).
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                                       timeout=30)
+        self._read_lock = threading.Lock()
+
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
+        with self._read_lock:
+            return self._reader.execute(sql, tuple(args)).fetchall()
 
     def _migrate(self) -> None:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(deliveries)")}
@@ -107,8 +118,9 @@ class Journal:
             self._db.execute("ALTER TABLE deliveries ADD COLUMN replay_of INTEGER")
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
             self._db.close()
+            self._reader.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -129,9 +141,7 @@ class Journal:
             return int(cursor.lastrowid or 0)
 
     def open_requests(self) -> list[tuple[int, str, dict[str, Any]]]:
-        with self._lock:
-            rows = self._db.execute("SELECT id, kind, body FROM requests WHERE done_s IS NULL "
-                                    "ORDER BY id").fetchall()
+        rows = self._read("SELECT id, kind, body FROM requests WHERE done_s IS NULL ORDER BY id")
         return [(int(i), str(k), json.loads(b)) for i, k, b in rows]
 
     @staticmethod
@@ -140,9 +150,8 @@ class Journal:
 
     # -- meta --------------------------------------------------------------------------------
     def get_meta(self, name: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return None if row is None else str(row[0])
+        rows = self._read("SELECT value FROM meta WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else None
 
     @staticmethod
     def set_meta(db: sqlite3.Connection, name: str, value: str) -> None:
@@ -151,20 +160,17 @@ class Journal:
 
     # -- object index ------------------------------------------------------------------------
     def lookup(self, bucket: str, key: str) -> IndexEntry | None:
-        with self._lock:
-            row = self._db.execute("SELECT size, mtime_ns, etag FROM objects WHERE bucket = ? "
-                                   "AND key = ?", (bucket, key)).fetchone()
-        return None if row is None else IndexEntry(*row)
+        rows = self._read("SELECT size, mtime_ns, etag FROM objects WHERE bucket = ? AND key = ?",
+                          (bucket, key))
+        return IndexEntry(*rows[0]) if rows else None
 
     def index(self, bucket: str) -> dict[str, IndexEntry]:
-        with self._lock:
-            rows = self._db.execute("SELECT key, size, mtime_ns, etag FROM objects WHERE "
-                                    "bucket = ?", (bucket,)).fetchall()
+        rows = self._read("SELECT key, size, mtime_ns, etag FROM objects WHERE bucket = ?",
+                          (bucket,))
         return {key: IndexEntry(size, mtime, etag) for key, size, mtime, etag in rows}
 
     def indexed_buckets(self) -> list[str]:
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT DISTINCT bucket FROM objects")]
+        return [r[0] for r in self._read("SELECT DISTINCT bucket FROM objects")]
 
     @staticmethod
     def put_object(db: sqlite3.Connection, bucket: str, key: str, entry: IndexEntry) -> None:
@@ -184,22 +190,20 @@ class Journal:
             "INSERT INTO deliveries(request_id, target, function, bucket, key, payload, "
             "accepted_s, due_s, replay_of) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (new.request_id, new.target, new.function, new.bucket, new.key,
-             json.dumps(new.payload), new.accepted_s, new.accepted_s, replay_of))
+             orjson.dumps(new.payload).decode(), new.accepted_s, new.accepted_s, replay_of))
         return int(cursor.lastrowid or 0)
 
     def load(self, delivery_id: int) -> Delivery:
-        with self._lock:
-            row = self._db.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?",
-                                   (delivery_id,)).fetchone()
-        return _delivery(row)
+        rows = self._read(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?",
+                          (delivery_id,))
+        return _delivery(rows[0])
 
     def load_many(self, ids: list[int]) -> list[Delivery]:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        with self._lock:
-            rows = self._db.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN "
-                                    f"({marks}) ORDER BY id", ids).fetchall()
+        rows = self._read(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({marks}) "
+                          f"ORDER BY id", ids)
         return [_delivery(r) for r in rows]
 
     def open_deliveries(self) -> list[tuple[int, str, float]]:
@@ -245,7 +249,7 @@ RESCHEDULE_SQL = ("UPDATE deliveries SET attempts = ?, due_s = ?, last_error = ?
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:
     values = list(row)
-    values[5] = json.loads(values[5])
+    values[5] = orjson.loads(values[5])
     return Delivery(*values)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
-from pathlib import PurePosixPath
+import functools
+import re
+from collections.abc import Callable, Sequence
 
 
 def locate(buckets_dir: str, path: str) -> tuple[str, str] | None:
@@ -16,7 +17,7 @@ def locate(buckets_dir: str, path: str) -> tuple[str, str] | None:
     prefix = buckets_dir.rstrip("/") + "/"
     if not path.startswith(prefix):
         return None
-    parts = PurePosixPath(path[len(prefix):]).parts
+    parts = [p for p in path[len(prefix):].split("/") if p]  # as PurePosixPath would split
     if len(parts) < 2 or ".." in parts or "." in parts:
         return None
     try:
@@ -28,5 +29,13 @@ def locate(buckets_dir: str, path: str) -> tuple[str, str] | None:
 
 def is_ignored(key: str, patterns: Sequence[str]) -> bool:
     """A key is noise if any of its path components matches an ignore pattern."""
-    return any(fnmatch.fnmatchcase(part, pattern)
-               for part in key.split("/") for pattern in patterns)
+    matcher = _matcher(tuple(patterns))
+    return any(matcher(part) for part in key.split("/"))
+
+
+@functools.lru_cache(maxsize=8)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+    """One compiled regex for all patterns (checked once per path component, per event)."""
+    if not patterns:
+        return lambda _: None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match

@@ -43,6 +43,9 @@ class Stager:
         self.requests_done: list[int] = []
         self.replays: list[tuple[int, NewDelivery]] = []
 
+    def __len__(self) -> int:
+        return len(self._batch)
+
     def discard(self) -> None:
         """Forget what is staged (after a failed commit; a rescan finds it again)."""
         self._batch.clear()
