@@ -40,6 +40,8 @@ def parse(r: Reader, raw: Mapping[str, Any]) -> Settings:
         force_cold_start=r.typed(raw.get("force_cold_start"), bool, "simulator.force_cold_start",
                                  d.force_cold_start),
         duplicate_fraction=duplicate,
+        spare_runtimes=r.ranged(raw.get("spare_runtimes"), "simulator.spare_runtimes",
+                                "spare_runtimes", 0, 16, d.spare_runtimes),
         reorder_window_ms=r.ranged(raw.get("reorder_window_ms"), "simulator.reorder_window_ms",
                                    "reorder_window_ms", 0, 600000, d.reorder_window_ms),
         time_scale=scale,

@@ -78,32 +78,31 @@ class Environment:
         self.alive = False
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self, on_output: Callable[[str], None], deadline: float) -> Result | None:
-        """Start the process and run the handler module's init. Returns a failure Result, or None.
+    def start(self, on_output: Callable[[str], None], deadline: float,
+              blank: Blank | None = None) -> Result | None:
+        """Turn a blank runtime (a spare, or one started now) into this environment and run
+        the handler module's init. Returns a failure Result, or None.
 
-        Init Duration counts from process start to the handler being loaded: what a cold start
+        Init Duration counts from then to the handler being loaded: what the cold start
         costs the caller, like Lambda's runtime + module init.
         """
         self._started = time.monotonic()
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        out = open(self.tmp_dir / "runtime.out", "ab")  # fd-level output (C code, crashes)
-        try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-I", *self._pycache_args(), str(WORKER_SCRIPT),
-                 str(to_child_r), str(from_child_w)],
-                env=self._process_env(), cwd=self.spec.code_dir, stdin=subprocess.DEVNULL,
-                stdout=out, stderr=out, pass_fds=(to_child_r, from_child_w),
-                start_new_session=True,
-            )
-        finally:
-            out.close()
-            os.close(to_child_r)
-            os.close(from_child_w)
-        self._rfd, self._wfd, self.alive = from_child_r, to_child_w, True
-        self._send({"code_dir": str(self.spec.code_dir), "handler": self.spec.handler,
-                    "log_limit": self._log_limit})
+        spec = self.spec
+        init = {
+            "code_dir": str(spec.code_dir), "handler": spec.handler, "log_limit": self._log_limit,
+            "env": self._process_env(), "output": str(self.tmp_dir / "runtime.out"),
+            "pycache_prefix": self._pycache_prefix(), "cache_bytecode": spec.cache_bytecode,
+        }
+        for candidate in (blank, None):
+            adopted = candidate or launch_blank()
+            self._proc, self._rfd, self._wfd = adopted.proc, adopted.rfd, adopted.wfd
+            self.alive = True
+            try:
+                self._send(init)
+                break
+            except OSError:  # a spare that died while waiting: start a fresh one instead
+                self.stop()
         return self._await_init(on_output, deadline)
 
     def _process_env(self) -> dict[str, str]:
@@ -115,14 +114,14 @@ class Environment:
             user_env=spec.user_env, host=os.environ,
         )
 
-    def _pycache_args(self) -> list[str]:
-        # -I ignores PYTHONPYCACHEPREFIX, so the prefix goes on the command line. Without
-        # caching, the prefix points at a folder that is never written, so nothing is read.
+    def _pycache_prefix(self) -> str | None:
+        # Without caching, the prefix points at a folder that is never written, so no stale
+        # byte-code is ever read either.
         if self.spec.pycache_dir is None:
-            return []
+            return None
         if not self.spec.cache_bytecode:
-            return ["-B", "-X", f"pycache_prefix={self.spec.pycache_dir / 'never-written'}"]
-        return ["-X", f"pycache_prefix={self.spec.pycache_dir}"]
+            return str(self.spec.pycache_dir / "never-written")
+        return str(self.spec.pycache_dir)
 
     def _await_init(self, on_output: Callable[[str], None], deadline: float) -> Result | None:
         started = self._started
@@ -252,6 +251,42 @@ class Environment:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
+
+
+@dataclass(frozen=True)
+class Blank:
+    """A started runtime process that has not yet been told which function it runs."""
+
+    proc: subprocess.Popen[bytes]
+    rfd: int  # we read its frames here
+    wfd: int  # and write ours here
+
+    def discard(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        os.close(self.rfd)
+        os.close(self.wfd)
+
+
+def launch_blank() -> Blank:
+    """`python -I worker.py`: nothing of the simulator's environment but PATH and LANG."""
+    to_child_r, to_child_w = os.pipe()
+    from_child_r, from_child_w = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", str(WORKER_SCRIPT), str(to_child_r), str(from_child_w)],
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(to_child_r, from_child_w), start_new_session=True,
+        )
+    finally:
+        os.close(to_child_r)
+        os.close(from_child_w)
+    return Blank(proc, from_child_r, to_child_w)
 
 
 def _rss_mb(pid: int | None) -> int:

@@ -122,7 +122,7 @@ class Invoker:
                 return Result(False, payload, payload["errorType"], 0.0, 0, None, True)
         log.bind(request_id=request_id, function=spec.function, version=spec.version).info(
             "invoke.init_start", runtime=RUNTIME_VERSION)
-        return env.start(on_output, time.monotonic() + INIT_LIMIT_S)
+        return env.start(on_output, time.monotonic() + INIT_LIMIT_S, self._pool.spares.take())
 
     @staticmethod
     def _log_start(bound: Any, spec: Spec) -> None:

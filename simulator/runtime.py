@@ -68,7 +68,7 @@ class Runtime:
         self.journal = Journal(self.ws.journal)
         first_start = self.journal.get_meta("baseline") is None
         self.pool = Pool(self.ws.state / "tmp", config.settings.log_limit_bytes,
-                         config.settings.force_cold_start)
+                         config.settings.force_cold_start, config.settings.spare_runtimes)
         self.invoker = Invoker(self.ws.root, self.pool, self.store, lambda: self.source.published,
                                random.Random(config.settings.seed))
         self.deliverer = Deliverer(self.journal, self.invoker, self._config, self.ws.buckets,

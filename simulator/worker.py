@@ -252,6 +252,20 @@ def invoke(handler: Callable[..., Any], message: dict[str, Any], state: State) -
             "duration_ms": duration_ms, "max_memory_mb": _max_rss_mb()}
 
 
+def _become(init: dict[str, Any]) -> None:
+    """Turn this blank runtime (started ahead of need) into the function's environment."""
+    os.environ.clear()
+    os.environ.update(init["env"])
+    time.tzset()
+    os.chdir(init["code_dir"])
+    fd = os.open(init["output"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)  # fd-level output (C code, crash messages) goes to the slot's file
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.pycache_prefix = init.get("pycache_prefix")
+    sys.dont_write_bytecode = not init.get("cache_bytecode", True)
+
+
 def main(argv: list[str]) -> int:
     channel = Channel(int(argv[1]), int(argv[2]))
     state = State()
@@ -259,6 +273,7 @@ def main(argv: list[str]) -> int:
     if init is None:
         return 0
     state.log_limit = int(init.get("log_limit", state.log_limit))
+    _become(init)
     sys.stdout = sys.stderr = Output(channel, state)
     _install_logging(state)
     sys.path.insert(0, init["code_dir"])
