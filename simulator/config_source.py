@@ -17,6 +17,8 @@ from simulator.errors import ConfigError, Problem
 from simulator.versions import VersionStore
 
 log = structlog.get_logger("s3sim")
+# libyaml's safe loader when PyYAML was built with it: a reload parses 10x faster.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read(path: Path, store: VersionStore, host: Mapping[str, str] = os.environ,
@@ -35,7 +37,7 @@ def load(path: Path, store: VersionStore, host: Mapping[str, str] = os.environ,
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem("", f"cannot read: {exc}")], str(path.name)) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         raise ConfigError([Problem("", _yaml_problem(exc))], str(path.name)) from None
     config = Config.from_mapping(raw if raw is not None else {})
@@ -149,4 +151,4 @@ def diff(old: Config, new: Config) -> list[str]:
 
 
 def raw_mapping(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)

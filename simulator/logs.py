@@ -7,6 +7,7 @@ for people, with CloudWatch-like START / END / REPORT lines for invocations.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -49,6 +50,8 @@ def configure(json_path: Path | None, console: IO[str] | None, console_json: boo
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_file = os.open(json_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    if console is not None and _is_devnull(console):
+        console = None  # nobody reads it: do not render lines for it
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -61,6 +64,13 @@ def configure(json_path: Path | None, console: IO[str] | None, console_json: boo
         logger_factory=structlog.ReturnLoggerFactory(),
         cache_logger_on_first_use=False,
     )
+
+
+def _is_devnull(stream: IO[str]) -> bool:
+    try:
+        return os.path.samestat(os.fstat(stream.fileno()), os.stat(os.devnull))
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
 
 
 _SECOND = [-1, ""]  # the last whole second formatted, reused for every line within it
