@@ -67,8 +67,9 @@ def make_workspace(root: Path, *, functions: int = 1, rules: int = 1, concurrenc
                      "aliases": {"live": "$LATEST"}}
     notes = [{"id": f"decoy{j}", "events": ["s3:ObjectCreated:*"], "prefix": f"decoy{j}/",
               "function": f"{ARN}:fn0:live"} for j in range(rules - 1)]
-    if functions == 1:
-        notes.append({"id": "all", "events": ["s3:ObjectCreated:*"], "function": f"{ARN}:fn0:live"})
+    if functions == 1:  # with decoys, a prefix of its own (S3 rejects overlapping rules)
+        notes.append({"id": "all", "events": ["s3:ObjectCreated:*"], "function": f"{ARN}:fn0:live",
+                      **({"prefix": "burst/"} if rules > 1 else {})})
     else:
         notes += [{"id": f"p{i}", "events": ["s3:ObjectCreated:*"], "prefix": f"p{i}/",
                    "function": f"{ARN}:fn{i}:live"} for i in range(functions)]
@@ -114,6 +115,8 @@ class Simulator:
             for event in self.events():
                 if predicate(event):
                     return event
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"s3sim exited with {self.proc.returncode} ({self.ws})")
             time.sleep(0.01)
         raise TimeoutError("simulator event not seen")
 
