@@ -104,14 +104,18 @@ class Pool:
         """Return an environment after an invocation; dead or stale ones are stopped."""
         with self._lock:
             self._busy.discard(env)
-            keep = (env.alive and not self._closed and not self.force_cold
-                    and env.spec.generation == self._generations[env.spec.function])
+            keep = env.alive and not self._closed and not self.force_cold and not self._stale(env)
             if keep:
                 self._idle[env.spec.key].append(env)
                 self._idle_since[env] = time.monotonic()
                 return
             self._release_slot(env)
         env.stop()
+
+    def _stale(self, env: Environment) -> bool:
+        """Only $LATEST changes under a running environment; published versions never do."""
+        return env.spec.version == "$LATEST" and \
+            env.spec.generation != self._generations[env.spec.function]
 
     def retire_latest(self, function: str) -> None:
         """$LATEST code changed: idle environments stop now, busy ones when checked in."""

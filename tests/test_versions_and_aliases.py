@@ -171,3 +171,17 @@ def test_latest_edit_recycles_warm_environment_but_not_versions(tmp_path: Path) 
     assert by_key == {"a.txt": "v2", "b.txt": "v3"}
     store = VersionStore(ws / "versions")
     assert "TAG = 'v1'" in (store.load("fn", 1).code_dir / "handler.py").read_text()
+
+
+def test_latest_edit_keeps_published_versions_warm(tmp_path: Path) -> None:
+    ws = published_workspace(tmp_path)
+    set_alias(ws, 1)
+    with running(ws) as (_, log):
+        drop(ws / "buckets/uploads/a.txt")
+        log.wait_for(log.named("invoke.report"))
+        (ws / "functions/fn/handler.py").write_text(handler_source("v9"))
+        log.wait_for(log.named("function.code_changed"))
+        drop(ws / "buckets/uploads/b.txt")
+        log.wait_for(log.named("invoke.report"), count=2)
+    first, second = log.matching(log.named("invoke.report"))
+    assert "init_ms" in first and "init_ms" not in second  # version 1 stayed warm
