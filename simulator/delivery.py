@@ -105,6 +105,8 @@ class Deliverer:
             for delivery_id, function in items:
                 self._chaos(delivery_id, function, settings.reorder_window_ms,
                             settings.duplicate_fraction, now)
+            if not self._stopping:
+                self._dispatch()  # straight to a free slot: no wait for the scheduler thread
             self._cond.notify_all()
 
     def idle(self) -> bool:
