@@ -132,7 +132,7 @@ class Settings:
     throttle: Literal["wait", "backoff"] = "wait"  # backoff: Lambda's 1 s doubling to 5 min
     keep_alive_s: int = 600  # idle environments are stopped after this long
     force_cold_start: bool = False  # a fresh environment for every invocation
-    spare_runtimes: int = 1  # blank runtimes kept started, so cold starts skip start-up
+    spare_runtimes: int = 2  # blank runtimes kept started, so cold starts skip start-up
     duplicate_fraction: float = 0.0  # chaos: deliver this share of events twice
     reorder_window_ms: int = 0  # chaos: hold events back up to this long, so they reorder
     seed: int | None = None  # seeds weighted-alias choices and generated ids
