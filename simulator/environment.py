@@ -12,6 +12,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -75,6 +76,7 @@ class Environment:
         self.peak_mb = 0
         self.out_of_memory = False
         self._peer_closed = False
+        self._stop_lock = threading.Lock()
         self.alive = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -141,18 +143,20 @@ class Environment:
         return Result(False, payload, str(payload.get("errorType")), 0.0, 0, init_ms, True)
 
     def stop(self) -> None:
-        """Kill the process group and close the pipes; safe to call twice."""
-        if self._proc is not None and self._proc.poll() is None:
-            try:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self._proc.wait()
-        for fd in (self._rfd, self._wfd):
-            if fd >= 0:
-                os.close(fd)
-        self._rfd = self._wfd = -1
-        self.alive = False
+        """Kill the process group and close the pipes; safe to call twice, from two threads
+        (the pool stops busy environments at shutdown while their invocation still waits)."""
+        with self._stop_lock:
+            if self._proc is not None and self._proc.poll() is None:
+                try:
+                    os.killpg(self._proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self._proc.wait()
+            for fd in (self._rfd, self._wfd):
+                if fd >= 0:
+                    os.close(fd)
+            self._rfd = self._wfd = -1
+            self.alive = False
 
     # -- invocation ------------------------------------------------------------------------
     def invoke(self, request_id: str, invoked_arn: str, event: Any,
@@ -229,13 +233,20 @@ class Environment:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
+            rfd = self._rfd
+            if rfd < 0:  # stopped from another thread (shutdown)
+                self._peer_closed = True
+                return None
             poller = select.poll()  # poll, not select: descriptors may exceed FD_SETSIZE
-            poller.register(self._rfd, select.POLLIN)
+            poller.register(rfd, select.POLLIN)
             if not poller.poll(min(remaining, MEMORY_SAMPLE_S) * 1000):
                 if self._over_memory():
                     return None
                 continue
-            chunk = os.read(self._rfd, 1 << 16)
+            try:
+                chunk = os.read(rfd, 1 << 16) if self._rfd == rfd else b""
+            except OSError:
+                chunk = b""
             if not chunk:
                 self._peer_closed = True  # the process exited (or closed its end)
                 return None

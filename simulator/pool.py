@@ -157,14 +157,14 @@ class Pool:
             return dict(counts)
 
     def close(self) -> None:
-        """Stop every idle environment; busy ones stop as their invocation checks them in."""
+        """Stop every environment (called after delivery has stopped waiting for them)."""
         self.spares.close()
         with self._lock:
             self._closed = True
-            envs = [e for idle in self._idle.values() for e in idle]
+            envs = [e for idle in self._idle.values() for e in idle] + list(self._busy)
             self._idle.clear()
             self._idle_since.clear()
-        for env in envs:
+        for env in envs:  # busy ones too: their events stay pending and run at the next start
             env.stop()
 
     def _claim_slot(self, spec: Spec) -> Path:

@@ -79,3 +79,24 @@ def test_sequencer_keeps_increasing_across_restarts(ws: Path) -> None:
     by_etag = {r["event"]["Records"][0]["s3"]["object"]["eTag"]: r["event"]["Records"][0]["s3"]["object"]["sequencer"]
                for r in results(ws.parent / "out")}
     assert by_etag[hashlib.md5(b"1").hexdigest()] < by_etag[hashlib.md5(b"2").hexdigest()]
+
+
+def test_stop_does_not_wait_for_a_long_handler_and_keeps_its_event(tmp_path: Path) -> None:
+    import sqlite3
+    import time
+
+    from tests.helpers import handler_source, make_workspace, simple_config
+
+    out = tmp_path / "out2"
+    out.mkdir()
+    ws = make_workspace(tmp_path / "ws2", simple_config(out, timeout=120),
+                        {"fn": {"handler.py": handler_source()}})
+    with running(ws) as (runtime, log):
+        drop(ws / "buckets/uploads/sleep.txt")  # the handler sleeps 30 s
+        log.wait_for(log.named("invoke.start"))
+        started = time.monotonic()
+    assert time.monotonic() - started < 15  # the 5 s grace, then the environment is stopped
+    db = sqlite3.connect(ws / ".s3sim/journal.sqlite3")
+    (state,) = db.execute("SELECT state FROM deliveries").fetchone()
+    db.close()
+    assert state == "pending"  # runs again at the next start: at least once
