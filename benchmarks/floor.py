@@ -14,7 +14,6 @@ import queue
 import sys
 import threading
 from multiprocessing.connection import Connection
-from typing import Any
 
 from watchdog.events import FileClosedEvent, FileMovedEvent, FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.inotify import InotifyObserver

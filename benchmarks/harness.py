@@ -146,16 +146,17 @@ def _status_kb(pid: int | None, field: str) -> float:
 
 
 def _children(pid: int | None) -> list[int]:
+    """The simulator's worker processes (environments and spare runtimes)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             cmd = (entry / "cmdline").read_bytes()
-        except OSError:
+        except (OSError, ValueError, IndexError):
             continue
-        if b"worker.py" in cmd:
+        if parent == pid and b"worker.py" in cmd:
             found.append(int(entry.name))
     return found
 

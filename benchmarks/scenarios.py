@@ -155,7 +155,7 @@ def cold_starts(count: int) -> dict[str, Any]:
                     finally:
                         sys.stdout = stdout
                 p.sim.wait_for(lambda e: e.get("event") == "config.reloaded"
-                               and any(f"live: " in c and f"-> {i + 1}" in c
+                               and any("live: " in c and f"-> {i + 1}" in c
                                        for c in e.get("changes", [])))
                 key = f"cold{i}.dat"
                 closed = write_file(p.bucket / key, PAYLOAD)
