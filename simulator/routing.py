@@ -71,5 +71,11 @@ def explain(bucket: Bucket, key: str, event_name: str) -> list[Verdict]:
 
 
 def match(bucket: Bucket, key: str, event_name: str) -> list[Notification]:
-    """The configurations that fire; AWS's overlap rule makes this at most one."""
-    return [v.notification for v in explain(bucket, key, event_name) if v.matched]
+    """The configurations that fire; AWS's overlap rule makes this at most one.
+
+    The same test as `explain`, without building a verdict per rule (this runs per event).
+    """
+    encoded = encode_key(key)
+    return [n for n in bucket.notifications
+            if encoded.startswith(n.prefix) and encoded.endswith(n.suffix)
+            and any(event_matches(spec, event_name) for spec in n.events)]

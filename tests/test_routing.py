@@ -40,3 +40,15 @@ def test_explain_reports_each_condition() -> None:
     (verdict,) = routing.explain(bucket(note), "docs/cat.jpg", "ObjectCreated:Put")
     assert (verdict.event_ok, verdict.prefix_ok, verdict.suffix_ok, verdict.matched) == (
         True, False, True, False)
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+_texts = st.text(alphabet="ab/. +", max_size=5)
+
+
+@given(_texts, _texts, _texts, st.sampled_from(["ObjectCreated:Put", "ObjectRemoved:Delete"]))
+def test_match_agrees_with_explain(prefix: str, suffix: str, key: str, name: str) -> None:
+    note = Notification("a", ARN, ("s3:ObjectCreated:*",), prefix=prefix, suffix=suffix)
+    verdicts = routing.explain(bucket(note), key, name)
+    assert routing.match(bucket(note), key, name) == [v.notification for v in verdicts if v.matched]
