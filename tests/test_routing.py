@@ -1,4 +1,5 @@
 import pytest
+from hypothesis import given, strategies as st
 
 from simulator import routing
 from simulator.arn import FunctionArn
@@ -40,9 +41,6 @@ def test_explain_reports_each_condition() -> None:
     (verdict,) = routing.explain(bucket(note), "docs/cat.jpg", "ObjectCreated:Put")
     assert (verdict.event_ok, verdict.prefix_ok, verdict.suffix_ok, verdict.matched) == (
         True, False, True, False)
-
-
-from hypothesis import given, strategies as st  # noqa: E402
 
 _texts = st.text(alphabet="ab/. +", max_size=5)
 
