@@ -6,7 +6,6 @@ import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import structlog
 import yaml
@@ -148,7 +147,3 @@ def diff(old: Config, new: Config) -> list[str]:
     lines += [f"+ {k}: {b[k]}" for k in sorted(b.keys() - a.keys())]
     lines += [f"- {k}" for k in sorted(a.keys() - b.keys())]
     return lines
-
-
-def raw_mapping(path: Path) -> Any:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)

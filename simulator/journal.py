@@ -234,13 +234,6 @@ class Journal:
                                     "GROUP BY function, state").fetchall()
         return {(f, s): int(n) for f, s, n in rows}
 
-    def record_outcomes(self, updates: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
-        """Apply a batch of finish/reschedule updates in one transaction."""
-        with self.transaction() as db:
-            for sql, args in updates:
-                db.execute(sql, args)
-
-
 FINISH_SQL = ("UPDATE deliveries SET state = ?, attempts = ?, condition = ?, last_error = ?, "
               "executed_version = ?, finished_s = ? WHERE id = ?")
 RESCHEDULE_SQL = ("UPDATE deliveries SET attempts = ?, due_s = ?, last_error = ?, "
@@ -251,7 +244,3 @@ def _delivery(row: tuple[Any, ...]) -> Delivery:
     values = list(row)
     values[5] = orjson.loads(values[5])
     return Delivery(*values)
-
-
-def now_s() -> float:
-    return time.time()

@@ -8,7 +8,6 @@ private temp dir that outlives a runtime reset (timeout, crash), as /tmp does in
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections import defaultdict
@@ -176,7 +175,3 @@ class Pool:
     def _release_slot(self, env: Environment) -> None:
         # The slot number is the last path component; its temp dir stays for the next runtime.
         self._slots[(env.spec.function, env.spec.version)].discard(int(env.tmp_dir.name))
-
-
-def clear_tmp(tmp_root: Path) -> None:
-    shutil.rmtree(tmp_root, ignore_errors=True)
