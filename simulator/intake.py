@@ -320,21 +320,25 @@ class Intake:
 
     def _refire(self, bucket: str, prefix: str) -> None:
         """Events for objects that already exist, as if each had just been written."""
-        root = os.path.join(self._buckets_dir, bucket)
         count = 0
-        for path in _walk_files(root):
-            located = keys.locate(self._buckets_dir, path)
-            if located is None or not located[1].startswith(prefix) \
-                    or keys.is_ignored(located[1], self._config().settings.ignore):
-                continue
+        for path, key in self._objects(bucket, prefix):
             try:
                 size, mtime_ns, etag = _read(path, self._buckets_dir)
             except Vanished:
                 continue
-            self._stager.stage(ObjectChange(bucket, located[1], "put", size, etag),
-                        IndexEntry(size, mtime_ns, etag))
+            self._stager.stage(ObjectChange(bucket, key, "put", size, etag),
+                               IndexEntry(size, mtime_ns, etag))
             count += 1
         log.info("bucket.refired", bucket=bucket, prefix=prefix, objects=count)
+
+    def _objects(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, str]]:
+        """(path, key) of every file in a bucket folder that is an object, not noise."""
+        ignore = self._config().settings.ignore
+        for path in _walk_files(os.path.join(self._buckets_dir, bucket)):
+            located = keys.locate(self._buckets_dir, path)
+            if located is not None and located[1].startswith(prefix) \
+                    and not keys.is_ignored(located[1], ignore):
+                yield path, located[1]
 
     # -- rescan ------------------------------------------------------------------------------
     def _rescan(self, fire: bool, reason: str) -> None:
@@ -353,14 +357,12 @@ class Intake:
 
     def _rescan_bucket(self, bucket: str, ignore: tuple[str, ...], fire: bool) -> Iterator[str]:
         index = self._journal.index(bucket)
-        root = os.path.join(self._buckets_dir, bucket)
-        for path in _walk_files(root):
-            located = keys.locate(self._buckets_dir, path)
-            if located is None or keys.is_ignored(located[1], ignore):
+        for path, key in self._objects(bucket):
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:  # gone since the walk: if indexed, it is a delete below
                 continue
-            key = located[1]
             known = index.pop(key, None)
-            st = os.lstat(path)
             if known is not None and (known.size, known.mtime_ns) == (st.st_size, st.st_mtime_ns):
                 continue
             if fire:
