@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import random
 import sys
 import time
@@ -20,6 +19,7 @@ from simulator.arn import LATEST, FunctionArn
 from simulator.config import Config, is_valid_alias_name
 from simulator.errors import ArnError, ResourceNotFound, SimulatorError
 from simulator.runtime import Workspace
+from simulator.staging import build_event
 from simulator.versions import VersionStore
 
 if TYPE_CHECKING:
@@ -302,12 +302,7 @@ def _event(ws: Workspace, config: Config, event_file: Path | None, bucket: str |
                                     st.st_mtime_ns // 10**6)
     notes = routing.match(config.buckets[bucket], key, change.event_name) \
         if bucket in config.buckets else []
-    identity = s3_events.Identity(config.region, config.settings.principal_id,
-                                  config.settings.owner_id, config.settings.source_ip,
-                                  config.settings.event_version)
-    config_id = notes[0].id if notes else "s3sim-invoke"
-    return s3_events.build(change, config_id, identity, os.urandom(8).hex().upper(),
-                           uuid.uuid4().hex)
+    return build_event(config, change, notes[0].id if notes else "s3sim-invoke")
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:

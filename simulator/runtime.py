@@ -54,6 +54,7 @@ class Runtime:
         self.ws = Workspace(root)
         self._console, self._console_json = console, console_json
         self._lock_file: IO[str] | None = None
+        self._forced_polling = False  # set once the watch limit made native watching fail
         self.stopped = threading.Event()
 
     # -- start -------------------------------------------------------------------------------
@@ -77,9 +78,7 @@ class Runtime:
         self.intake = Intake(self.ws.root, self.journal, self._config, self.deliverer.submit,
                              self._control)
         self.intake.start()
-        polling_s = config.settings.polling_interval_ms / 1000 \
-            if config.settings.watcher == "polling" else None
-        self._start_watcher(polling_s)
+        self._start_watcher(self._polling_s())
         self._scan_on_start(first_start, config)
         log.info("simulator.ready", workspace=str(self.ws.root), buckets=sorted(config.buckets),
                  functions=sorted(config.functions), pid=os.getpid())
@@ -100,12 +99,20 @@ class Runtime:
             self._fall_back_to_polling(str(exc))
 
     def _fall_back_to_polling(self, reason: str) -> None:
-        interval_s = self.source.current.settings.polling_interval_ms / 1000
+        self._forced_polling = True
+        interval_s = self._polling_s()
         log.error("watch.limit_reached", reason=reason, action=f"polling every {interval_s} s",
                   advice="raise fs.inotify.max_user_watches, or set simulator.watcher: polling")
         self.watcher = Watcher(self.ws.root, self.intake.hints.put, interval_s)
         self.watcher.start()
         self.intake.rescan(True, "switched to polling")
+
+    def _polling_s(self) -> float | None:
+        """The polling interval when the config asks for polling or the watch limit forced
+        it; None for the platform's native watcher."""
+        settings = self.source.current.settings
+        polling = settings.watcher == "polling" or self._forced_polling
+        return settings.polling_interval_ms / 1000 if polling else None
 
     def _config(self) -> Config:
         return self.source.current
@@ -144,13 +151,8 @@ class Runtime:
         log.warning("watch.buckets_folder", change=kind, action="re-watching and rescanning")
         if kind in ("dir_created", "moved", "dir_moved", "created"):
             self.watcher.stop()
-            self._start_watcher(self.watcher_polling_s())
+            self._start_watcher(self._polling_s())
         self.intake.rescan(True, f"buckets folder {kind.replace('_', ' ')}")
-
-    def watcher_polling_s(self) -> float | None:
-        settings = self.source.current.settings
-        return settings.polling_interval_ms / 1000 if settings.watcher == "polling" or \
-            self.watcher.polling else None
 
     # -- run / stop --------------------------------------------------------------------------
     def idle(self) -> bool:

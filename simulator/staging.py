@@ -9,10 +9,12 @@ lookups for what is staged but not yet committed.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -102,24 +104,28 @@ class Stager:
         return ObjectChange(change.bucket, change.key, change.kind, change.size, change.etag,
                             s3_events.format_sequencer(self._sequencer), time.time_ns() // 10**6)
 
-    def _accept(self, db: object, config: Config, change: ObjectChange
+    def _accept(self, db: sqlite3.Connection, config: Config, change: ObjectChange
                 ) -> list[tuple[int, str, str]]:
         bucket = config.buckets.get(change.bucket)
         if bucket is None:
             return []
-        identity = Identity(config.region, config.settings.principal_id,
-                            config.settings.owner_id, config.settings.source_ip,
-                            config.settings.event_version)
         accepted = []
         for notification in routing.match(bucket, change.key, change.event_name):
-            event = s3_events.build(change, notification.id, identity, _s3_request_id(),
-                                    _host_id())
+            event = build_event(config, change, notification.id)
             arn = notification.function_arn
-            delivery_id = Journal.insert(db, NewDelivery(  # type: ignore[arg-type]
+            delivery_id = Journal.insert(db, NewDelivery(
                 str(uuid.uuid4()), str(arn), arn.function, change.bucket, change.key, event,
                 change.time_ms / 1000))
             accepted.append((delivery_id, arn.function, str(arn)))
         return accepted
+
+
+def build_event(config: Config, change: ObjectChange, configuration_id: str) -> dict[str, Any]:
+    """The S3 event for one change, with the identity and ids the config gives."""
+    settings = config.settings
+    identity = Identity(config.region, settings.principal_id, settings.owner_id,
+                        settings.source_ip, settings.event_version)
+    return s3_events.build(change, configuration_id, identity, _s3_request_id(), _host_id())
 
 
 def _log_change(change: ObjectChange, matched: list[tuple[int, str, str]]) -> None:
