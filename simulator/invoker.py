@@ -25,6 +25,7 @@ from simulator.versions import VersionStore
 
 log = structlog.get_logger("s3sim")
 INIT_LIMIT_S = 10.0  # Lambda's init phase limit for on-demand functions
+INTEGRITY_ERROR = "S3sim.CodeIntegrityError"  # a published version's files were altered
 RUNTIME_VERSION = f"python:{sys.version_info[0]}.{sys.version_info[1]}.s3sim"
 
 
@@ -60,9 +61,8 @@ class Invoker:
             resolution = aliases.resolve(config, self._published(), arn, self._random)
         except LambdaApiError as exc:
             bound.error("invoke.failed", arn=str(arn), error_type=exc.code, error=exc.message)
-            payload = {"errorType": exc.code, "errorMessage": exc.message}
             return Invocation(request_id, str(arn), arn.function, None, None,
-                              Result(False, payload, exc.code, 0.0, 0, None), False)
+                              _failure(exc.code, exc.message), False)
         bound = bound.bind(version=resolution.version, alias=resolution.alias)
         if resolution.alias is not None:
             bound.info("alias.resolved", arn=str(arn), alias=resolution.alias,
@@ -70,11 +70,9 @@ class Invoker:
         try:
             spec = self.spec(config, resolution.function, resolution.version)
         except SimulatorError as exc:
-            bound.error("invoke.failed", error_type="S3sim.CodeIntegrityError", error=str(exc))
-            payload = {"errorType": "S3sim.CodeIntegrityError", "errorMessage": str(exc)}
+            bound.error("invoke.failed", error_type=INTEGRITY_ERROR, error=str(exc))
             return Invocation(request_id, str(arn), arn.function, resolution.version,
-                              resolution.alias, Result(False, payload, "S3sim.CodeIntegrityError",
-                                                       0.0, 0, None), False)
+                              resolution.alias, _failure(INTEGRITY_ERROR, str(exc)), False)
         result, cold = self._run(spec, arn, event, request_id, bound)
         return Invocation(request_id, str(arn), arn.function, resolution.version,
                           resolution.alias, result, cold)
@@ -118,8 +116,7 @@ class Invoker:
             try:
                 self._store.verify(self._store.load(spec.function, int(spec.version), False))
             except SimulatorError as exc:
-                payload = {"errorType": "S3sim.CodeIntegrityError", "errorMessage": str(exc)}
-                return Result(False, payload, payload["errorType"], 0.0, 0, None, True)
+                return _failure(INTEGRITY_ERROR, str(exc), environment_lost=True)
         log.bind(request_id=request_id, function=spec.function, version=spec.version).info(
             "invoke.init_start", runtime=RUNTIME_VERSION)
         return env.start(on_output, time.monotonic() + INIT_LIMIT_S, self._pool.spares.take())
@@ -139,6 +136,12 @@ class Invoker:
                         error=_error_message(result.payload))
         # One event ends an invocation; the console shows it as CloudWatch's END + REPORT.
         bound.info("invoke.report", **report_fields(result, spec.memory_mb))
+
+
+def _failure(error_type: str, message: str, environment_lost: bool = False) -> Result:
+    """An invocation that failed before the handler ran."""
+    return Result(False, {"errorType": error_type, "errorMessage": message}, error_type, 0.0, 0,
+                  None, environment_lost)
 
 
 def report_fields(result: Result, memory_mb: int) -> dict[str, Any]:
