@@ -77,6 +77,7 @@ def code_sha256(files: dict[str, str]) -> str:
 class VersionStore:
     def __init__(self, root: Path) -> None:
         self.root = root  # <workspace>/versions
+        self._loaded: dict[tuple[str, int], Version] = {}
 
     def published(self) -> dict[str, frozenset[int]]:
         if not self.root.is_dir():
@@ -90,6 +91,14 @@ class VersionStore:
         return sorted(int(d.name) for d in folder.iterdir() if d.name.isdigit())
 
     def load(self, function: str, number: int, verify: bool = True) -> Version:
+        version = self._loaded.get((function, number)) or self._read(function, number)
+        if verify:
+            self.verify(version)  # the code on disk, always read afresh
+        return version
+
+    def _read(self, function: str, number: int) -> Version:
+        """version.json, read once per process: a published version never changes (every
+        invocation of one asks for its settings)."""
         folder = self.root / function / str(number)
         try:
             meta = json.loads((folder / "version.json").read_text())
@@ -99,8 +108,7 @@ class VersionStore:
             function, number, folder / "code", meta["CodeSha256"], meta["Settings"],
             meta.get("Description", ""), meta.get("Created", ""), meta["Files"],
         )
-        if verify:
-            self.verify(version)
+        self._loaded[(function, number)] = version
         return version
 
     def verify(self, version: Version) -> None:
