@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
+
+from simulator.testing import SimulatorProcess
 
 ROOT = Path(__file__).parents[1]
 ARN = "arn:aws:lambda:us-east-1:123456789012:function"
@@ -81,56 +78,15 @@ def make_workspace(root: Path, *, functions: int = 1, rules: int = 1, concurrenc
     return ws
 
 
-class Simulator:
-    def __init__(self, ws: Path) -> None:
-        self.ws = ws
-        self.log_path = ws / ".s3sim" / "logs" / "events.jsonl"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._offset = 0
-        self.started_ns = 0
-
-    def start(self, wait_event: str = "watch.rescanned", timeout: float = 300) -> float:
-        """Start `s3sim run`; returns seconds until `wait_event` was logged."""
-        self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self.started_ns = time.monotonic_ns()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "simulator", "-w", str(self.ws), "run"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": str(ROOT)})
-        self.wait_for(lambda e: e.get("event") == wait_event, timeout=timeout)
-        return (time.monotonic_ns() - self.started_ns) / 1e9
-
-    def events(self) -> list[dict[str, Any]]:
-        if not self.log_path.exists():
-            return []
-        with open(self.log_path, "rb") as f:
-            f.seek(self._offset)
-            data = f.read()
-        return [json.loads(line) for line in data.splitlines() if line.endswith(b"}")]
-
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 300
-                 ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for event in self.events():
-                if predicate(event):
-                    return event
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"s3sim exited with {self.proc.returncode} ({self.ws})")
-            time.sleep(0.01)
-        raise TimeoutError("simulator event not seen")
+class Simulator(SimulatorProcess):
+    """The simulator as its own process, plus the memory figures the benchmarks report."""
 
     def peak_rss_mb(self) -> float:
         return _status_kb(self.proc.pid if self.proc else None, "VmHWM") / 1024
 
     def worker_rss_mb(self) -> list[float]:
-        pids = [p for p in _children(self.proc.pid if self.proc else None)]
-        return [_status_kb(p, "VmRSS") / 1024 for p in pids]
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=60)
+        return [_status_kb(p, "VmRSS") / 1024
+                for p in _children(self.proc.pid if self.proc else None)]
 
 
 def _status_kb(pid: int | None, field: str) -> float:

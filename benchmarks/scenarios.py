@@ -32,7 +32,7 @@ class SimulatorPipeline:
         self.bucket = self.ws / "buckets" / "bench"
         self.entries = root / "entries.tsv"
         self.sim = Simulator(self.ws)
-        self.ready_s = self.sim.start()
+        self.ready_s = self.sim.start().ready_s
 
     def stop(self) -> None:
         self.sim.stop()
@@ -161,8 +161,8 @@ def cold_starts(count: int) -> dict[str, Any]:
                 closed = write_file(p.bucket / key, PAYLOAD)
                 entries = wait_entries(p.entries, 2 + i, 60)
                 lat.append(entries[key][0] - closed)
-                report = p.sim.wait_for(lambda e: e.get("event") == "invoke.report"
-                                        and e.get("version") == str(i + 1))
+                (report,) = p.sim.wait_for(lambda e: e.get("event") == "invoke.report"
+                                           and e.get("version") == str(i + 1))
                 init.append(int(report.get("init_ms", 0) * 1e6))
         finally:
             p.stop()
@@ -242,8 +242,8 @@ def startup(objects: int, changed: int) -> dict[str, Any]:
             for i in range(objects // 1000):
                 write_file(folder / f"o{i:04d}.dat", PAYLOAD)
         sim = Simulator(ws)
-        ready_s = sim.start("simulator.ready")
-        scanned = sim.wait_for(lambda e: e.get("event") == "watch.rescanned")
+        ready_s = sim.start(wait_event="simulator.ready").ready_s
+        (scanned,) = sim.wait_for(lambda e: e.get("event") == "watch.rescanned")
         scan_done_s = (time.monotonic_ns() - sim.started_ns) / 1e9
         sim.stop()
         per_dir = max(1, changed // 1000)
@@ -251,7 +251,7 @@ def startup(objects: int, changed: int) -> dict[str, Any]:
             for i in range(per_dir):
                 write_file(bucket / f"d{d:04d}" / f"o{i:04d}.dat", PAYLOAD + b"changed")
         sim = Simulator(ws)
-        restart_ready_s = sim.start("simulator.ready")
+        restart_ready_s = sim.start(wait_event="simulator.ready").ready_s
         started = sim.started_ns
         entries = wait_entries(root / "entries.tsv", per_dir * 1000, 600)
         catch_up_s = (max(e for e, _ in entries.values()) - started) / 1e9 if entries else 0

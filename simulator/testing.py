@@ -1,0 +1,100 @@
+"""`s3sim run` as a separate process, for tests, benchmarks and CI scripts.
+
+Start it on a workspace, wait on events in its JSON-lines log (the same stream `s3sim logs`
+reads), and stop it: politely, with `kill -9`, or by pausing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])  # importable without an install
+
+
+class SimulatorProcess:
+    def __init__(self, workspace: Path) -> None:
+        self.ws = workspace
+        self.log_path = workspace / ".s3sim" / "logs" / "events.jsonl"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_ns = 0
+        self.ready_s = 0.0  # seconds from start to the event `start` waited for
+        self._offset = 0  # events before this byte of the log belong to earlier runs
+
+    def start(self, *args: str, wait_event: str = "watch.rescanned",
+              timeout: float = 300) -> SimulatorProcess:
+        self._offset = self._log_size()
+        self.started_ns = time.monotonic_ns()
+        self.proc = subprocess.Popen(self._command("run", "--json", *args),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env=self._env())
+        self.wait_for(lambda e: e.get("event") == wait_event, timeout=timeout)
+        self.ready_s = (time.monotonic_ns() - self.started_ns) / 1e9
+        return self
+
+    def run_until_idle(self, timeout: float = 300) -> int:
+        """A separate `run --exit-when-idle`: finishes all pending work, returns its exit code."""
+        self._offset = self._log_size()
+        return subprocess.run(self._command("run", "--exit-when-idle"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=timeout, env=self._env()).returncode
+
+    def events(self) -> list[dict[str, Any]]:
+        """This run's events so far (a line still being written is left for next time)."""
+        if not self.log_path.exists():
+            return []
+        with open(self.log_path, "rb") as f:
+            f.seek(self._offset)
+            data = f.read()
+        return [json.loads(line) for line in data.splitlines() if line.strip().endswith(b"}")]
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], count: int = 1,
+                 timeout: float = 120.0) -> list[dict[str, Any]]:
+        """Poll the log until `count` events match; fails fast if the process exited."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.events() if predicate(e)]
+            if len(found) >= count:
+                return found
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"s3sim exited with {self.proc.returncode} ({self.ws})")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {timeout} s for {count} events, saw {len(found)}")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+
+    def kill9(self) -> None:
+        self._signal(signal.SIGKILL)
+        assert self.proc is not None
+        self.proc.wait()
+
+    def pause(self) -> None:
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None, "not started"
+        self.proc.send_signal(sig)
+
+    def _command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "simulator", "-w", str(self.ws), *args]
+
+    def _env(self) -> dict[str, str]:
+        path = os.pathsep.join(p for p in (_PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p)
+        return {**os.environ, "PYTHONPATH": path}
+
+    def _log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
