@@ -10,7 +10,7 @@ from simulator.config import Config
 from simulator.errors import VersionIntegrityError
 from simulator.versions import VersionStore
 from tests.helpers import (
-    ARN, drop, handler_source, make_workspace, results, running, simple_config, write_config,
+    ARN, EventLog, drop, handler_source, make_workspace, results, running, simple_config, write_config,
 )
 
 pytestmark = pytest.mark.integration
@@ -157,15 +157,21 @@ def test_weighted_alias_runs_both_versions_in_separate_environments(tmp_path: Pa
     assert not pids["1"] & pids["2"]
 
 
-def test_latest_edit_recycles_warm_environment_but_not_versions(tmp_path: Path) -> None:
-    ws = published_workspace(tmp_path)
+def edit_latest_between_two_events(ws: Path, tag: str) -> EventLog:
+    """a.txt fires, $LATEST's code is edited to `tag`, then b.txt fires."""
     with running(ws) as (_, log):
         drop(ws / "buckets/uploads/a.txt")
         log.wait_for(log.named("invoke.report"))
-        (ws / "functions/fn/handler.py").write_text(handler_source("v3"))
+        (ws / "functions/fn/handler.py").write_text(handler_source(tag))
         log.wait_for(log.named("function.code_changed"))
         drop(ws / "buckets/uploads/b.txt")
         log.wait_for(log.named("invoke.report"), count=2)
+    return log
+
+
+def test_latest_edit_recycles_warm_environment_but_not_versions(tmp_path: Path) -> None:
+    ws = published_workspace(tmp_path)
+    edit_latest_between_two_events(ws, "v3")
     by_key = {r["event"]["Records"][0]["s3"]["object"]["key"]: r["tag"]
               for r in results(tmp_path / "out")}
     assert by_key == {"a.txt": "v2", "b.txt": "v3"}
@@ -176,12 +182,6 @@ def test_latest_edit_recycles_warm_environment_but_not_versions(tmp_path: Path) 
 def test_latest_edit_keeps_published_versions_warm(tmp_path: Path) -> None:
     ws = published_workspace(tmp_path)
     set_alias(ws, 1)
-    with running(ws) as (_, log):
-        drop(ws / "buckets/uploads/a.txt")
-        log.wait_for(log.named("invoke.report"))
-        (ws / "functions/fn/handler.py").write_text(handler_source("v9"))
-        log.wait_for(log.named("function.code_changed"))
-        drop(ws / "buckets/uploads/b.txt")
-        log.wait_for(log.named("invoke.report"), count=2)
+    log = edit_latest_between_two_events(ws, "v9")
     first, second = log.matching(log.named("invoke.report"))
     assert "init_ms" in first and "init_ms" not in second  # version 1 stayed warm
