@@ -64,6 +64,9 @@ class Intake:
         self._rehash: set[str] = set()
         self._hasher = ThreadPoolExecutor(1, thread_name_prefix="s3sim-hash")
         self._busy = threading.Event()
+        # Rescans asked for by the owner, each with an event set once its changes are committed.
+        self._rescans: queue.SimpleQueue[tuple[bool, str, threading.Event]] = queue.SimpleQueue()
+        self._scanned: list[threading.Event] = []  # set after the next successful commit
         self._thread = threading.Thread(target=self._loop, name="s3sim-intake", daemon=True)
 
     # -- owner's interface -------------------------------------------------------------------
@@ -80,9 +83,16 @@ class Intake:
         return self.hints.empty() and not self._busy.is_set() and not self._settling \
             and not self._deleting and self._recover_at is None and not self._hashing
 
-    def rescan(self, fire: bool, reason: str) -> None:
-        """Diff every bucket folder against the object index (runs on the intake thread)."""
-        self.hints.put(Hint("rescan", "fire" if fire else "record", reason))
+    def rescan(self, fire: bool, reason: str) -> threading.Event:
+        """Diff every bucket folder against the object index (runs on the intake thread).
+
+        The returned event is set once the scan's changes are committed: from then on the
+        index holds every file the scan saw, and any later write is a change that fires.
+        """
+        done = threading.Event()
+        self._rescans.put((fire, reason, done))
+        self.hints.put(Hint("rescan"))
+        return done
 
     # -- the loop ----------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -96,6 +106,8 @@ class Intake:
             self._busy.set()
             try:
                 self._pass(hint)
+                if self._recover_at is None:
+                    self._release_scanned()
             except Exception:
                 # Keep running on the last good state. Whatever was staged is not in the index
                 # (the transaction rolled back), so a rescan finds it again: nothing is lost.
@@ -104,6 +116,11 @@ class Intake:
                 self._recover_at = time.monotonic() + 1.0  # not at once: the fault may persist
             finally:
                 self._busy.clear()
+
+    def _release_scanned(self) -> None:
+        for done in self._scanned:
+            done.set()
+        self._scanned.clear()
 
     def _pass(self, first: Hint) -> None:
         self._apply(first)
@@ -146,7 +163,9 @@ class Intake:
             self._hashed(hint.path, hint.dest)
             return
         if kind == "rescan":
-            self._rescan(hint.path == "fire", hint.dest)
+            fire, reason, done = self._rescans.get_nowait()
+            self._rescan(fire, reason)
+            self._scanned.append(done)
         elif kind == "overflow":  # watchdog warns twice per overflow: rescan once per pass
             if not self._overflow_pending:
                 log.warning("watch.overflow", action="rescanning every bucket")
@@ -285,7 +304,10 @@ class Intake:
         if located is None:
             return
         known = self._stager.indexed(*located)
-        if known is None or (known.size, known.mtime_ns) != (st.st_size, st.st_mtime_ns):
+        # A record without an eTag (made by a record-only scan) proves nothing about the
+        # bytes: read the file, and fire if it differs from what the index holds.
+        if known is None or not known.etag \
+                or (known.size, known.mtime_ns) != (st.st_size, st.st_mtime_ns):
             self._put_now(path, *located)
 
     def _delete_if_gone(self, path: str, bucket: str, key: str) -> None:

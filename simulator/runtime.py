@@ -84,9 +84,12 @@ class Runtime:
                  functions=sorted(config.functions), pid=os.getpid())
 
     def _scan_on_start(self, first_start: bool, config: Config) -> None:
+        """Ready means a file written after it fires: so the scan that records (or fires)
+        what the buckets hold must be committed first. The watcher already runs, so nothing
+        written during the scan is missed either."""
         fire = not first_start and config.settings.catch_up == "fire"
         reason = "first start: recording what the buckets hold" if first_start else "catch-up"
-        self.intake.rescan(fire, reason)
+        self.intake.rescan(fire, reason).wait()
 
     def _start_watcher(self, polling_s: float | None) -> None:
         self.watcher = Watcher(self.ws.root, self.intake.hints.put, polling_s)

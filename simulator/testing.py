@@ -28,14 +28,18 @@ class SimulatorProcess:
         self.ready_s = 0.0  # seconds from start to the event `start` waited for
         self._offset = 0  # events before this byte of the log belong to earlier runs
 
-    def start(self, *args: str, wait_event: str = "watch.rescanned",
+    def start(self, *args: str, wait_event: str = "simulator.ready",
               timeout: float = 300) -> SimulatorProcess:
         self._offset = self._log_size()
         self.started_ns = time.monotonic_ns()
         self.proc = subprocess.Popen(self._command("run", "--json", *args),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      env=self._env())
-        self.wait_for(lambda e: e.get("event") == wait_event, timeout=timeout)
+        try:
+            self.wait_for(lambda e: e.get("event") == wait_event, timeout=timeout)
+        except BaseException:
+            self.stop()  # a start that fails leaves nothing running
+            raise
         self.ready_s = (time.monotonic_ns() - self.started_ns) / 1e9
         return self
 
@@ -69,10 +73,22 @@ class SimulatorProcess:
                 raise TimeoutError(f"waited {timeout} s for {count} events, saw {len(found)}")
             time.sleep(0.01)
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=60)
+    def __enter__(self) -> SimulatorProcess:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within `grace_s`."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
     def kill9(self) -> None:
         self._signal(signal.SIGKILL)

@@ -1,6 +1,6 @@
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -44,3 +44,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for row in _FAULT_ROWS:
         fields = " ".join(f"{k}={v}" for k, v in row.items() if k != "fault")
         terminalreporter.write_line(f"{row['fault']}: {fields}")
+
+
+@pytest.fixture
+def simulator() -> Any:
+    """Makes `s3sim run` processes (simulator.testing.SimulatorProcess) and stops every one of
+    them when the test ends, passed or failed: SIGTERM, then SIGKILL."""
+    from simulator.testing import SimulatorProcess
+
+    made: list[SimulatorProcess] = []
+
+    def make(workspace: Path) -> SimulatorProcess:
+        made.append(SimulatorProcess(workspace))
+        return made[-1]
+
+    yield make
+    for sim in made:
+        sim.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from simulator.testing import SimulatorProcess
 
 # Appends one line per invocation: cheap enough for bursts of thousands.
 COUNTING_HANDLER = '''
@@ -25,9 +24,6 @@ def handler(event, context):
         raise RuntimeError("injected failure")
     return key
 '''
-
-
-Simulator = SimulatorProcess  # the simulator as its own process (simulator.testing)
 
 
 def calls(out: Path) -> list[tuple[str, str, str]]:

@@ -156,9 +156,9 @@ def results(out: Path) -> list[dict[str, Any]]:
 def running(root: Path) -> Iterator[tuple[Runtime, EventLog]]:
     log = EventLog()
     runtime = Runtime(root, console=log, console_json=True)
-    runtime.start()
+    runtime.start()  # returns once `simulator.ready` is logged, as a user would wait for it
     try:
-        log.wait_for(log.named("watch.rescanned"))
+        log.wait_for(log.named("simulator.ready"))
         yield runtime, log
     finally:
         runtime.stop()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults import COUNTING_HANDLER, Simulator, calls, journal_rows, write_files
+from tests.faults import COUNTING_HANDLER, calls, journal_rows, write_files
 from tests.helpers import drop, handler_source, make_workspace, running, simple_config
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration]
@@ -31,11 +31,11 @@ def delivered_keys(out: Path) -> set[str]:
     return {key for _, key, result in calls(out) if result == "ok"}
 
 
-def test_kill_9_mid_burst_then_restart_loses_nothing(tmp_path: Path, fault_report: Any) -> None:
+def test_kill_9_mid_burst_then_restart_loses_nothing(simulator: Any, tmp_path: Path, fault_report: Any) -> None:
     ws = workspace(tmp_path)
     folder = ws / "buckets/uploads/burst"
     folder.mkdir(parents=True)
-    sim = Simulator(ws).start()
+    sim = simulator(ws).start()
     names: list[str] = []
     writer = threading.Thread(target=lambda: names.extend(write_files(folder, 1500)))
     writer.start()  # the kill lands while files are still being written and handlers run
@@ -55,10 +55,10 @@ def test_kill_9_mid_burst_then_restart_loses_nothing(tmp_path: Path, fault_repor
                  dead_lettered=0, lost=len(keys - set(delivered)))
 
 
-def test_kill_9_with_retry_pending_resumes_attempts_and_request_id(tmp_path: Path,
+def test_kill_9_with_retry_pending_resumes_attempts_and_request_id(simulator: Any, tmp_path: Path,
                                                                     fault_report: Any) -> None:
     ws = workspace(tmp_path, handler_source(), settings={"time_scale": 0.02})  # retry in 1.2 s
-    sim = Simulator(ws).start()
+    sim = simulator(ws).start()
     drop(ws / "buckets/uploads/fail.txt")
     (scheduled,) = sim.wait_for(lambda e: e.get("event") == "retry.scheduled")
     sim.kill9()
@@ -86,9 +86,9 @@ def test_garbage_config_mid_burst_keeps_last_good_and_delivers_all(tmp_path: Pat
                  delivered=len(delivered_keys(tmp_path / "out")), dead_lettered=0, lost=0)
 
 
-def test_kill_9_while_config_half_written_restarts_on_last_good(tmp_path: Path) -> None:
+def test_kill_9_while_config_half_written_restarts_on_last_good(simulator: Any, tmp_path: Path) -> None:
     ws = workspace(tmp_path)
-    sim = Simulator(ws).start()
+    sim = simulator(ws).start()
     text = (ws / "config.yaml").read_text()
     cut = text.index("function: arn:aws:lambda") + 30  # a non-atomic editor, mid-save
     (ws / "config.yaml").write_text(text[:cut])
@@ -130,13 +130,13 @@ def test_buckets_folder_itself_removed_and_recreated(tmp_path: Path) -> None:
     assert len(delivered_keys(tmp_path / "out")) == 3
 
 
-def test_kernel_queue_overflow_is_detected_and_rescanned(tmp_path: Path,
+def test_kernel_queue_overflow_is_detected_and_rescanned(simulator: Any, tmp_path: Path,
                                                          fault_report: Any) -> None:
     """A real overflow: the simulator is stopped while more files are written than the
     kernel queue (16,384 events, 2 per file with our event mask) can hold."""
     ws = workspace(tmp_path)
     (ws / "buckets/uploads/flood").mkdir(parents=True)  # watched before the flood
-    sim = Simulator(ws).start()
+    sim = simulator(ws).start()
     sim.pause()
     try:
         names = write_files(ws / "buckets/uploads/flood", 10000)
@@ -180,12 +180,12 @@ def test_watch_limit_reached_falls_back_to_polling(tmp_path: Path, monkeypatch: 
                  dead_lettered=0, lost=0)
 
 
-def test_ten_thousand_files_with_thirty_percent_failures_exactly_accounted(
+def test_ten_thousand_files_with_thirty_percent_failures_exactly_accounted(simulator: Any,
         tmp_path: Path, fault_report: Any) -> None:
     ws = workspace(tmp_path, settings={"time_scale": 0.0005, "concurrency": 4},
                    environment={"OUT": str(tmp_path / "out"), "FAIL_FRACTION": "0.3"})
     drop(ws / "buckets/uploads/.keep")
-    sim = Simulator(ws).start()
+    sim = simulator(ws).start()
     write_files(ws / "buckets/uploads/load", 10000)
     sim.wait_for(lambda e: e.get("event") in ("invoke.report",), count=10000, timeout=600)
     sim.stop()
