@@ -144,12 +144,15 @@ def _run(ws: Path, exit_when_idle: bool, as_json: bool) -> int:
     runtime.start()
     try:
         idle_checks = 0
-        while not stop.wait(0.05):
+        while not stop.wait(0.05) and not runtime.fatal.is_set():
             idle_checks = idle_checks + 1 if exit_when_idle and runtime.idle() else 0
             if idle_checks >= 4:  # idle across 200 ms: nothing in flight, nothing settling
                 break
     finally:
         runtime.stop()
+    if runtime.fatal.is_set():
+        _err(f"stopped: {runtime.fatal_reason}")
+        return 1
     return 1 if exit_when_idle and runtime.deliverer.dead_lettered else 0
 
 

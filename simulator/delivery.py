@@ -50,6 +50,20 @@ class _Queues:
     throttled: set[str] = field(default_factory=set)  # functions now at their cap
     backoffs: dict[int, int] = field(default_factory=dict)  # id -> throttles so far
     first_completion: float = 0.0  # monotonic time the oldest unrecorded outcome arrived
+    unrecorded: deque[_Batch] = field(default_factory=deque)  # decided, not yet committed
+    record_retry_at: float = 0.0  # monotonic time of the next commit try after a failure
+
+
+@dataclass
+class _Batch:
+    """Outcomes decided once and committed as one transaction. Deciding has effects (a
+    destination record written, lines to log), so a failed commit is retried as it is,
+    never decided again and never re-run."""
+
+    updates: list[tuple[str, tuple[Any, ...]]]
+    follow_ups: list[NewDelivery]
+    dues: list[tuple[float, int, str]]
+    lines: list[tuple[str, str, dict[str, Any]]]
 
 
 class Deliverer:
@@ -112,7 +126,8 @@ class Deliverer:
     def idle(self) -> bool:
         with self._cond:
             return not (any(self._q.ready.values()) or self._q.delayed
-                        or any(self._q.inflight.values()) or self._q.completions)
+                        or any(self._q.inflight.values()) or self._q.completions
+                        or self._q.unrecorded)
 
     def inflight(self) -> dict[str, int]:
         with self._cond:
@@ -138,22 +153,26 @@ class Deliverer:
 
     # -- scheduler thread --------------------------------------------------------------------
     def _loop(self) -> None:
-        while True:
-            with self._cond:
-                if self._stopping:
-                    return
-                self._cond.wait(self._wait_s())
-                completions = self._take_completions()
-                self._promote_due(self._clock())
+        while not self._stopping:
             try:
-                self._record(completions)
-            except Exception:  # a failed record must neither stop delivery nor lose events:
-                log.exception("scheduler.error", action="re-running the affected deliveries")
-                self._requeue(completions)  # at least once: they run again a second later
-            with self._cond:
-                if not self._stopping:
-                    self._dispatch()
-            self._maybe_tick()
+                self._pass()
+            except Exception:  # the scheduler thread never dies: log, and go on next pass
+                log.exception("scheduler.error", action="continuing")
+                with self._cond:
+                    self._cond.wait(0.1)  # a fault that persists must not spin the loop
+
+    def _pass(self) -> None:
+        with self._cond:
+            if self._stopping:
+                return
+            self._cond.wait(self._wait_s())
+            completions = self._take_completions()
+            self._promote_due(self._clock())
+        self._record(completions)
+        with self._cond:
+            if not self._stopping:
+                self._dispatch()
+        self._maybe_tick()
 
     def _maybe_tick(self) -> None:
         now = time.monotonic()
@@ -165,6 +184,8 @@ class Deliverer:
                 log.exception("scheduler.tick_failed")
 
     def _wait_s(self) -> float:
+        if self._q.unrecorded:  # a journal write failed (disk full?): try again soon
+            return max(0.0, min(self._q.record_retry_at - time.monotonic(), 1.0))
         if self._dispatchable() or len(self._q.completions) >= RECORD_BATCH:
             return 0
         if self._q.completions:  # record in batches: one transaction per many outcomes
@@ -301,26 +322,46 @@ class Deliverer:
 
     # -- outcomes ----------------------------------------------------------------------------
     def _record(self, completions: list[Completion]) -> None:
-        if not completions:
-            return
+        if completions:
+            self._q.unrecorded.append(self._decide(completions))
+        self._commit_decided()
+
+    def _decide(self, completions: list[Completion]) -> _Batch:
         config, now = self._config(), self._clock()
-        updates: list[tuple[str, tuple[Any, ...]]] = []
-        follow_ups: list[NewDelivery] = []
+        batch = _Batch([], [], [], [])
         for delivery, invocation, forced in completions:
             self._q.backoffs.pop(delivery.id, None)
-            update, due = self._outcome(config, delivery, invocation, forced, now, follow_ups)
-            updates.append(update)
+            update, due = self._outcome(config, delivery, invocation, forced, now,
+                                        batch.follow_ups)
+            batch.updates.append(update)
             if due is not None:
-                with self._cond:
-                    heapq.heappush(self._q.delayed, (due, delivery.id, delivery.function))
-        with self._journal.transaction() as db:
-            for sql, args in updates:
-                db.execute(sql, args)
-            new_ids = [(Journal.insert(db, f), f.function) for f in follow_ups]
-        self._outcomes.flush()
-        with self._cond:
-            for delivery_id, function in new_ids:
-                self._q.ready[function].append(delivery_id)
+                batch.dues.append((due, delivery.id, delivery.function))
+        batch.lines = self._outcomes.take_lines()
+        return batch
+
+    def _commit_decided(self) -> None:
+        """Commit decided outcomes in order. A failed write (disk full, state folder gone)
+        is logged and retried a second later; until then the deliveries stay pending in the
+        journal, so even a crash meanwhile loses nothing (they run again on the next start)."""
+        while self._q.unrecorded and time.monotonic() >= self._q.record_retry_at:
+            batch = self._q.unrecorded[0]
+            try:
+                with self._journal.transaction() as db:
+                    for sql, args in batch.updates:
+                        db.execute(sql, args)
+                    new_ids = [(Journal.insert(db, f), f.function) for f in batch.follow_ups]
+            except Exception as exc:
+                self._q.record_retry_at = time.monotonic() + 1.0
+                log.error("journal.write_failed", error=str(exc), outcomes=len(batch.updates),
+                          action="retrying in 1 s; the events stay pending until recorded")
+                return
+            self._q.unrecorded.popleft()
+            Outcomes.emit(batch.lines)
+            with self._cond:
+                for due in batch.dues:
+                    heapq.heappush(self._q.delayed, due)
+                for delivery_id, function in new_ids:
+                    self._q.ready[function].append(delivery_id)
 
     def _outcome(self, config: Config, d: Delivery, inv: Invocation,
                  forced: retry.GiveUp | None, now: float, follow_ups: list[NewDelivery]
@@ -346,13 +387,6 @@ class Deliverer:
         self._outcomes.dead(cfg, d, inv, decision.condition, attempts, follow_ups)
         return (FINISH_SQL, ("dead", attempts, decision.condition, error, inv.version, now,
                              d.id)), None
-
-    def _requeue(self, completions: list[Completion]) -> None:
-        with self._cond:
-            for delivery, _, _ in completions:
-                heapq.heappush(self._q.delayed, (self._clock() + 1.0, delivery.id,
-                                                 delivery.function))
-
 
 def _error_text(payload: Any) -> str:
     if isinstance(payload, dict):

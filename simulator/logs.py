@@ -7,6 +7,7 @@ for people, with CloudWatch-like START / END / REPORT lines for invocations.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
@@ -26,22 +27,62 @@ _PLAIN_KEYS = ("timestamp", "level", "event")
 
 
 class Sinks:
-    """The last processor: writes each event to the JSON file and the console, in order."""
+    """The last processor: writes each event to the JSON file and the console, in order.
+
+    It never raises: a full disk or a closed console must not kill the thread that logged
+    (it would take the scheduler or the intake with it). Lines that could not be written
+    are counted, and the first line that can be written again is preceded by a
+    `log.lines_dropped` event saying how many were lost and why.
+    """
 
     def __init__(self, json_file: int | None, console: IO[str] | None,
                  console_json: bool) -> None:
         self._json, self._console, self._console_json = json_file, console, console_json
         self._lock = threading.Lock()
+        self._dropped = 0
+        self._drop_reason = ""
+        self._torn = False
 
     def __call__(self, _: Any, __: str, event: MutableMapping[str, Any]) -> str:
         line = orjson.dumps(event, default=str, option=orjson.OPT_APPEND_NEWLINE)
         with self._lock:
             if self._json is not None:
-                os.write(self._json, line)  # one unbuffered append: followers see whole lines
+                self._write_json(line)
             if self._console is not None:
-                self._console.write(line.decode() if self._console_json else render(event) + "\n")
-                self._console.flush()
+                try:
+                    self._console.write(line.decode() if self._console_json
+                                        else render(event) + "\n")
+                    self._console.flush()
+                except (OSError, ValueError):  # a closed or broken console: keep the file
+                    pass
         return ""
+
+    def _write_json(self, line: bytes) -> None:
+        try:
+            if self._torn:  # end the fragment a full disk cut short, so readers skip it
+                self._append(b"\n")
+                self._torn = False
+            if self._dropped:
+                self._append(self._dropped_line())
+                self._dropped = 0
+            self._append(line)
+        except OSError as exc:
+            self._dropped += 1
+            self._drop_reason = exc.strerror or str(exc)
+
+    def _append(self, data: bytes) -> None:
+        """One unbuffered append, so followers see whole lines; a short write (the disk
+        filled mid-line) leaves a fragment that the next write terminates."""
+        assert self._json is not None
+        written = os.write(self._json, data)
+        if written < len(data):
+            self._torn = written > 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def _dropped_line(self) -> bytes:
+        event = _timestamp(None, "", {"event": "log.lines_dropped", "level": "warning",
+                                      "count": self._dropped, "reason": self._drop_reason})
+        return orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def configure(json_path: Path | None, console: IO[str] | None, console_json: bool = False,

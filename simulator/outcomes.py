@@ -33,9 +33,14 @@ class Outcomes:
         """Held until `flush`: a line saying an outcome happened follows its commit."""
         self._pending.append((level, event, fields))
 
-    def flush(self) -> None:
+    def take_lines(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """The lines held so far, to be emitted once their outcomes are committed."""
         pending, self._pending = self._pending, []
-        for level, event, fields in pending:
+        return pending
+
+    @staticmethod
+    def emit(lines: list[tuple[str, str, dict[str, Any]]]) -> None:
+        for level, event, fields in lines:
             getattr(log, level)(event, **fields)
 
     def succeeded(self, cfg: AsyncConfig, d: Delivery, inv: Invocation, attempts: int,

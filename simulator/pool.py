@@ -49,8 +49,8 @@ class Spares:
             while len(self._ready) < self._count and not self._stopping:
                 try:
                     blank = launch_blank()
-                except OSError:
-                    break  # e.g. out of processes: cold starts launch their own
+                except Exception:  # e.g. out of processes or disk: cold starts launch their own
+                    break
                 with self._lock:
                     self._ready.append(blank)
             self._wake.wait()

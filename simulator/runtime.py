@@ -56,11 +56,16 @@ class Runtime:
         self._lock_file: IO[str] | None = None
         self._forced_polling = False  # set once the watch limit made native watching fail
         self.stopped = threading.Event()
+        # Set when the simulator cannot go on (a thread died despite its guards): the owner
+        # of the process (the CLI) then stops it loudly instead of running half dead.
+        self.fatal = threading.Event()
+        self.fatal_reason = ""
 
     # -- start -------------------------------------------------------------------------------
     def start(self) -> None:
         self._lock()
         logs.configure(self.ws.log_file, self._console, self._console_json)
+        threading.excepthook = self._thread_died
         self.store = VersionStore(self.ws.versions)
         self.source = ConfigSource(self.ws.config, self.store, self.ws.state / "last-good-config.yaml")
         config = self.source.current
@@ -157,6 +162,15 @@ class Runtime:
             self._start_watcher(self._polling_s())
         self.intake.rescan(True, f"buckets folder {kind.replace('_', ' ')}")
 
+    def _thread_died(self, args: threading.ExceptHookArgs) -> None:
+        """The backstop behind every loop's own guard: no thread dies silently."""
+        name = args.thread.name if args.thread is not None else "?"
+        self.fatal_reason = f"thread {name} died: {args.exc_type.__name__}: {args.exc_value}"
+        log.critical("simulator.thread_died", thread=name, error=str(args.exc_value),
+                     exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+                     action="stopping the simulator")
+        self.fatal.set()
+
     # -- run / stop --------------------------------------------------------------------------
     def idle(self) -> bool:
         return self.intake.idle() and self.deliverer.idle()
@@ -169,6 +183,7 @@ class Runtime:
         status.clear(self.ws.status_file)
         self.journal.close()
         log.info("simulator.stopped")
+        threading.excepthook = threading.__excepthook__
         self._unlock()
         self.stopped.set()
 

@@ -19,10 +19,22 @@ from typing import Any
 _PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])  # importable without an install
 
 
+def _parse_lines(data: bytes) -> list[dict[str, Any]]:
+    """JSON lines; a fragment (cut short by a full disk, or still being written) is skipped."""
+    events = []
+    for line in data.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
+
+
 class SimulatorProcess:
-    def __init__(self, workspace: Path) -> None:
+    def __init__(self, workspace: Path, console: Path | None = None) -> None:
         self.ws = workspace
         self.log_path = workspace / ".s3sim" / "logs" / "events.jsonl"
+        self.console = console  # where the console's JSON lines go (default: nowhere)
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_ns = 0
         self.ready_s = 0.0  # seconds from start to the event `start` waited for
@@ -32,9 +44,10 @@ class SimulatorProcess:
               timeout: float = 300) -> SimulatorProcess:
         self._offset = self._log_size()
         self.started_ns = time.monotonic_ns()
-        self.proc = subprocess.Popen(self._command("run", "--json", *args),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     env=self._env())
+        with open(self.console or os.devnull, "ab") as console:
+            self.proc = subprocess.Popen(self._command("run", "--json", *args),
+                                         stdout=subprocess.DEVNULL, stderr=console,
+                                         env=self._env())
         try:
             self.wait_for(lambda e: e.get("event") == wait_event, timeout=timeout)
         except BaseException:
@@ -56,8 +69,11 @@ class SimulatorProcess:
             return []
         with open(self.log_path, "rb") as f:
             f.seek(self._offset)
-            data = f.read()
-        return [json.loads(line) for line in data.splitlines() if line.strip().endswith(b"}")]
+            return _parse_lines(f.read())
+
+    def console_events(self) -> list[dict[str, Any]]:
+        """Every event the console showed (all runs), when started with `console`."""
+        return _parse_lines(self.console.read_bytes()) if self.console else []
 
     def wait_for(self, predicate: Callable[[dict[str, Any]], bool], count: int = 1,
                  timeout: float = 120.0) -> list[dict[str, Any]]:

@@ -54,8 +54,8 @@ def simulator() -> Any:
 
     made: list[SimulatorProcess] = []
 
-    def make(workspace: Path) -> SimulatorProcess:
-        made.append(SimulatorProcess(workspace))
+    def make(workspace: Path, console: Path | None = None) -> SimulatorProcess:
+        made.append(SimulatorProcess(workspace, console))
         return made[-1]
 
     yield make

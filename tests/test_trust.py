@@ -4,7 +4,10 @@ event a user or script could wait on."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +63,100 @@ def test_kill_9_right_after_first_ready_then_changes_while_down_fire(
     (scan,) = [e for e in sim.events() if e.get("event") == "watch.rescanned"]
     assert scan["reason"] == "catch-up" and scan["fired"] is True
     assert keys_called(tmp_path) == ["while-down.txt"]
+
+
+BLOCKING_HANDLER = COUNTING_HANDLER.replace('''    failed = random.random() < FAIL''', '''    if key == "slow.txt":  # holds its outcome back until the test says so
+        open(os.path.join(os.environ["OUT"], "slow.started"), "w").close()
+        release = os.path.join(os.environ["OUT"], "release")
+        for _ in range(6000):
+            if os.path.exists(release):
+                break
+            time.sleep(0.01)
+    failed = random.random() < FAIL''').replace("import os, random", "import os, random, time")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A 16 MiB tmpfs: a real file system that fills up (mounting needs root, as CI has)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)]).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * (1 << 16))
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def wait_until(predicate: Any, timeout_s: float = 60.0, what: str = "") -> None:
+    """Poll a state a user could look at (files, the journal), bounded."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s} s for {what}")
+        time.sleep(0.02)
+
+
+def test_disk_full_neither_kills_a_thread_nor_loses_an_event(
+        tmp_path: Path, small_disk: Path, simulator: Any) -> None:
+    """Item 3: with the workspace on a full file system, a log line raised ENOSPC inside the
+    scheduler's error handler and killed the thread: nothing was processed after space came
+    back. Now: logging drops lines (and says so later), journal writes are retried, and
+    processing resumes by itself when space returns."""
+    from tests.faults import journal_rows
+
+    out = tmp_path / "out"
+    out.mkdir()
+    config = simple_config(out)
+    ws = make_workspace(small_disk / "ws", config, {"fn": {"handler.py": BLOCKING_HANDLER}})
+    staged = write_files(small_disk / "ws" / "staging", 50)
+    sim = simulator(ws, console=tmp_path / "console.jsonl").start()
+    drop(ws / "buckets/uploads/slow.txt")
+    wait_until(lambda: (out / "slow.started").exists(), what="the slow handler to start")
+    filler = fill(small_disk)
+    (out / "release").touch()  # its outcome is now recorded on a full disk
+    for name in staged:  # and 50 new objects arrive on it (a rename needs no space)
+        os.rename(ws / "staging" / name, ws / "buckets/uploads" / name)
+    # The console (a terminal, not on the full disk) shows both writers failing and retrying.
+    for name in ("journal.write_failed", "intake.error"):
+        wait_until(lambda: any(e.get("event") == name for e in sim.console_events()), what=name)
+    filler.unlink()  # space returns
+    expected = sorted(["slow.txt", *staged])
+    wait_until(lambda: keys_called(tmp_path) == expected, what="every event to be handled")
+    wait_until(lambda: sorted(k for _, k, s, _ in journal_rows(ws) if s == "done") == expected,
+               what="every outcome to be recorded")
+    assert sim.proc.poll() is None, "the simulator must still run"
+    assert [a for _, k, _, a in journal_rows(ws) if k == "slow.txt"] == [1]  # not re-run
+    status = subprocess.run([sys.executable, "-m", "simulator", "-w", str(ws), "status"],
+                            capture_output=True, text=True, check=True)
+    assert status.stdout.startswith("simulator: running")
+
+
+def test_log_lines_that_cannot_be_written_are_counted_not_raised(tmp_path: Path) -> None:
+    """The log sink is the last thing a failing thread calls: it must never raise."""
+    from simulator.logs import Sinks
+
+    full = os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
+    sink = Sinks(full, None, False)
+    for i in range(3):
+        sink(None, "", {"event": "x.happened", "n": i})
+    good = tmp_path / "events.jsonl"
+    sink._json = os.open(good, os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # space is back
+    sink(None, "", {"event": "y.happened"})
+    lines = [json.loads(line) for line in good.read_text().splitlines()]
+    assert [(e["event"], e.get("count"), e.get("reason")) for e in lines] == [
+        ("log.lines_dropped", 3, "No space left on device"), ("y.happened", None, None)]
+    os.close(full)
