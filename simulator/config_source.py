@@ -69,6 +69,7 @@ class ConfigSource:
 
     def __init__(self, path: Path, store: VersionStore, last_good: Path | None = None) -> None:
         self.path, self._store, self._last_good = path, store, last_good
+        self._text: str | None = None  # the text of the config in force, once read
         self.current: Config = self._initial()
         self.published: dict[str, frozenset[int]] = store.published()
         self._lock = threading.Lock()
@@ -87,8 +88,15 @@ class ConfigSource:
         self._remember(text)
         return config
 
+    def remember(self) -> None:
+        """Write the last good config again (after the state folder was removed)."""
+        if self._text is not None:
+            self._remember(self._text)
+
     def _remember(self, text: str) -> None:
+        self._text = text
         if self._last_good is not None:
+            self._last_good.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._last_good.with_name(self._last_good.name + ".tmp")
             tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, self._last_good)

@@ -8,6 +8,7 @@ serialised by a lock: SQLite allows one writer anyway, and batches keep transact
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -93,20 +94,51 @@ _DELIVERY_COLUMNS = ("request_id, target, function, bucket, key, payload, accept
 
 class Journal:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
-                                   timeout=30)
         self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._read_lock = threading.Lock()
+        self._db, self._reader, self._identity = self._open()
         self._db.executescript(_SCHEMA)
         self._migrate()
+
+    def _open(self) -> tuple[sqlite3.Connection, sqlite3.Connection, tuple[int, int]]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                             timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
         # Reads get their own connection: in WAL mode they never wait for a writer's
         # transaction (an intake batch must not hold up invocations loading their event).
-        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
-                                       timeout=30)
-        self._read_lock = threading.Lock()
+        reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                 timeout=30)
+        st = os.stat(self.path)
+        return db, reader, (st.st_dev, st.st_ino)
+
+    def removed(self) -> bool:
+        """The database file was deleted or replaced under the open connections (someone
+        removed the state folder): writes still go to the unlinked file, so nothing is lost
+        yet, but no other process can see them."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        return (st.st_dev, st.st_ino) != self._identity
+
+    def restore(self) -> None:
+        """Write the open database (what the unlinked file holds, WAL included) back to its
+        path and continue on the copy: every accepted event, retry and dead letter kept."""
+        with self._lock, self._read_lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for suffix in ("", "-wal", "-shm"):  # a stranger's file in our place goes
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            target = sqlite3.connect(self.path)
+            try:
+                self._db.backup(target)
+            finally:
+                target.close()
+            self._db.close()
+            self._reader.close()
+            self._db, self._reader, self._identity = self._open()
 
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
         with self._read_lock:

@@ -90,7 +90,9 @@ def configure(json_path: Path | None, console: IO[str] | None, console_json: boo
     json_file = None
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_file = os.open(json_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        json_file = os.open(json_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                            0o644)
+    _close_previous(json_file)
     if console is not None and _is_devnull(console):
         console = None  # nobody reads it: do not render lines for it
     structlog.configure(
@@ -105,6 +107,19 @@ def configure(json_path: Path | None, console: IO[str] | None, console_json: boo
         logger_factory=structlog.ReturnLoggerFactory(),
         cache_logger_on_first_use=False,
     )
+
+
+_OPEN: list[int] = []  # the JSON file descriptor of the configuration in force
+
+
+def _close_previous(json_file: int | None) -> None:
+    """Each configure replaces the sinks; the old file descriptor is closed, not leaked."""
+    for fd in _OPEN:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _OPEN[:] = [] if json_file is None else [json_file]
 
 
 def _is_devnull(stream: IO[str]) -> bool:

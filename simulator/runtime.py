@@ -46,6 +46,7 @@ class Workspace:
         self.journal = self.state / "journal.sqlite3"
         self.log_file = self.state / "logs" / "events.jsonl"
         self.status_file = self.state / "status.json"
+        self.pid_file = self.state / "lock"  # a note of the holder; the lock is on `root`
 
 
 class Runtime:
@@ -53,7 +54,7 @@ class Runtime:
                  console_json: bool = False) -> None:
         self.ws = Workspace(root)
         self._console, self._console_json = console, console_json
-        self._lock_file: IO[str] | None = None
+        self._lock_fd: int | None = None
         self._forced_polling = False  # set once the watch limit made native watching fail
         self.stopped = threading.Event()
         # Set when the simulator cannot go on (a thread died despite its guards): the owner
@@ -127,6 +128,7 @@ class Runtime:
 
     def _tick(self) -> None:
         """Once a second, on the scheduler thread: reap idle environments, publish status."""
+        self._check_state()
         settings = self.source.current.settings
         self.pool.force_cold = settings.force_cold_start
         reaped = self.pool.reap(settings.keep_alive_s)
@@ -189,23 +191,49 @@ class Runtime:
 
     # -- the workspace lock ------------------------------------------------------------------
     def _lock(self) -> None:
-        self.ws.state.mkdir(parents=True, exist_ok=True)
-        handle = open(self.ws.state / "lock", "a+")
+        """One simulator per workspace. The lock is held on the workspace folder itself, not
+        on a file in .s3sim/: deleting the state folder must not let a second one in."""
+        fd = os.open(self.ws.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown process"
-            handle.close()
-            raise WorkspaceLocked(str(self.ws.root), holder) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        self._lock_file = handle
+            os.close(fd)
+            raise WorkspaceLocked(str(self.ws.root), _holder(self.ws.pid_file)) from None
+        self._lock_fd = fd
+        self._write_pid()
+
+    def _write_pid(self) -> None:
+        """Who holds the lock, for the message a second `s3sim run` prints."""
+        self.ws.state.mkdir(parents=True, exist_ok=True)
+        self.ws.pid_file.write_text(f"pid {os.getpid()}")
 
     def _unlock(self) -> None:
-        if self._lock_file is not None:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            self._lock_file.close()
-            self._lock_file = None
+        if self._lock_fd is not None:
+            self.ws.pid_file.unlink(missing_ok=True)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- the state folder --------------------------------------------------------------------
+    def _check_state(self) -> None:
+        """The state folder was removed while running: put back what the open journal holds
+        (accepted events, retries, dead letters, the object index), the log file and the pid
+        note, so nothing accepted is lost and the buckets need no re-baseline."""
+        if not self.journal.removed():
+            return
+        self.journal.restore()
+        logs.configure(self.ws.log_file, self._console, self._console_json)
+        self._write_pid()
+        self.pool.reap(0)  # warm environments lost their /tmp; new ones get a fresh one
+        self.source.remember()
+        log.warning("state.restored", folder=str(self.ws.state),
+                    reason="the state folder (or its journal) was removed while running",
+                    action="wrote the open journal back; to reset the state, stop s3sim "
+                           "first, then delete .s3sim")
+
+
+def _holder(pid_file: Path) -> str:
+    try:
+        return pid_file.read_text().strip() or "unknown process"
+    except OSError:
+        return "unknown process"

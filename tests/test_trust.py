@@ -160,3 +160,30 @@ def test_log_lines_that_cannot_be_written_are_counted_not_raised(tmp_path: Path)
     assert [(e["event"], e.get("count"), e.get("reason")) for e in lines] == [
         ("log.lines_dropped", 3, "No space left on device"), ("y.happened", None, None)]
     os.close(full)
+
+
+def test_state_folder_removed_while_running_is_restored_and_still_locks(
+        tmp_path: Path, simulator: Any) -> None:
+    """Item 4: with .s3sim/ removed, the simulator went on writing a deleted database, and a
+    second `s3sim run` got in because the lock file had gone: both ran the same handler."""
+    import shutil
+
+    from tests.faults import journal_rows
+
+    ws = workspace(tmp_path)
+    sim = simulator(ws, console=tmp_path / "console.jsonl").start()
+    drop(ws / "buckets/uploads/before.txt")
+    wait_until(lambda: keys_called(tmp_path) == ["before.txt"], what="before.txt")
+    shutil.rmtree(ws / ".s3sim")
+    second = subprocess.run([sys.executable, "-m", "simulator", "-w", str(ws), "run",
+                             "--exit-when-idle"], capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2
+    assert "another s3sim is already running" in second.stderr
+    wait_until(lambda: any(e.get("event") == "state.restored" for e in sim.console_events()),
+               what="state.restored")
+    drop(ws / "buckets/uploads/after.txt")
+    wait_until(lambda: keys_called(tmp_path) == ["after.txt", "before.txt"], what="after.txt")
+    wait_until(lambda: sorted(k for _, k, s, _ in journal_rows(ws) if s == "done")
+               == ["after.txt", "before.txt"], what="both outcomes in the restored journal")
+    assert (ws / ".s3sim/last-good-config.yaml").exists()
+    assert (ws / ".s3sim/logs/events.jsonl").exists()
