@@ -16,8 +16,8 @@ from typing import IO, TYPE_CHECKING, Any
 from simulator import config_source, routing, s3_events
 from simulator import logs as logstream
 from simulator.arn import LATEST, FunctionArn
-from simulator.config import Config, is_valid_alias_name
-from simulator.errors import ArnError, ResourceNotFound, SimulatorError
+from simulator.config import Config, check_published, is_valid_alias_name
+from simulator.errors import ArnError, ConfigError, Problem, ResourceNotFound, SimulatorError
 from simulator.runtime import Workspace
 from simulator.staging import build_event
 from simulator.versions import VersionStore
@@ -30,6 +30,22 @@ def _load(ws_root: Path, check_versions: bool = True) -> tuple[Workspace, Versio
     ws = Workspace(ws_root)
     store = VersionStore(ws.versions)
     return ws, store, config_source.read(ws.config, store, check_versions=check_versions)
+
+
+def _load_reporting(ws_root: Path) -> tuple[Workspace, VersionStore, Config]:
+    """For commands that read or repair the config: a reference to a missing version is
+    reported on stderr, not fatal (refusing would block the very command that fixes it)."""
+    ws, store, config = _load(ws_root, check_versions=False)
+    try:
+        check_published(config, store.published(), store.last_numbers())
+    except ConfigError as exc:
+        _warn(exc.problems)
+    return ws, store, config
+
+
+def _warn(problems: Sequence[Problem]) -> None:
+    for problem in problems:
+        print(f"s3sim: warning: config.yaml: {problem}", file=sys.stderr)
 
 
 def validate(ws_root: Path) -> str:
@@ -56,7 +72,7 @@ def publish(ws_root: Path, function: str, description: str | None) -> str:
 
 
 def versions(ws_root: Path, function: str) -> str:
-    ws, store, config = _load(ws_root)
+    ws, store, config = _load_reporting(ws_root)
     if function not in config.functions:
         raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
     rows = [("VERSION", "CODESHA256", "CREATED", "DESCRIPTION"),
@@ -68,7 +84,7 @@ def versions(ws_root: Path, function: str) -> str:
 
 
 def alias_list(ws_root: Path, function: str) -> str:
-    _, _, config = _load(ws_root)
+    _, _, config = _load_reporting(ws_root)
     fn = config.functions.get(function)
     if fn is None:
         raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
@@ -84,7 +100,9 @@ def alias_set(ws_root: Path, function: str, alias: str, version: str,
               weights: list[str]) -> str:
     from simulator import yaml_edit
 
-    ws, store, config = _load(ws_root)
+    # Not checked against the published versions: this command is how a reference to a
+    # missing version gets fixed. The edited result is checked (yaml_edit.set_alias).
+    ws, store, config = _load(ws_root, check_versions=False)
     if function not in config.functions:
         raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
     if not is_valid_alias_name(alias):
@@ -93,8 +111,13 @@ def alias_set(ws_root: Path, function: str, alias: str, version: str,
 
         raise ValidationFailed(alias_name_error(alias))
     parsed = _parse_weights(weights)
-    value: Any = version if not parsed else {"version": version, "weights": parsed}
-    yaml_edit.set_alias(ws.config, function, alias, value, store)
+    remaining = yaml_edit.set_alias(ws.config, ws.state / "config-edit.lock", function, alias,
+                                    version, parsed, store)
+    if remaining:
+        _warn(remaining)
+        print("s3sim: warning: the alias was set, but config.yaml still refers to missing "
+              "versions (above); a running simulator keeps its last good configuration "
+              "until they are fixed", file=sys.stderr)
     return f"{config.function_arn(function, alias)} -> {version}" + "".join(
         f" + {v} at {w:g}" for v, w in parsed.items())
 
