@@ -48,7 +48,7 @@ def set_alias(path: Path, lock_path: Path, function: str, alias: str, version: s
     elsewhere (a missing version another alias names): the edit does not fix them, but must
     not be blocked by them either, since it may be the first step of the repair."""
     def change(text: str) -> tuple[str, list[Problem]]:
-        old = _aliases(yaml.safe_load(text), function).get(alias)
+        old = aliases_in(yaml.safe_load(text), function).get(alias)
         value = alias_value(old, version, weights)
         new_text = set_in_text(text, ["functions", function, "aliases", alias], value)
         return new_text, _validate(new_text, function, alias, store)
@@ -56,7 +56,7 @@ def set_alias(path: Path, lock_path: Path, function: str, alias: str, version: s
     return edit_file(path, lock_path, change, before_replace)
 
 
-def _aliases(raw: Any, function: str) -> Mapping[str, Any]:
+def aliases_in(raw: Any, function: str) -> Mapping[str, Any]:
     functions = raw.get("functions") if isinstance(raw, Mapping) else None
     fn = functions.get(function) if isinstance(functions, Mapping) else None
     aliases = fn.get("aliases") if isinstance(fn, Mapping) else None

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from simulator import yaml_edit
 from simulator.cli import main
@@ -200,3 +201,30 @@ def test_a_file_that_keeps_changing_fails_loudly(demo: Path, tmp_path: Path) -> 
     assert str(raised.value) == (f"{config} kept changing while this command edited it (5 "
                                  f"attempts); nothing was written, try again")
     assert config.read_text() == before + "# save 5\n"
+
+
+@pytest.mark.parametrize("text, alias, version, weights, expected", [
+    ("functions:\n  f:\n    aliases: {prod: 1, dev: $LATEST}  # flow\n", "canary", "2", {}, [
+        "-    aliases: {prod: 1, dev: $LATEST}  # flow",
+        "+    aliases: {prod: 1, dev: $LATEST, canary: 2}  # flow"]),
+    ("functions:\n  f:\n    aliases:   # none yet\n  g: {}\n", "prod", "2", {}, [
+        "+      prod: '2'"]),
+    ("functions:\n  f:\n    aliases:\n      canary: {version: 1, weights: {2: 0.2}, retries: 0}"
+     "  # c\n", "canary", "2", {}, [
+        "-      canary: {version: 1, weights: {2: 0.2}, retries: 0}  # c",
+        "+      canary: {version: 2, retries: 0}                     # c"]),
+    ("functions:\n  f:\n    aliases:\n      canary:\n        version: 1\n        weights: "
+     "{2: 0.2}\n        retries: 0\n", "canary", "1", {3: 0.5}, [
+        "-        weights: {2: 0.2}",
+        "+        weights: {3: 0.5}"]),
+    ("functions:\n  f:\n    aliases:\n      prod: 1", "prod", "2", {}, [
+        "-      prod: 1",
+        "+      prod: 2"]),
+])
+def test_splice_layouts(text: str, alias: str, version: str, weights: dict[int, float],
+                        expected: list[str]) -> None:
+    """Flow aliases, an empty `aliases:`, an alias's own settings kept, no final newline."""
+    old = yaml_edit.aliases_in(yaml.safe_load(text), "f").get(alias)
+    value = yaml_edit.alias_value(old, version, weights)
+    new = yaml_edit.set_in_text(text, ["functions", "f", "aliases", alias], value)
+    assert changed_lines(text, new) == expected
