@@ -56,12 +56,17 @@ def parser() -> argparse.ArgumentParser:
     dl = sub.add_parser("dead-letters", help="list events that failed every attempt")
     dl.add_argument("--function")
     dl.add_argument("--json", action="store_true")
+    dl.add_argument("--replayed", action="store_true",
+                    help="also list dead letters already replayed (REPLAYED AS: the request id "
+                         "of their replay)")
     rp = sub.add_parser("replay", help="re-deliver dead letters, or re-fire existing objects")
     rp.add_argument("ids", nargs="*", type=int, help="dead-letter ids (see dead-letters)")
     rp.add_argument("--all", action="store_true", help="every dead letter (of --function)")
     rp.add_argument("--function")
     rp.add_argument("--bucket", help="re-fire events for the objects in this bucket")
     rp.add_argument("--prefix", default="", help="with --bucket: only keys with this prefix")
+    rp.add_argument("--again", action="store_true",
+                    help="replay dead letters that were replayed already (once each is the rule)")
     st = sub.add_parser("status", help="pending, in-flight, retrying and dead events")
     st.add_argument("--json", action="store_true")
     inv = sub.add_parser("invoke", help="invoke a function synchronously once")
@@ -119,10 +124,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         _out(commands.explain(ws, args.bucket, args.key, args.event))
         return 0
     if args.command == "dead-letters":
-        _out(commands.dead_letters(ws, args.function, args.json))
+        _out(commands.dead_letters(ws, args.function, args.json, args.replayed))
         return 0
     if args.command == "replay":
-        _out(commands.replay(ws, args.ids, args.all, args.function, args.bucket, args.prefix))
+        _out(commands.replay(ws, args.ids, args.all, args.function, args.bucket, args.prefix,
+                             args.again))
         return 0
     if args.command == "status":
         _out(commands.show_status(ws, args.json))

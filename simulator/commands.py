@@ -16,13 +16,15 @@ from typing import IO, TYPE_CHECKING, Any
 from simulator import config_source, routing, s3_events
 from simulator import logs as logstream
 from simulator.arn import LATEST, FunctionArn
-from simulator.config import Config, is_valid_alias_name
-from simulator.errors import ArnError, ResourceNotFound, SimulatorError
+from simulator.config import Config, check_published, is_valid_alias_name
+from simulator.errors import ArnError, ConfigError, Problem, ResourceNotFound, SimulatorError
 from simulator.runtime import Workspace
 from simulator.staging import build_event
 from simulator.versions import VersionStore
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from simulator.journal import Journal
 
 
@@ -30,6 +32,22 @@ def _load(ws_root: Path, check_versions: bool = True) -> tuple[Workspace, Versio
     ws = Workspace(ws_root)
     store = VersionStore(ws.versions)
     return ws, store, config_source.read(ws.config, store, check_versions=check_versions)
+
+
+def _load_reporting(ws_root: Path) -> tuple[Workspace, VersionStore, Config]:
+    """For commands that read or repair the config: a reference to a missing version is
+    reported on stderr, not fatal (refusing would block the very command that fixes it)."""
+    ws, store, config = _load(ws_root, check_versions=False)
+    try:
+        check_published(config, store.published(), store.last_numbers())
+    except ConfigError as exc:
+        _warn(exc.problems)
+    return ws, store, config
+
+
+def _warn(problems: Sequence[Problem]) -> None:
+    for problem in problems:
+        print(f"s3sim: warning: config.yaml: {problem}", file=sys.stderr)
 
 
 def validate(ws_root: Path) -> str:
@@ -56,7 +74,7 @@ def publish(ws_root: Path, function: str, description: str | None) -> str:
 
 
 def versions(ws_root: Path, function: str) -> str:
-    ws, store, config = _load(ws_root)
+    ws, store, config = _load_reporting(ws_root)
     if function not in config.functions:
         raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
     rows = [("VERSION", "CODESHA256", "CREATED", "DESCRIPTION"),
@@ -68,7 +86,7 @@ def versions(ws_root: Path, function: str) -> str:
 
 
 def alias_list(ws_root: Path, function: str) -> str:
-    _, _, config = _load(ws_root)
+    _, _, config = _load_reporting(ws_root)
     fn = config.functions.get(function)
     if fn is None:
         raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
@@ -84,7 +102,9 @@ def alias_set(ws_root: Path, function: str, alias: str, version: str,
               weights: list[str]) -> str:
     from simulator import yaml_edit
 
-    ws, store, config = _load(ws_root)
+    # Not checked against the published versions: this command is how a reference to a
+    # missing version gets fixed. The edited result is checked (yaml_edit.set_alias).
+    ws, store, config = _load(ws_root, check_versions=False)
     if function not in config.functions:
         raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
     if not is_valid_alias_name(alias):
@@ -93,8 +113,13 @@ def alias_set(ws_root: Path, function: str, alias: str, version: str,
 
         raise ValidationFailed(alias_name_error(alias))
     parsed = _parse_weights(weights)
-    value: Any = version if not parsed else {"version": version, "weights": parsed}
-    yaml_edit.set_alias(ws.config, function, alias, value, store)
+    remaining = yaml_edit.set_alias(ws.config, ws.state / "config-edit.lock", function, alias,
+                                    version, parsed, store)
+    if remaining:
+        _warn(remaining)
+        print("s3sim: warning: the alias was set, but config.yaml still refers to missing "
+              "versions (above); a running simulator keeps its last good configuration "
+              "until they are fixed", file=sys.stderr)
     return f"{config.function_arn(function, alias)} -> {version}" + "".join(
         f" + {v} at {w:g}" for v, w in parsed.items())
 
@@ -181,18 +206,28 @@ def show_logs(ws_root: Path, follow: bool, filters: Mapping[str, str | None], as
     return 0
 
 
-def dead_letters(ws_root: Path, function: str | None, as_json: bool) -> str:
+def dead_letters(ws_root: Path, function: str | None, as_json: bool,
+                 replayed: bool = False) -> str:
+    """Dead letters not yet replayed; with `replayed`, also those whose replay was queued,
+    with the request id of that replay."""
+    from simulator.journal import DEAD_LETTER_STATES
+
     journal = _journal(Workspace(ws_root))
-    dead = journal.query("dead", limit=10000, function=function)
+    dead = journal.query(DEAD_LETTER_STATES if replayed else "dead", limit=10000,
+                         function=function)
     if as_json:
         return json.dumps([{"id": d.id, "request_id": d.request_id, "function": d.function,
                             "target": d.target, "bucket": d.bucket, "key": d.key,
                             "condition": d.condition, "attempts": d.attempts,
-                            "error": d.last_error} for d in dead], indent=2)
-    rows = [("ID", "REQUEST ID", "TARGET", "OBJECT", "CONDITION", "ATTEMPTS", "ERROR")]
+                            "error": d.last_error, "state": d.state,
+                            "replayed_as": d.replayed_as} for d in dead], indent=2)
+    head = ("ID", "REQUEST ID", "TARGET", "OBJECT", "CONDITION", "ATTEMPTS", "ERROR")
+    rows = [head + (("REPLAYED AS",) if replayed else ())]
     rows += [(str(d.id), d.request_id, _short_target(d.target),
               f"s3://{d.bucket}/{d.key}" if d.bucket else "-", d.condition or "",
-              str(d.attempts), (d.last_error or "")[:80]) for d in dead]
+              str(d.attempts), (d.last_error or "")[:80])
+             + (((d.replayed_as or "-") if d.state == "replayed" else "-",) if replayed else ())
+             for d in dead]
     return _table(rows) if dead else "no dead letters"
 
 
@@ -202,7 +237,7 @@ def _short_target(target: str) -> str:
 
 
 def replay(ws_root: Path, ids: list[int], everything: bool, function: str | None,
-           bucket: str | None, prefix: str) -> str:
+           bucket: str | None, prefix: str, again: bool = False) -> str:
     ws = Workspace(ws_root)
     journal = _journal(ws)
     if bucket is not None:
@@ -211,18 +246,45 @@ def replay(ws_root: Path, ids: list[int], everything: bool, function: str | None
         journal.add_request("refire", {"bucket": bucket, "prefix": prefix})
         return (f"queued: re-fire events for s3://{bucket}/{prefix}* (a running simulator picks "
                 f"it up within a second; otherwise the next `s3sim run` does)")
-    dead = journal.query("dead", limit=100000, function=function)
-    chosen = [d.id for d in dead] if everything else [d.id for d in dead if d.id in set(ids)]
-    missing = sorted(set(ids) - set(chosen))
+    # Choosing, marking as replayed and queueing are one transaction: of several replays of
+    # one dead letter at once, exactly one queues it.
+    with journal.transaction() as db:
+        chosen = _replayable(db, ids, everything, function, again)
+        new_ids = {dead_id: str(uuid.uuid4()) for dead_id in chosen}
+        for dead_id, request_id in new_ids.items():
+            journal.mark_replayed(db, dead_id, request_id)
+        if chosen:
+            journal.insert_request(db, "replay", {
+                "ids": chosen, "request_ids": {str(k): v for k, v in new_ids.items()}})
+    if not chosen:
+        return "nothing to replay (name ids, or --all)"
+    pairs = ", ".join(f"{k} -> {v}" for k, v in new_ids.items())
+    return (f"queued: replay of {len(chosen)} dead letter(s) with new request ids ({pairs}), "
+            f"through the current alias mapping (picked up by a running simulator within a "
+            f"second, otherwise by the next `s3sim run`)")
+
+
+def _replayable(db: "sqlite3.Connection", ids: list[int], everything: bool,
+                function: str | None, again: bool) -> list[int]:
+    """The dead letters to replay; refuses (nothing queued) ids that are not dead letters,
+    or were replayed already unless `again`."""
+    from simulator.journal import DEAD_LETTER_STATES, Journal
+
+    if everything:
+        return Journal.dead_letter_ids(db, DEAD_LETTER_STATES if again else ("dead",), function)
+    if not ids:
+        return []
+    states = Journal.dead_letter_states(db, ids, function)
+    missing = sorted(set(ids) - set(states))
     if missing:
         raise SimulatorError(f"not dead letters: {', '.join(map(str, missing))} "
                              f"(see `s3sim dead-letters`)")
-    if not chosen:
-        return "nothing to replay (name ids, or --all)"
-    journal.add_request("replay", {"ids": chosen})
-    return (f"queued: replay of {len(chosen)} dead letter(s) with new request ids, through the "
-            f"current alias mapping (picked up by a running simulator within a second, "
-            f"otherwise by the next `s3sim run`)")
+    done = [(i, states[i][1]) for i in sorted(set(ids)) if states[i][0] == "replayed"]
+    if done and not again:
+        raise SimulatorError("\n".join(
+            f"dead letter {i} was already replayed as request {rid}; "
+            f"`s3sim replay --again {i}` replays it once more" for i, rid in done))
+    return sorted(set(ids))
 
 
 def show_status(ws_root: Path, as_json: bool) -> str:

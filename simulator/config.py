@@ -11,7 +11,7 @@ import base64
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from simulator.arn import ALIAS_NAME, ALIAS_NAME_PATTERN, LATEST, FunctionArn
@@ -172,30 +172,53 @@ class Config:
         return wanted
 
 
-def check_published(config: Config, published: Mapping[str, frozenset[int]]) -> None:
-    """Aliases and version ARNs must name versions that exist (`Function not found: <arn>:<v>`)."""
+def check_published(config: Config, published: Mapping[str, frozenset[int]],
+                    last: Mapping[str, int] | None = None) -> None:
+    """Aliases and version ARNs must name versions that exist (`Function not found: <arn>:<v>`).
+
+    `last` is the highest number ever published per function: a missing version at or below
+    it was published and its folder lost, which publishing cannot repair (numbers are never
+    reused), so the hint says how to restore it instead."""
     problems = []
+    last = last or {}
     for fn_name, versions in sorted(config.referenced_versions().items()):
         for v in sorted(versions - set(published.get(fn_name, frozenset()))):
             alias = _alias_naming(config.functions[fn_name], str(v))
+            hint = _lost_hint(fn_name, v, "point the alias at another version: "
+                                        f"s3sim alias set {fn_name} {alias} <version>") \
+                if v <= last.get(fn_name, 0) else f"publish it first: s3sim publish {fn_name}"
             problems.append(Problem(
                 f"functions.{fn_name}.aliases.{alias}",
-                f"Function not found: {config.function_arn(fn_name, str(v))} "
-                f"(publish it first: s3sim publish {fn_name})",
+                f"Function not found: {config.function_arn(fn_name, str(v))} ({hint})",
             ))
     for bucket in config.buckets.values():
         for i, n in enumerate(bucket.notifications):
             arn = n.function_arn
-            if arn.kind == "version" and int(arn.qualifier or 0) not in published.get(
-                    arn.function, frozenset()):
+            number = int(arn.qualifier or 0) if arn.kind == "version" else 0
+            if arn.kind == "version" and number not in published.get(arn.function, frozenset()):
+                lost = number <= last.get(arn.function, 0)
                 problems.append(Problem(
                     f"buckets.{bucket.name}.notifications[{i}].function",
                     f"Unable to validate the following destination configurations: "
-                    f"Not authorized to invoke function [{arn}] (version {arn.qualifier} "
-                    f"is not published)",
+                    f"Not authorized to invoke function [{arn}] ("
+                    + (_lost_hint(arn.function, number, "point it at another version") if lost
+                       else f"version {arn.qualifier} is not published") + ")",
                 ))
     if problems:
         raise ConfigError(problems)
+
+
+def _lost_hint(function: str, version: int, instead: str) -> str:
+    folder = f"versions/{function}/{version}"
+    return (f"the files of published version {version} are missing from {folder}/: restore "
+            f"that folder (e.g. git checkout -- {folder}), or {instead}")
+
+
+def only_alias(config: Config, function: str, alias: str) -> Config:
+    """The config reduced to one alias, to check just what an edit of it references."""
+    fn = config.functions[function]
+    return replace(config, functions={function: replace(fn, aliases={alias: fn.aliases[alias]})},
+                   buckets={})
 
 
 def _alias_naming(fn: Function, version: str) -> str:
@@ -226,5 +249,5 @@ def alias_name_error(name: str) -> str:
 
 __all__ = [
     "Alias", "ArnError", "Bucket", "Config", "Destination", "Function", "Notification",
-    "Settings", "check_published", "generated_id", "DEFAULT_IGNORE", "RESERVED_ENV",
+    "Settings", "check_published", "generated_id", "only_alias", "DEFAULT_IGNORE", "RESERVED_ENV",
 ]

@@ -41,7 +41,7 @@ def load(path: Path, store: VersionStore, host: Mapping[str, str] = os.environ,
         raise ConfigError([Problem("", _yaml_problem(exc))], str(path.name)) from None
     config = Config.from_mapping(raw if raw is not None else {})
     if check_versions:
-        check_published(config, store.published())
+        check_published(config, store.published(), store.last_numbers())
     _check_references(config, host)
     return text, config
 
@@ -82,9 +82,13 @@ class ConfigSource:
         except ConfigError as exc:
             if self._last_good is None or not self._last_good.exists():
                 raise
+            try:
+                kept = read(self._last_good, self._store)
+            except ConfigError as old:
+                raise _neither_usable(exc, old, self._last_good) from None
             log.error("config.rejected", problems=[f"{exc.source}: {p}" for p in exc.problems],
                       kept=f"last good configuration ({self._last_good.name})")
-            return read(self._last_good, self._store)
+            return kept
         self._remember(text)
         return config
 
@@ -120,6 +124,16 @@ class ConfigSource:
 
     def refresh_versions(self) -> None:
         self.published = self._store.published()
+
+
+def _neither_usable(current: ConfigError, last_good: ConfigError, path: Path) -> ConfigError:
+    """Nothing to start with: the file's problems are what the user must fix (the last good
+    copy usually fails for the same reason, e.g. a version folder that is gone)."""
+    shown = f"{path.parent.name}/{path.name}"
+    extra = [p for p in last_good.problems if p not in current.problems]
+    note = (f"not starting: the last good configuration ({shown}) fails too"
+            + (": " + "; ".join(str(p) for p in extra) if extra else " (the same problem)"))
+    return ConfigError([*current.problems, Problem("", note)], current.source)
 
 
 def summary(config: Config) -> dict[str, str]:

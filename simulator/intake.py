@@ -24,7 +24,7 @@ import structlog
 
 from simulator import keys
 from simulator.config import Config
-from simulator.journal import IndexEntry, Journal, NewDelivery
+from simulator.journal import DEAD_LETTER_STATES, IndexEntry, Journal, NewDelivery
 from simulator.staging import Stager
 from simulator.s3_events import ObjectChange
 from simulator.watching import Hint
@@ -323,17 +323,19 @@ class Intake:
         self._requests_at = now
         for request_id, kind, body in self._journal.open_requests():
             if kind == "replay":
-                self._replay(body.get("ids", []))
+                self._replay(body.get("ids", []), body.get("request_ids", {}))
             elif kind == "refire":
                 self._refire(str(body.get("bucket", "")), str(body.get("prefix", "")))
             self._stager.requests_done.append(request_id)
 
-    def _replay(self, ids: list[int]) -> None:
-        """Dead letters again, through the current alias mapping, with new request ids."""
+    def _replay(self, ids: list[int], request_ids: dict[str, str]) -> None:
+        """Dead letters again, through the current alias mapping, with new request ids (the
+        ones `s3sim replay` chose and recorded when it marked them replayed)."""
         for dead in self._journal.load_many(ids):
-            if dead.state != "dead":
+            if dead.state not in DEAD_LETTER_STATES:
                 continue
-            new = NewDelivery(str(uuid.uuid4()), dead.target, dead.function, dead.bucket,
+            request_id = request_ids.get(str(dead.id)) or str(uuid.uuid4())
+            new = NewDelivery(request_id, dead.target, dead.function, dead.bucket,
                               dead.key, dead.payload, time.time())
             self._stager.replays.append((dead.id, new))
             log.info("event.replayed", delivery_id=dead.id, request_id=new.request_id,

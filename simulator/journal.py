@@ -32,12 +32,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
     accepted_s REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     due_s REAL NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending',   -- pending | done | dead
+    state TEXT NOT NULL DEFAULT 'pending',   -- pending | done | dead | replayed (a dead
+                                             -- letter whose replay was queued)
     condition TEXT,
     last_error TEXT,
     executed_version TEXT,
     finished_s REAL,
-    replay_of INTEGER                  -- the dead letter this delivery replays
+    replay_of INTEGER,                 -- the dead letter this delivery replays
+    replayed_as TEXT                   -- of a replayed dead letter: its replay's request id
 );
 CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(state) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS objects (
@@ -79,6 +81,7 @@ class Delivery(NewDelivery):
     condition: str | None = None
     last_error: str | None = None
     executed_version: str | None = None
+    replayed_as: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,9 @@ class IndexEntry:
 
 
 _DELIVERY_COLUMNS = ("request_id, target, function, bucket, key, payload, accepted_s, id, "
-                     "attempts, due_s, state, condition, last_error, executed_version")
+                     "attempts, due_s, state, condition, last_error, executed_version, "
+                     "replayed_as")
+DEAD_LETTER_STATES = ("dead", "replayed")
 
 
 class Journal:
@@ -145,9 +150,13 @@ class Journal:
             return self._reader.execute(sql, tuple(args)).fetchall()
 
     def _migrate(self) -> None:
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(deliveries)")}
-        if "replay_of" not in columns:  # journals written before replays existed
-            self._db.execute("ALTER TABLE deliveries ADD COLUMN replay_of INTEGER")
+        """Columns added since older journals were written. In a write transaction, so CLI
+        processes opening the journal at once do not both add a column."""
+        with self.transaction() as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(deliveries)")}
+            for name, kind in (("replay_of", "INTEGER"), ("replayed_as", "TEXT")):
+                if name not in columns:
+                    db.execute(f"ALTER TABLE deliveries ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         with self._lock, self._read_lock:
@@ -168,9 +177,42 @@ class Journal:
     # -- requests from the CLI ---------------------------------------------------------------
     def add_request(self, kind: str, body: dict[str, Any]) -> int:
         with self.transaction() as db:
-            cursor = db.execute("INSERT INTO requests(kind, body, created_s) VALUES(?, ?, ?)",
-                                (kind, json.dumps(body), time.time()))
-            return int(cursor.lastrowid or 0)
+            return self.insert_request(db, kind, body)
+
+    @staticmethod
+    def insert_request(db: sqlite3.Connection, kind: str, body: dict[str, Any]) -> int:
+        cursor = db.execute("INSERT INTO requests(kind, body, created_s) VALUES(?, ?, ?)",
+                            (kind, json.dumps(body), time.time()))
+        return int(cursor.lastrowid or 0)
+
+    # -- dead letters and their replays ------------------------------------------------------
+    @staticmethod
+    def dead_letter_states(db: sqlite3.Connection, ids: list[int], function: str | None
+                           ) -> dict[int, tuple[str, str | None]]:
+        """(state, replayed_as) of those ids that are dead letters (of `function`), read
+        inside the caller's transaction so the decision and the marking are one."""
+        marks = ",".join("?" * len(ids))
+        rows = db.execute(f"SELECT id, state, replayed_as, function FROM deliveries WHERE id IN "
+                          f"({marks}) AND state IN ('dead', 'replayed')", ids).fetchall()
+        return {int(i): (str(s), r) for i, s, r, f in rows if function in (None, f)}
+
+    @staticmethod
+    def dead_letter_ids(db: sqlite3.Connection, states: tuple[str, ...], function: str | None
+                        ) -> list[int]:
+        marks = ",".join("?" * len(states))
+        rows = db.execute(f"SELECT id FROM deliveries WHERE state IN ({marks}) "
+                          f"AND (? IS NULL OR function = ?) ORDER BY id",
+                          (*states, function, function)).fetchall()
+        return [int(r[0]) for r in rows]
+
+    @staticmethod
+    def mark_replayed(db: sqlite3.Connection, delivery_id: int, request_id: str) -> bool:
+        """A dead letter is replayed at most once unless asked again: this state change is
+        what `s3sim replay` claims, in the transaction that queues the replay."""
+        cursor = db.execute("UPDATE deliveries SET state = 'replayed', replayed_as = ? "
+                            "WHERE id = ? AND state IN ('dead', 'replayed')",
+                            (request_id, delivery_id))
+        return cursor.rowcount == 1
 
     def open_requests(self) -> list[tuple[int, str, dict[str, Any]]]:
         rows = self._read("SELECT id, kind, body FROM requests WHERE done_s IS NULL ORDER BY id")
@@ -244,11 +286,13 @@ class Journal:
             return [(int(i), str(f), float(d)) for i, f, d in self._db.execute(
                 "SELECT id, function, due_s FROM deliveries WHERE state = 'pending' ORDER BY id")]
 
-    def query(self, state: str | None = None, limit: int = 1000,
+    def query(self, state: str | tuple[str, ...] | None = None, limit: int = 1000,
               function: str | None = None) -> list[Delivery]:
-        clauses = [c for c, v in (("state = ?", state), ("function = ?", function)) if v]
+        states = (state,) if isinstance(state, str) else state or ()
+        clauses = [f"state IN ({','.join('?' * len(states))})"] if states else []
+        clauses += ["function = ?"] if function else []
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        args = tuple(v for v in (state, function) if v)
+        args = (*states, *((function,) if function else ()))
         with self._lock:
             rows = self._db.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries {where} "
                                     f"ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()

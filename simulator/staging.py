@@ -87,6 +87,8 @@ class Stager:
             Journal.set_meta(db, "sequencer", str(self._sequencer))
             for replay_of, new in self.replays:
                 accepted.append((Journal.insert(db, new, replay_of), new.function))
+                # Requests queued by an older s3sim did not mark the dead letter: do it here.
+                Journal.mark_replayed(db, replay_of, new.request_id)
             for request_id in self.requests_done:
                 Journal.finish_request(db, request_id)
             if self.baseline_pending:

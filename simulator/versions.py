@@ -84,6 +84,22 @@ class VersionStore:
             return {}
         return {d.name: frozenset(self.numbers(d.name)) for d in self.root.iterdir() if d.is_dir()}
 
+    def last_numbers(self) -> dict[str, int]:
+        """The highest number ever published per function (counter.json survives a version
+        folder that was deleted): tells a lost version from one never published."""
+        if not self.root.is_dir():
+            return {}
+        last = {}
+        for folder in self.root.iterdir():
+            if folder.is_dir():
+                counter = folder / "counter.json"
+                try:
+                    recorded = int(json.loads(counter.read_text())["last"])
+                except (OSError, ValueError, KeyError, TypeError):
+                    recorded = 0
+                last[folder.name] = max([recorded, *self.numbers(folder.name)])
+        return last
+
     def numbers(self, function: str) -> list[int]:
         folder = self.root / function
         if not folder.is_dir():
