@@ -7,6 +7,7 @@ waiting hint, then commits all resulting changes in one transaction.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -42,8 +43,26 @@ class _Pending:
     mtime_ns: int = -1
 
 
+SYMLINKED_BUCKET = ("bucket folders must be real folders: a symlinked one is not watched "
+                    "live, so it is not read at all (move the data under buckets/, or "
+                    "bind-mount it there)")
+
+
 class Vanished(Exception):
     """The file disappeared or changed type between its event and reading it."""
+
+    level = "info"  # a normal race: the file is simply gone
+
+
+class NotAnObject(Vanished):
+    """The path is there but cannot be an object (a link leaving the buckets, a loop, a
+    device): the user should hear about it."""
+
+    level = "warning"
+
+
+def _skipped(bucket: str, key: str, reason: str, level: str = "warning") -> None:
+    getattr(log, level)("s3.object_skipped", bucket=bucket, key=keys.shown(key), reason=reason)
 
 
 class Intake:
@@ -195,8 +214,13 @@ class Intake:
                 self._control(Hint(kind, path))
             return
         bucket, key = located
-        if not keys.is_ignored(key, self._config().settings.ignore):
-            action(path, bucket, key)
+        if keys.is_ignored(key, self._config().settings.ignore):
+            return
+        why_not = keys.problem(key)
+        if why_not is not None:
+            _skipped(bucket, key, why_not)
+            return
+        action(path, bucket, key)
 
     def _route_dir(self, path: str) -> None:
         """A folder went away (deleted or moved out): every indexed key under it may be gone."""
@@ -233,8 +257,11 @@ class Intake:
         except TooLarge:
             self._hash_aside(path)
             return
-        except (Vanished, OSError) as exc:
-            log.info("s3.object_skipped", bucket=bucket, key=key, reason=str(exc))
+        except Vanished as exc:
+            _skipped(bucket, key, str(exc), exc.level)
+            return
+        except OSError as exc:
+            _skipped(bucket, key, exc.strerror or str(exc))
             return
         self._stage_put(bucket, key, size, mtime_ns, etag)
 
@@ -265,7 +292,7 @@ class Intake:
         if located is None:
             return
         if isinstance(result, str):
-            log.info("s3.object_skipped", bucket=located[0], key=located[1], reason=result)
+            _skipped(located[0], located[1], result)
             return
         self._stage_put(located[0], located[1], *result)
 
@@ -292,8 +319,12 @@ class Intake:
     def _check_settled(self, path: str, pending: _Pending, now: float) -> None:
         try:
             st = os.stat(path)
-        except OSError:
+        except FileNotFoundError:
             del self._settling[path]
+            return
+        except OSError:  # a symlink loop, a dangling or unreadable link: _put_now says why
+            del self._settling[path]
+            self._route(path, self._put_now)
             return
         if (st.st_size, st.st_mtime_ns) != (pending.size, pending.mtime_ns):
             pending.size, pending.mtime_ns = st.st_size, st.st_mtime_ns
@@ -358,18 +389,28 @@ class Intake:
     def _objects(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, str]]:
         """(path, key) of every file in a bucket folder that is an object, not noise."""
         ignore = self._config().settings.ignore
-        for path in _walk_files(os.path.join(self._buckets_dir, bucket)):
+        folder = os.path.join(self._buckets_dir, bucket)
+        if os.path.islink(folder):
+            log.warning("bucket.refused", bucket=bucket, target=os.path.realpath(folder),
+                        reason=SYMLINKED_BUCKET)
+            return
+        for path in _walk_files(folder):
             located = keys.locate(self._buckets_dir, path)
-            if located is not None and located[1].startswith(prefix) \
-                    and not keys.is_ignored(located[1], ignore):
-                yield path, located[1]
+            if located is None or not located[1].startswith(prefix) \
+                    or keys.is_ignored(located[1], ignore):
+                continue
+            why_not = keys.problem(located[1])
+            if why_not is not None:
+                _skipped(bucket, located[1], why_not)
+                continue
+            yield path, located[1]
 
     # -- rescan ------------------------------------------------------------------------------
     def _rescan(self, fire: bool, reason: str) -> None:
         started = time.monotonic()
         ignore = self._config().settings.ignore
         buckets = {e.name for e in os.scandir(self._buckets_dir) if e.is_dir()} \
-            if os.path.isdir(self._buckets_dir) else set()
+            if os.path.isdir(self._buckets_dir) else set()  # symlinked ones: refused below
         counts = {"put": 0, "delete": 0}
         for bucket in sorted(buckets | set(self._journal.indexed_buckets())):
             for kind in self._rescan_bucket(bucket, ignore, fire):
@@ -392,8 +433,13 @@ class Intake:
             if fire:
                 self._put_now(path, bucket, key)
             else:
+                try:
+                    _object_stat(path, self._buckets_dir)
+                except Vanished as exc:
+                    _skipped(bucket, key, str(exc), exc.level)
+                    continue
                 self._stager.stage(ObjectChange(bucket, key, "put", st.st_size),
-                            IndexEntry(st.st_size, st.st_mtime_ns, ""), fire=False)
+                                   IndexEntry(st.st_size, st.st_mtime_ns, ""), fire=False)
             yield "put"
         for key in index:
             if not keys.is_ignored(key, ignore):
@@ -404,17 +450,30 @@ class TooLarge(Exception):
     """Larger than the caller wants to hash inline."""
 
 
-def _read(path: str, root: str, inline_limit: int | None = None) -> tuple[int, int, str]:
-    """(size, mtime_ns, MD5 hex) streamed in chunks; refuses links that leave the buckets."""
+def _object_stat(path: str, root: str) -> os.stat_result:
+    """The stat of the file an object is read from; links may not leave the buckets."""
     try:
         st = os.lstat(path)
         if stat.S_ISLNK(st.st_mode):
             real = os.path.realpath(path)
             if not real.startswith(root + os.sep):
-                raise Vanished("symlink points outside the buckets folder")
+                raise NotAnObject("symlink points outside the buckets folder")
             st = os.stat(real)
-        if not stat.S_ISREG(st.st_mode):
-            raise Vanished("not a regular file")
+    except FileNotFoundError:
+        raise Vanished("file vanished before it could be read") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotAnObject("symlink loop: the link never reaches a file") from None
+        raise NotAnObject(f"unreadable: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise NotAnObject("not a regular file")
+    return st
+
+
+def _read(path: str, root: str, inline_limit: int | None = None) -> tuple[int, int, str]:
+    """(size, mtime_ns, MD5 hex) streamed in chunks; refuses links that leave the buckets."""
+    try:
+        st = _object_stat(path, root)
         if inline_limit is not None and st.st_size > inline_limit:
             raise TooLarge()
         digest = hashlib.md5(usedforsecurity=False)
@@ -426,7 +485,7 @@ def _read(path: str, root: str, inline_limit: int | None = None) -> tuple[int, i
     except FileNotFoundError:
         raise Vanished("file vanished before it could be read") from None
     except PermissionError as exc:
-        raise Vanished(f"unreadable: {exc.strerror}") from None
+        raise NotAnObject(f"unreadable: {exc.strerror}") from None
 
 
 def _walk_files(root: str) -> Iterator[str]:

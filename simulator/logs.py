@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, MutableMapping
@@ -44,7 +45,10 @@ class Sinks:
         self._torn = False
 
     def __call__(self, _: Any, __: str, event: MutableMapping[str, Any]) -> str:
-        line = orjson.dumps(event, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        try:
+            line = orjson.dumps(event, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:  # a lone surrogate somewhere (orjson insists on valid UTF-8)
+            line = (json.dumps(event, default=str) + "\n").encode()
         with self._lock:
             if self._json is not None:
                 self._write_json(line)
@@ -155,7 +159,7 @@ def render(event: MutableMapping[str, Any]) -> str:
     if name == "invoke.report":
         return f"{stamp} {tag} END RequestId: {rid}\n{stamp} {tag} {report_line(event)}"
     if name == "function.log":
-        return f"{stamp} {tag} {event.get('message', '')}"
+        return f"{stamp} {tag} {printable(str(event.get('message', '')))}"
     level = str(event.get("level", "info")).upper()
     fields = " ".join(f"{k}={_value(v)}" for k, v in event.items() if k not in _PLAIN_KEYS
                       and k not in ("changes", "problems", "exception"))
@@ -178,8 +182,32 @@ def report_line(event: MutableMapping[str, Any]) -> str:
 
 
 def _value(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return json.dumps(text) if (" " in text or not text) and isinstance(value, str) else text
+    text = value if isinstance(value, str) else json.dumps(value, default=str,
+                                                          ensure_ascii=False)
+    if (" " in text or not text) and isinstance(value, str):
+        text = json.dumps(text, ensure_ascii=False)
+    return printable(text)
+
+
+# What a terminal would act on instead of showing: C0 and C1 controls (ESC starts the ANSI
+# sequences that move the cursor or retitle the window), DEL, bidirectional overrides (text
+# that reads differently than it is), line separators, and lone surrogates (file-name bytes
+# that are not UTF-8). A file name must not be able to rewrite the user's terminal.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029"
+                          "\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` with everything a terminal would interpret escaped (\\x1b, \\u202e, ...);
+    other characters, non-ASCII letters included, are shown as they are."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, as surrogateescape keeps it
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def read_events(path: Path, follow: bool, stop: threading.Event | None = None
