@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -12,8 +11,9 @@ from simulator.config import (
     _BUCKET_NAME, _ENV_KEY, _FUNCTION_NAME, RESERVED_ENV, Alias, AsyncOverrides, Bucket, Config,
     Destination, Function, Notification, alias_name_error, generated_id, is_valid_alias_name,
 )
+from simulator.config_overlaps import overlapping_pairs
 from simulator.errors import ArnError, ConfigError, Problem
-from simulator.routing import EVENT_TYPES, events_intersect
+from simulator.routing import EVENT_TYPES
 
 T = TypeVar("T")
 
@@ -252,7 +252,7 @@ def _bucket(r: Reader, config: Config, name: str, raw: Any, path: str) -> Bucket
     notifications = tuple(
         n for p, item in entries if (n := _notification(r, config, name, item, p)) is not None
     )
-    _check_overlaps(r, notifications, [p for p, _ in entries], path)
+    _check_overlaps(r, notifications, path)
     return Bucket(name, notifications)
 
 
@@ -326,15 +326,9 @@ def _target(r: Reader, config: Config, text: Any, path: str) -> FunctionArn | No
     return arn
 
 
-def _check_overlaps(r: Reader, notes: tuple[Notification, ...], paths: list[str],
-                    bucket_path: str) -> None:
-    for (i, a), (j, b) in itertools.combinations(enumerate(notes), 2):
-        if not any(events_intersect(x, y) for x in a.events for y in b.events):
-            continue
-        prefixes = a.prefix.startswith(b.prefix) or b.prefix.startswith(a.prefix)
-        suffixes = a.suffix.endswith(b.suffix) or b.suffix.endswith(a.suffix)
-        if not (prefixes and suffixes):
-            continue
+def _check_overlaps(r: Reader, notes: tuple[Notification, ...], bucket_path: str) -> None:
+    for i, j in overlapping_pairs(notes):
+        a, b = notes[i], notes[j]
         where = f"{bucket_path}: configurations {a.id!r} and {b.id!r}"
         if not (a.prefix or a.suffix or b.prefix or b.suffix):
             r.fail(where, "Configurations overlap. Configurations on the same bucket cannot "

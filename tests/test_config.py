@@ -199,3 +199,67 @@ def test_overlap_rule_guarantees_at_most_one_match(p1: str, s1: str, p2: str, s2
         return
     for key in {p1 + s1, p2 + s2, p1 + s2, p2 + s1, p1 + "x" + s1, p2 + "x" + s2}:
         assert len(routing.match(config.buckets["uploads"], key, "ObjectCreated:Put")) <= 1
+
+
+# -- overlap detection: the sort-based search finds exactly the pairs all-pairs testing does --
+
+def _pairwise_overlaps(notes: list[Any]) -> list[tuple[int, int]]:
+    """The former quadratic check, kept as the oracle."""
+    import itertools
+
+    from simulator.routing import events_intersect
+
+    pairs = []
+    for (i, a), (j, b) in itertools.combinations(enumerate(notes), 2):
+        if not any(events_intersect(x, y) for x in a.events for y in b.events):
+            continue
+        prefixes = a.prefix.startswith(b.prefix) or b.prefix.startswith(a.prefix)
+        suffixes = a.suffix.endswith(b.suffix) or b.suffix.endswith(a.suffix)
+        if prefixes and suffixes:
+            pairs.append((i, j))
+    return pairs
+
+
+_OVERLAP_EVENTS = ["s3:ObjectCreated:*", "s3:ObjectCreated:Put", "s3:ObjectCreated:Copy",
+                   "s3:ObjectRemoved:*", "s3:ObjectRemoved:Delete", "s3:ObjectTagging:*",
+                   "s3:LifecycleTransition"]
+_rule = st.builds(
+    lambda events, prefix, suffix: _Rule(tuple(events), prefix, suffix),
+    st.lists(st.sampled_from(_OVERLAP_EVENTS), min_size=1, max_size=3, unique=True),
+    st.text(alphabet="ab/", max_size=4), st.text(alphabet="ab.", max_size=4))
+
+
+class _Rule:
+    def __init__(self, events: tuple[str, ...], prefix: str, suffix: str) -> None:
+        self.events, self.prefix, self.suffix = events, prefix, suffix
+
+
+@given(st.lists(_rule, max_size=25))
+def test_overlap_search_finds_the_same_pairs_as_all_pairs(rules: list[_Rule]) -> None:
+    from simulator.config_overlaps import overlapping_pairs
+
+    assert overlapping_pairs(rules) == _pairwise_overlaps(rules)
+
+
+def test_overlap_messages_name_every_pair_in_order() -> None:
+    notes = [{"id": "all", "events": ["s3:ObjectCreated:*"], "function": f"{ARN}:fn:prod"},
+             {"id": "put", "events": ["s3:ObjectCreated:Put"], "prefix": "a/",
+              "function": f"{ARN}:fn:prod"},
+             {"id": "copy", "events": ["s3:ObjectCreated:Copy"], "prefix": "a/b",
+              "suffix": ".jpg", "function": f"{ARN}:fn:prod"},
+             {"id": "gone", "events": ["s3:ObjectRemoved:*"], "function": f"{ARN}:fn:prod"}]
+    ambiguous = ("Configuration is ambiguously defined. Cannot have overlapping suffixes in two "
+                 "rules if the prefixes are overlapping for the same event type.")
+    assert problems(base(buckets={"uploads": {"notifications": notes}})) == [
+        f"buckets.uploads: configurations 'all' and 'put': {ambiguous}",
+        f"buckets.uploads: configurations 'all' and 'copy': {ambiguous}",
+    ]
+
+
+def test_many_distinct_prefixes_validate_without_pairwise_work() -> None:
+    notes = [{"id": f"r{i}", "events": ["s3:ObjectCreated:*"], "prefix": f"p{i}/",
+              "function": f"{ARN}:fn:prod"} for i in range(20000)]
+    notes.append({"id": "dup", "events": ["s3:ObjectCreated:Put"], "prefix": "p19999/x",
+                  "function": f"{ARN}:fn:prod"})
+    (message,) = problems(base(buckets={"uploads": {"notifications": notes}}))
+    assert message.startswith("buckets.uploads: configurations 'r19999' and 'dup': ")
