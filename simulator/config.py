@@ -174,6 +174,13 @@ class Config:
 
 def check_published(config: Config, published: Mapping[str, frozenset[int]]) -> None:
     """Aliases and version ARNs must name versions that exist (`Function not found: <arn>:<v>`)."""
+    problems = published_problems(config, published)
+    if problems:
+        raise ConfigError(problems)
+
+
+def published_problems(config: Config, published: Mapping[str, frozenset[int]]
+                       ) -> list[Problem]:
     problems = []
     for fn_name, versions in sorted(config.referenced_versions().items()):
         for v in sorted(versions - set(published.get(fn_name, frozenset()))):
@@ -186,16 +193,15 @@ def check_published(config: Config, published: Mapping[str, frozenset[int]]) -> 
     for bucket in config.buckets.values():
         for i, n in enumerate(bucket.notifications):
             arn = n.function_arn
-            if arn.kind == "version" and int(arn.qualifier or 0) not in published.get(
-                    arn.function, frozenset()):
+            if arn.kind == "version" and arn.function in config.functions and int(
+                    arn.qualifier or 0) not in published.get(arn.function, frozenset()):
                 problems.append(Problem(
                     f"buckets.{bucket.name}.notifications[{i}].function",
                     f"Unable to validate the following destination configurations: "
                     f"Not authorized to invoke function [{arn}] (version {arn.qualifier} "
                     f"is not published)",
                 ))
-    if problems:
-        raise ConfigError(problems)
+    return problems
 
 
 def _alias_naming(fn: Function, version: str) -> str:
@@ -226,5 +232,5 @@ def alias_name_error(name: str) -> str:
 
 __all__ = [
     "Alias", "ArnError", "Bucket", "Config", "Destination", "Function", "Notification",
-    "Settings", "check_published", "generated_id", "DEFAULT_IGNORE", "RESERVED_ENV",
+    "Settings", "check_published", "published_problems", "generated_id", "DEFAULT_IGNORE", "RESERVED_ENV",
 ]

@@ -263,3 +263,108 @@ def test_many_distinct_prefixes_validate_without_pairwise_work() -> None:
                   "function": f"{ARN}:fn:prod"})
     (message,) = problems(base(buckets={"uploads": {"notifications": notes}}))
     assert message.startswith("buckets.uploads: configurations 'r19999' and 'dup': ")
+
+
+# -- wrong types and unknown keys are problems with a path, never tracebacks --
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda raw: raw["buckets"]["uploads"]["notifications"][0].update(
+        events=[["s3:ObjectCreated:*"]]),
+     "buckets.uploads.notifications[0].events[0]: must be a string, got ['s3:ObjectCreated:*']"),
+    (lambda raw: raw.update(account={"a": 1}),
+     "account: must be a 12-digit AWS account id, got {'a': 1}"),
+    (lambda raw: raw.update(account=1.5), "account: must be a 12-digit AWS account id, got 1.5"),
+    (lambda raw: raw.update(region=[1]), "region: must be a string, got [1]"),
+    (lambda raw: raw["buckets"]["uploads"].update(notifications=["thumbs"]),
+     "buckets.uploads.notifications[0]: must be a mapping, got 'thumbs'"),
+    (lambda raw: raw["buckets"]["uploads"]["notifications"][0].update(prefix=5),
+     "buckets.uploads.notifications[0].prefix: must be a string, got 5"),
+    (lambda raw: raw["buckets"]["uploads"]["notifications"][0].update(function=["arn"]),
+     "buckets.uploads.notifications[0].function: must be a string, got ['arn']"),
+    (lambda raw: raw["buckets"]["uploads"]["notifications"][0].update(id={"x": 1}),
+     "buckets.uploads.notifications[0].id: must be a string, got {'x': 1}"),
+    (lambda raw: raw["functions"]["fn"].update(on_failure={"bucket": [1]}),
+     "functions.fn.on_failure.bucket: must be a string, got [1]"),
+    (lambda raw: raw["functions"]["fn"]["aliases"].update(canary={"version": 1,
+                                                                  "weights": {"²": 0.5}}),
+     "functions.fn.aliases.canary.weights: 1 validation error detected: Value '{²=0.5}' at "
+     "'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map keys must "
+     "satisfy constraint: [Member must have length less than or equal to 1024, Member must "
+     "have length greater than or equal to 1, Member must satisfy regular expression pattern: "
+     "[0-9]+]"),
+    (lambda raw: raw.update(simulator={"ignore": ["*.tmp", 3]}),
+     "simulator.ignore[1]: must be a string, got 3"),
+    (lambda raw: raw.update(simulator={"time_scale": 10 ** 400}),
+     "simulator.time_scale: must be a number, got 100000000000000000...0000000000000000000"),
+])
+def test_wrong_types_name_their_path(edit: Any, expected: str) -> None:
+    raw = base()
+    edit(raw)
+    assert expected in problems(raw)
+
+
+def test_s3_shape_filter_rules_are_type_checked() -> None:
+    raw = base(buckets={"uploads": {"LambdaFunctionConfigurations": [{
+        "LambdaFunctionArn": f"{ARN}:fn:prod", "Events": ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [{"Name": ["Prefix"], "Value": "a/"},
+                                           {"Name": "Suffix", "Value": 7}]}}}]}})
+    where = "buckets.uploads.LambdaFunctionConfigurations[0].Filter.Key.FilterRules"
+    assert problems(raw) == [f"{where}[0].Name: must be a string, got ['Prefix']",
+                             f"{where}[1].Value: must be a string, got 7"]
+
+
+_KEYS = st.sampled_from([
+    "region", "account", "functions", "buckets", "simulator", "fn", "uploads", "handler",
+    "timeout", "environment", "on_failure", "on_success", "aliases", "prod", "version",
+    "weights", "notifications", "LambdaFunctionConfigurations", "NotificationConfiguration",
+    "id", "events", "prefix", "suffix", "function", "Id", "Events", "LambdaFunctionArn",
+    "Filter", "Key", "FilterRules", "Name", "Value", "bucket", "ignore", "time_scale", "seed",
+    "retries", "1", "2",
+]) | st.text(max_size=3) | st.integers(-2, 2)
+_LEAVES = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+           | st.sampled_from([f"{ARN}:fn:prod", "s3:ObjectCreated:*", "$LATEST", "a/", ".jpg"]))
+_VALUES = st.recursive(_LEAVES, lambda inner: st.lists(inner, max_size=3)
+                       | st.dictionaries(_KEYS, inner, max_size=4), max_leaves=25)
+
+
+@given(_VALUES | st.dictionaries(_KEYS, _VALUES, max_size=5))
+def test_any_value_gives_a_config_or_a_config_error(raw: Any) -> None:
+    try:
+        Config.from_mapping(raw)
+    except ConfigError:
+        pass
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda raw: raw["buckets"]["uploads"]["notifications"][0].update(sufix=".jpg"),
+     "buckets.uploads.notifications[0].sufix: unknown setting; did you mean 'suffix'?"),
+    (lambda raw: raw["functions"]["fn"].update(handlr="h.h"),
+     "functions.fn.handlr: unknown setting; did you mean 'handler'?"),
+    (lambda raw: raw["functions"]["fn"]["aliases"].update(canary={"version": 1, "weigths": {}}),
+     "functions.fn.aliases.canary.weigths: unknown setting; did you mean 'weights'?"),
+    (lambda raw: raw.update(simulator={"time_scal": 0.5}),
+     "simulator.time_scal: unknown setting; did you mean 'time_scale'?"),
+    (lambda raw: raw.update(bukets={}), "bukets: unknown setting; did you mean 'buckets'?"),
+    (lambda raw: raw.update(zzz={}), "zzz: unknown setting (expected one of account, buckets, "
+                                     "functions, region, simulator)"),
+    (lambda raw: raw["buckets"]["uploads"].update(notification=[]),
+     "buckets.uploads.notification: unknown setting; did you mean 'notifications'?"),
+])
+def test_unknown_keys_suggest_the_likely_one(edit: Any, expected: str) -> None:
+    raw = base()
+    edit(raw)
+    assert problems(raw) == [expected]
+
+
+def test_unknown_keys_in_s3_shape_are_named() -> None:
+    raw = base(buckets={"uploads": {"LambdaFunctionConfigurations": [{
+        "LambdaFunctionArn": f"{ARN}:fn:prod", "Events": ["s3:ObjectCreated:*"], "Filters": {},
+        "Filter": {"Keys": {}, "Key": {"FilterRule": [], "FilterRules": [
+            {"Name": "prefix", "Value": "a/", "Valeu": "b/"}]}}}]}})
+    where = "buckets.uploads.LambdaFunctionConfigurations[0]"
+    assert problems(raw) == [
+        f"{where}.Filters: unknown setting; did you mean 'Filter'?",
+        f"{where}.Filter.Keys: unknown setting; did you mean 'Key'?",
+        f"{where}.Filter.Key.FilterRule: unknown setting; did you mean 'FilterRules'?",
+        f"{where}.Filter.Key.FilterRules[0].Valeu: unknown setting; did you mean 'Value'?",
+    ]
