@@ -28,7 +28,6 @@ RESERVED_ENV = frozenset({
 })
 _ENV_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]+$")
 _FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ from typing import Any, Literal, TypeVar
 from simulator import config_settings
 from simulator.arn import LATEST, FunctionArn
 from simulator.config import (
-    _BUCKET_NAME, _ENV_KEY, _FUNCTION_NAME, RESERVED_ENV, Alias, AsyncOverrides, Bucket, Config,
+    _ENV_KEY, _FUNCTION_NAME, RESERVED_ENV, Alias, AsyncOverrides, Bucket, Config,
     Destination, Function, Notification, alias_name_error, generated_id, is_valid_alias_name,
 )
+from simulator.config_names import bucket_name_problems, handler_problem
 from simulator.config_overlaps import overlapping_pairs
 from simulator.errors import ArnError, ConfigError, Problem
 from simulator.routing import EVENT_TYPES
@@ -160,6 +161,8 @@ def _function(r: Reader, name: str, raw: Any, path: str) -> Function:
     handler = r.typed(body.get("handler"), str, f"{path}.handler", "handler.handler")
     if not handler or any(c.isspace() for c in handler) or len(handler) > 128:
         r.fail(f"{path}.handler", f"handler must match [^\\s]+ (at most 128 chars), got {handler!r}")
+    elif problem := handler_problem(handler):
+        r.fail(f"{path}.handler", problem)
     reserved = body.get("reserved_concurrency")
     return Function(
         name=name,
@@ -310,8 +313,8 @@ _S3_KEYS = ("Id", "LambdaFunctionArn", "Events", "Filter")
 
 def _bucket(r: Reader, config: Config, name: str, raw: Any, path: str) -> Bucket:
     body = r.mapping(raw, path)
-    if not _BUCKET_NAME.match(name) or ".." in name:
-        r.fail(path, f"invalid bucket name {name!r}: 3-63 characters of a-z, 0-9, '.', '-'")
+    for problem in bucket_name_problems(name):
+        r.fail(path, problem)
     if "NotificationConfiguration" in body:
         r.known(body, ("NotificationConfiguration",), path)
         path = f"{path}.NotificationConfiguration"
@@ -457,8 +460,9 @@ def _check_destinations(r: Reader, config: Config) -> None:
 def _check_destination(r: Reader, config: Config, fn: Function, dest: Destination | None,
                        path: str) -> None:
     if dest is not None:
-        if dest.kind == "bucket" and not _BUCKET_NAME.match(dest.target):
-            r.fail(path, f"invalid bucket name {dest.target!r}")
+        if dest.kind == "bucket":
+            for problem in bucket_name_problems(dest.target):
+                r.fail(path, problem)
         elif dest.kind == "function":
             try:
                 target = FunctionArn.parse(dest.target)

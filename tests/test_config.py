@@ -368,3 +368,65 @@ def test_unknown_keys_in_s3_shape_are_named() -> None:
         f"{where}.Filter.Key.FilterRule: unknown setting; did you mean 'FilterRules'?",
         f"{where}.Filter.Key.FilterRules[0].Valeu: unknown setting; did you mean 'Value'?",
     ]
+
+
+# -- bucket names (S3's general purpose rules) and handler paths (the Python runtime's) --
+
+@pytest.mark.parametrize("name, rule", [
+    ("ab", "Bucket names must be between 3 (min) and 63 (max) characters long."),
+    ("a" * 64, "Bucket names must be between 3 (min) and 63 (max) characters long."),
+    ("My_Bucket", "Bucket names can consist only of lowercase letters, numbers, periods (.), "
+                  "and hyphens (-)."),
+    ("-uploads", "Bucket names must begin and end with a letter or number."),
+    ("uploads.", "Bucket names must begin and end with a letter or number."),
+    ("my..bucket", "Bucket names must not contain two adjacent periods."),
+    ("192.168.5.4", "Bucket names must not be formatted as an IP address (for example, "
+                    "192.168.5.4)."),
+    ("xn--uploads", "Bucket names must not start with the prefix 'xn--'."),
+    ("sthree-uploads", "Bucket names must not start with the prefix 'sthree-'."),
+    ("amzn-s3-demo-uploads", "Bucket names must not start with the prefix 'amzn-s3-demo-'."),
+    ("uploads-s3alias", "Bucket names must not end with the suffix '-s3alias'."),
+    ("uploads--ol-s3", "Bucket names must not end with the suffix '--ol-s3'."),
+    ("uploads.mrap", "Bucket names must not end with the suffix '.mrap'."),
+    ("uploads--x-s3", "Bucket names must not end with the suffix '--x-s3'."),
+    ("uploads--table-s3", "Bucket names must not end with the suffix '--table-s3'."),
+])
+def test_bucket_names_follow_s3_rules(name: str, rule: str) -> None:
+    raw = base()
+    raw["buckets"][name] = {}
+    raw["functions"]["fn"]["on_failure"] = {"bucket": name}
+    assert problems(raw) == [f"buckets.{name}: invalid bucket name {name!r}: {rule}",
+                             f"functions.fn.on_failure: invalid bucket name {name!r}: {rule}"]
+
+
+@pytest.mark.parametrize("name", ["abc", "my.bucket-1", "a" * 63, "192.168.5.4x", "xn-a"])
+def test_valid_bucket_names_are_accepted(name: str) -> None:
+    raw = base()
+    raw["buckets"][name] = {}
+    raw["functions"]["fn"]["on_failure"] = f"arn:aws:s3:::{name}"
+    Config.from_mapping(raw)
+
+
+@pytest.mark.parametrize("handler, reason", [
+    ("../../etc/x.handler", "the module path must stay inside the function's code folder"),
+    ("/abs/x.handler", "the module path must stay inside the function's code folder"),
+    ("./x.handler", "the module path must stay inside the function's code folder"),
+    ("pkg/../x.handler", "the module path must stay inside the function's code folder"),
+    ("handler", "not enough values to unpack (expected 2, got 1)"),
+    (".handler", "the module path has an empty part"),
+    ("pkg//mod.handler", "the module path has an empty part"),
+    ("handler.", "the function name '' is not a Python identifier"),
+    ("handler.my-fn", "the function name 'my-fn' is not a Python identifier"),
+])
+def test_handlers_the_runtime_cannot_resolve_are_refused(handler: str, reason: str) -> None:
+    raw = base()
+    raw["functions"]["fn"]["handler"] = handler
+    assert problems(raw) == [f"functions.fn.handler: Bad handler '{handler}': {reason}"]
+
+
+@pytest.mark.parametrize("handler", ["handler.handler", "pkg/mod.fn", "pkg.mod.fn",
+                                     "src/pkg.mod.run_1"])
+def test_handler_paths_inside_the_code_folder_are_accepted(handler: str) -> None:
+    raw = base()
+    raw["functions"]["fn"]["handler"] = handler
+    assert Config.from_mapping(raw).functions["fn"].handler == handler
