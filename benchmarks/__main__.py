@@ -38,6 +38,7 @@ def run(quick: bool) -> dict[str, Any]:
     results["alias_repoint_ms"] = sc.alias_repoint(4 if quick else 20)
     objects, changed = (20000, 2000) if quick else (100000, 10000)
     results["startup"] = sc.startup(objects, changed)
+    results["validate_rules"] = sc.validate_rules(100000)  # the same size in --quick
     if not quick:
         growth = {}
         for label, kwargs in (("1 rule", {}), ("100 rules", {"rules": 100}),
@@ -90,6 +91,10 @@ def table(r: dict[str, Any]) -> str:
     add(f"start-up, {st['objects']} objects, s", st["first_scan_done_s"], None, "< 5 s",
         st["first_scan_done_s"] < 5)
     add(f"catch-up, {st['changed']} changed, s", st["catch_up_all_handled_s"], None, "-", True)
+    v = r["validate_rules"]
+    add(f"validate {v['rules']:,} rules, from_mapping, s", v["from_mapping_s"], None, "< 2 s",
+        v["from_mapping_s"] < 2)
+    add(f"validate {v['rules']:,} rules, read config.yaml, s", v["read_s"], None, "-", True)
     add("simulator peak RSS MB", r["simulator_peak_rss_mb"], None, "< 100 MB",
         r["simulator_peak_rss_mb"] < 100)
     add("idle warm environment RSS MB", r["idle_worker_rss_mb"], None, "-", True)

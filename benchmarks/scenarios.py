@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import yaml
 
 from benchmarks.harness import (
-    HANDLER, ROOT, Simulator, make_workspace, read_entries, scratch, summary_ms, wait_entries,
+    ARN, HANDLER, ROOT, Simulator, make_workspace, read_entries, scratch, summary_ms, wait_entries,
     write_file,
 )
 
@@ -261,3 +261,27 @@ def startup(objects: int, changed: int) -> dict[str, Any]:
             "first_scan_ms_reported": scanned.get("duration_ms"),
             "changed": per_dir * 1000, "restart_ready_s": round(restart_ready_s, 3),
             "catch_up_all_handled_s": round(catch_up_s, 3), "handled": len(entries)}
+
+
+def validate_rules(count: int) -> dict[str, Any]:
+    """Validation of one bucket with `count` non-overlapping rules (distinct prefixes): the
+    model alone (Config.from_mapping) and the whole read of config.yaml (YAML included)."""
+    from simulator import config_source
+    from simulator.config import Config
+    from simulator.versions import VersionStore
+
+    notes = [{"id": f"r{i}", "events": ["s3:ObjectCreated:*"], "prefix": f"p{i:06d}/",
+              "suffix": ".jpg", "function": f"{ARN}:fn:live"} for i in range(count)]
+    raw = {"region": "us-east-1", "account": "123456789012",
+           "functions": {"fn": {"handler": "handler.handler", "aliases": {"live": "$LATEST"}}},
+           "buckets": {"bench": {"notifications": notes}}}
+    with scratch() as root:
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # writing it is not measured
+        (root / "config.yaml").write_text(yaml.dump(raw, Dumper=dumper, sort_keys=False))
+        started = time.perf_counter()
+        Config.from_mapping(raw)
+        model_s = time.perf_counter() - started
+        started = time.perf_counter()
+        config_source.read(root / "config.yaml", VersionStore(root / "versions"))
+        read_s = time.perf_counter() - started
+    return {"rules": count, "from_mapping_s": round(model_s, 3), "read_s": round(read_s, 3)}

@@ -28,7 +28,6 @@ RESERVED_ENV = frozenset({
 })
 _ENV_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]+$")
 _FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 @dataclass(frozen=True)
@@ -174,9 +173,15 @@ class Config:
 
 def check_published(config: Config, published: Mapping[str, frozenset[int]],
                     last: Mapping[str, int] | None = None) -> None:
-    """Aliases and version ARNs must name versions that exist (`Function not found: <arn>:<v>`).
+    """Aliases and version ARNs must name versions that exist (`Function not found: <arn>:<v>`)."""
+    problems = published_problems(config, published, last)
+    if problems:
+        raise ConfigError(problems)
 
-    `last` is the highest number ever published per function: a missing version at or below
+
+def published_problems(config: Config, published: Mapping[str, frozenset[int]],
+                       last: Mapping[str, int] | None = None) -> list[Problem]:
+    """`last` is the highest number ever published per function: a missing version at or below
     it was published and its folder lost, which publishing cannot repair (numbers are never
     reused), so the hint says how to restore it instead."""
     problems = []
@@ -195,7 +200,8 @@ def check_published(config: Config, published: Mapping[str, frozenset[int]],
         for i, n in enumerate(bucket.notifications):
             arn = n.function_arn
             number = int(arn.qualifier or 0) if arn.kind == "version" else 0
-            if arn.kind == "version" and number not in published.get(arn.function, frozenset()):
+            if arn.kind == "version" and arn.function in config.functions \
+                    and number not in published.get(arn.function, frozenset()):
                 lost = number <= last.get(arn.function, 0)
                 problems.append(Problem(
                     f"buckets.{bucket.name}.notifications[{i}].function",
@@ -204,8 +210,7 @@ def check_published(config: Config, published: Mapping[str, frozenset[int]],
                     + (_lost_hint(arn.function, number, "point it at another version") if lost
                        else f"version {arn.qualifier} is not published") + ")",
                 ))
-    if problems:
-        raise ConfigError(problems)
+    return problems
 
 
 def _lost_hint(function: str, version: int, instead: str) -> str:
@@ -249,5 +254,6 @@ def alias_name_error(name: str) -> str:
 
 __all__ = [
     "Alias", "ArnError", "Bucket", "Config", "Destination", "Function", "Notification",
-    "Settings", "check_published", "generated_id", "only_alias", "DEFAULT_IGNORE", "RESERVED_ENV",
+    "Settings", "check_published", "published_problems", "generated_id", "only_alias",
+    "DEFAULT_IGNORE", "RESERVED_ENV",
 ]

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping
-from typing import Any, TypeVar
+import difflib
+import functools
+import reprlib
+from collections.abc import Collection, Mapping
+from typing import Any, Literal, TypeVar
 
 from simulator import config_settings
 from simulator.arn import LATEST, FunctionArn
 from simulator.config import (
-    _BUCKET_NAME, _ENV_KEY, _FUNCTION_NAME, RESERVED_ENV, Alias, AsyncOverrides, Bucket, Config,
+    _ENV_KEY, _FUNCTION_NAME, RESERVED_ENV, Alias, AsyncOverrides, Bucket, Config,
     Destination, Function, Notification, alias_name_error, generated_id, is_valid_alias_name,
 )
+from simulator.config_names import bucket_name_problems, handler_problem
+from simulator.config_overlaps import overlapping_pairs
 from simulator.errors import ArnError, ConfigError, Problem
-from simulator.routing import EVENT_TYPES, events_intersect
+from simulator.routing import EVENT_TYPES
 
 T = TypeVar("T")
+_KINDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+          list: "a list"}
+# Values in messages are shown shortened: a wrong value may be large.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 100
+_SHOWN.maxlist = _SHOWN.maxdict = _SHOWN.maxtuple = _SHOWN.maxset = 10
+
+
+def shown(value: Any) -> str:
+    return _SHOWN.repr(value)
 
 
 class Reader:
@@ -27,23 +41,27 @@ class Reader:
     def fail(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
 
-    def mapping(self, value: Any, path: str) -> Mapping[str, Any]:
+    def mapping(self, value: Any, path: str) -> Mapping[Any, Any]:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            self.fail(path, f"must be a mapping, got {type(value).__name__}")
+            self.fail(path, f"must be a mapping, got {shown(value)}")
             return {}
         return value
 
     def typed(self, value: Any, kind: type[T], path: str, default: T) -> T:
+        """`value` if it is of `kind` (an int counts as a float; a bool is not a number)."""
         if value is None:
             return default
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            return value  # type: ignore[return-value]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            self.fail(path, f"must be {kind.__name__}, got {value!r}")
-            return default
-        return value
+            try:
+                return float(value)  # type: ignore[return-value]
+            except OverflowError:
+                pass
+        elif isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool)):
+            return value
+        self.fail(path, f"must be {_KINDS[kind]}, got {shown(value)}")
+        return default
 
     def ranged(self, value: Any, path: str, aws_name: str, lo: int, hi: int, default: int) -> int:
         number = self.typed(value, int, path, default)
@@ -53,6 +71,29 @@ class Reader:
             self.fail(path, _range(number, aws_name, "less", hi))
         return number
 
+    def strings(self, value: Any, path: str, default: list[str]) -> list[str]:
+        """A list of strings; each wrong item is named by its index."""
+        items = self.typed(value, list, path, default)
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                self.fail(f"{path}[{i}]", f"must be a string, got {shown(item)}")
+        return [item for item in items if isinstance(item, str)]
+
+    def known(self, body: Mapping[Any, Any], keys: Collection[str], path: str,
+              listed: Collection[str] | None = None) -> None:
+        """Every key of `body` must be one of `keys`; a near miss names the likely intent."""
+        for key in body:
+            if key not in keys:
+                where = f"{path}.{key}" if path else str(key)
+                self.fail(where, unknown_setting(str(key), listed or keys))
+
+
+def unknown_setting(key: str, keys: Collection[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(keys), n=1)
+    if close:
+        return f"unknown setting; did you mean {close[0]!r}?"
+    return f"unknown setting (expected one of {', '.join(sorted(keys))})"
+
 
 def _range(value: int, aws_name: str, side: str, bound: int) -> str:
     return (f"1 validation error detected: Value '{value}' at '{aws_name}' failed to satisfy "
@@ -60,14 +101,21 @@ def _range(value: int, aws_name: str, side: str, bound: int) -> str:
 
 
 def parse(raw: Any) -> Config:
+    config, problems = build(raw)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def build(raw: Any) -> tuple[Config, list[Problem]]:
+    """The config as far as it can be read (defaults where a value is wrong), and every
+    problem found: later checks (published versions, environment references) still run on it,
+    so one pass lists everything wrong."""
     r = Reader()
     top = r.mapping(raw, "")
-    for key in set(top) - {"region", "account", "functions", "buckets", "simulator"}:
-        r.fail(str(key), "unknown setting (expected region, account, functions, buckets, simulator)")
+    r.known(top, _TOP_KEYS, "")
     region = r.typed(top.get("region"), str, "region", "us-east-1")
-    account = str(r.typed(top.get("account"), (str, int), "account", "123456789012"))  # type: ignore[arg-type]
-    if not (len(account) == 12 and account.isdigit()):
-        r.fail("account", f"must be a 12-digit AWS account id, got {account!r}")
+    account = _account(r, top.get("account"))
     settings = config_settings.parse(r, r.mapping(top.get("simulator"), "simulator"))
     functions = {
         str(name): _function(r, str(name), body, f"functions.{name}")
@@ -80,9 +128,22 @@ def parse(raw: Any) -> Config:
     }
     config = Config(region, account, functions, buckets, settings)
     _check_destinations(r, config)
-    if r.problems:
-        raise ConfigError(r.problems)
-    return config
+    return config, r.problems
+
+
+_TOP_KEYS = ("region", "account", "functions", "buckets", "simulator")
+
+
+def _account(r: Reader, raw: Any) -> str:
+    if raw is None:
+        return "123456789012"
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        r.fail("account", f"must be a 12-digit AWS account id, got {shown(raw)}")
+        return "123456789012"
+    account = str(raw)  # YAML reads an unquoted account id as a number
+    if not (len(account) == 12 and account.isascii() and account.isdigit()):
+        r.fail("account", f"must be a 12-digit AWS account id, got {account!r}")
+    return account
 
 
 _FUNCTION_KEYS = {"handler", "timeout", "memory", "environment", "description",
@@ -96,11 +157,12 @@ def _function(r: Reader, name: str, raw: Any, path: str) -> Function:
     body = r.mapping(raw, path)
     if not _FUNCTION_NAME.match(name):
         r.fail(path, f"function name must match [a-zA-Z0-9-_]{{1,64}}, got {name!r}")
-    for key in set(body) - _FUNCTION_KEYS:
-        r.fail(f"{path}.{key}", f"unknown setting (expected one of {', '.join(sorted(_FUNCTION_KEYS))})")
+    r.known(body, _FUNCTION_KEYS, path)
     handler = r.typed(body.get("handler"), str, f"{path}.handler", "handler.handler")
     if not handler or any(c.isspace() for c in handler) or len(handler) > 128:
         r.fail(f"{path}.handler", f"handler must match [^\\s]+ (at most 128 chars), got {handler!r}")
+    elif problem := handler_problem(handler):
+        r.fail(f"{path}.handler", problem)
     reserved = body.get("reserved_concurrency")
     return Function(
         name=name,
@@ -152,11 +214,12 @@ def _destination(r: Reader, raw: Any, path: str) -> Destination | None:
         if raw.startswith("arn:aws:s3:::"):
             return Destination("bucket", raw.removeprefix("arn:aws:s3:::"))
         return Destination("function", raw)
-    body = r.mapping(raw, path)
-    if set(body) == {"bucket"}:
-        return Destination("bucket", str(body["bucket"]))
-    if set(body) == {"function"}:
-        return Destination("function", str(body["function"]))
+    if isinstance(raw, Mapping) and len(raw) == 1 and ("bucket" in raw or "function" in raw):
+        kind: Literal["bucket", "function"] = "bucket" if "bucket" in raw else "function"
+        if not isinstance(raw[kind], str):
+            r.fail(f"{path}.{kind}", f"must be a string, got {shown(raw[kind])}")
+            return None
+        return Destination(kind, raw[kind])
     r.fail(path, "must be {bucket: NAME}, {function: ARN}, or a destination ARN")
     return None
 
@@ -165,8 +228,7 @@ def _alias(r: Reader, name: str, raw: Any, path: str) -> Alias:
     if not is_valid_alias_name(name):
         r.fail(path, alias_name_error(name))
     if isinstance(raw, Mapping):
-        for key in set(raw) - _ALIAS_KEYS:
-            r.fail(f"{path}.{key}", f"unknown setting (expected one of {', '.join(sorted(_ALIAS_KEYS))})")
+        r.known(raw, _ALIAS_KEYS, path)
         version = _version(r, raw.get("version"), f"{path}.version")
         weights = _weights(r, raw.get("weights"), version, f"{path}.weights")
         return Alias(name, version, weights, _overrides(r, raw, path))
@@ -188,7 +250,7 @@ def _overrides(r: Reader, raw: Mapping[str, Any], path: str) -> AsyncOverrides:
 
 def _version(r: Reader, raw: Any, path: str) -> str:
     text = str(raw) if isinstance(raw, (int, str)) and not isinstance(raw, bool) else ""
-    if text == LATEST or (text.isdigit() and int(text) >= 1):
+    if text == LATEST or (text.isascii() and text.isdigit() and int(text) >= 1):
         return str(int(text)) if text.isdigit() else text
     r.fail(path, f"1 validation error detected: Value '{raw}' at 'functionVersion' failed to "
                  f"satisfy constraint: Member must satisfy regular expression pattern: "
@@ -203,7 +265,7 @@ def _weights(r: Reader, raw: Any, primary: str, path: str) -> dict[str, float]:
         if problem:
             r.fail(path, problem)
         else:
-            weights[str(int(str(key)))] = float(value)
+            weights[str(int(str(key)))] = float(value)  # _weight_problem: a finite number
     if len(weights) > 1:
         r.fail(path, "Number of items in AdditionalVersionWeights cannot be greater than 1")
     if weights and primary == LATEST:
@@ -216,11 +278,11 @@ def _weights(r: Reader, raw: Any, primary: str, path: str) -> dict[str, float]:
 
 def _weight_problem(key: str, value: Any) -> str | None:
     """AWS's ValidationException texts for one AdditionalVersionWeights entry."""
-    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-    shown = "null" if number is None else repr(float(number))
-    head = (f"1 validation error detected: Value '{{{key}={shown}}}' at "
+    number = _number(value)
+    text = "null" if number is None else repr(number)
+    head = (f"1 validation error detected: Value '{{{key}={text}}}' at "
             f"'routingConfig.additionalVersionWeights' failed to satisfy constraint: ")
-    if not key.isdigit():
+    if not (key.isascii() and key.isdigit()):
         return head + ("Map keys must satisfy constraint: [Member must have length less than "
                        "or equal to 1024, Member must have length greater than or equal to 1, "
                        "Member must satisfy regular expression pattern: [0-9]+]")
@@ -231,28 +293,41 @@ def _weight_problem(key: str, value: Any) -> str | None:
     return None
 
 
+def _number(value: Any) -> float | None:
+    """A YAML number as a float; None for anything else (a bool, or an int too big)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+_SECTIONS = ("notifications", "LambdaFunctionConfigurations")
+# S3's other destinations are accepted (a pasted configuration may hold them) and ignored.
+_BUCKET_KEYS = (*_SECTIONS, "QueueConfigurations", "TopicConfigurations",
+                "EventBridgeConfiguration")
+_SHORT_KEYS = ("id", "events", "prefix", "suffix", "function")
+_S3_KEYS = ("Id", "LambdaFunctionArn", "Events", "Filter")
+
+
 def _bucket(r: Reader, config: Config, name: str, raw: Any, path: str) -> Bucket:
     body = r.mapping(raw, path)
-    if not _BUCKET_NAME.match(name) or ".." in name:
-        r.fail(path, f"invalid bucket name {name!r}: 3-63 characters of a-z, 0-9, '.', '-'")
+    for problem in bucket_name_problems(name):
+        r.fail(path, problem)
     if "NotificationConfiguration" in body:
-        body = r.mapping(body["NotificationConfiguration"], f"{path}.NotificationConfiguration")
-    for key in set(body) - {"notifications", "LambdaFunctionConfigurations",
-                            "QueueConfigurations", "TopicConfigurations",
-                            "EventBridgeConfiguration"}:
-        r.fail(f"{path}.{key}", "unknown setting (expected notifications or "
-                                "LambdaFunctionConfigurations)")
+        r.known(body, ("NotificationConfiguration",), path)
+        path = f"{path}.NotificationConfiguration"
+        body = r.mapping(body["NotificationConfiguration"], path)
+    r.known(body, _BUCKET_KEYS, path, listed=_SECTIONS)
     entries: list[tuple[str, Any]] = []
-    for section in ("notifications", "LambdaFunctionConfigurations"):
-        items = body.get(section) or []
-        if not isinstance(items, list):
-            r.fail(f"{path}.{section}", "must be a list")
-            continue
+    for section in _SECTIONS:
+        items = r.typed(body.get(section), list, f"{path}.{section}", [])
         entries += [(f"{path}.{section}[{i}]", item) for i, item in enumerate(items)]
     notifications = tuple(
         n for p, item in entries if (n := _notification(r, config, name, item, p)) is not None
     )
-    _check_overlaps(r, notifications, [p for p, _ in entries], path)
+    _check_overlaps(r, notifications, path.removesuffix(".NotificationConfiguration"))
     return Bucket(name, notifications)
 
 
@@ -260,39 +335,54 @@ def _notification(r: Reader, config: Config, bucket: str, raw: Any, path: str
                   ) -> Notification | None:
     body = r.mapping(raw, path)
     s3_shape = "LambdaFunctionArn" in body or "Events" in body
-    arn_text = body.get("LambdaFunctionArn" if s3_shape else "function")
-    events_raw = body.get("Events" if s3_shape else "events")
-    prefix, suffix = _filters(r, body, s3_shape, path)
-    events = _events(r, events_raw, f"{path}.{'Events' if s3_shape else 'events'}")
-    arn_path = f"{path}.{'LambdaFunctionArn' if s3_shape else 'function'}"
-    arn = _target(r, config, arn_text, arn_path)
+    id_key, events_key, arn_key = ("Id", "Events", "LambdaFunctionArn") if s3_shape else (
+        "id", "events", "function")
+    r.known(body, _S3_KEYS if s3_shape else _SHORT_KEYS, path)
+    prefix, suffix = (_s3_filter if s3_shape else _short_filter)(r, body, path)
+    events = _events(r, body.get(events_key), f"{path}.{events_key}")
+    arn = _target(r, config, body.get(arn_key), f"{path}.{arn_key}")
+    config_id = _id(r, body.get(id_key), f"{path}.{id_key}")
     if arn is None or not events:
         return None
-    id_value = body.get("Id" if s3_shape else "id")
-    config_id = str(id_value) if id_value else generated_id(bucket, str(arn), events, prefix,
-                                                              suffix)
+    if not config_id:
+        config_id = generated_id(bucket, str(arn), events, prefix, suffix)
     return Notification(config_id, arn, events, prefix, suffix)
 
 
-def _filters(r: Reader, body: Mapping[str, Any], s3_shape: bool, path: str) -> tuple[str, str]:
-    if not s3_shape:
-        prefix = r.typed(body.get("prefix"), str, f"{path}.prefix", "")
-        suffix = r.typed(body.get("suffix"), str, f"{path}.suffix", "")
-        return prefix, suffix
-    key = r.mapping(r.mapping(body.get("Filter"), f"{path}.Filter").get("Key"),
-                    f"{path}.Filter.Key")
-    rules_path = f"{path}.Filter.Key.FilterRules"
-    rules = key.get("FilterRules") or []
+def _id(r: Reader, raw: Any, path: str) -> str:
+    """The configuration id; "" when none is given (S3 then generates one)."""
+    if raw is None or (isinstance(raw, int) and not isinstance(raw, bool)):
+        return "" if raw is None else str(raw)  # `id: 7` is read by YAML as a number
+    return r.typed(raw, str, path, "")
+
+
+def _short_filter(r: Reader, body: Mapping[str, Any], path: str) -> tuple[str, str]:
+    return (r.typed(body.get("prefix"), str, f"{path}.prefix", ""),
+            r.typed(body.get("suffix"), str, f"{path}.suffix", ""))
+
+
+def _s3_filter(r: Reader, body: Mapping[str, Any], path: str) -> tuple[str, str]:
+    """`Filter.Key.FilterRules`: at most one prefix and one suffix rule."""
+    path = f"{path}.Filter"
+    filter_ = r.mapping(body.get("Filter"), path)
+    r.known(filter_, ("Key",), path)
+    key = r.mapping(filter_.get("Key"), f"{path}.Key")
+    r.known(key, ("FilterRules",), f"{path}.Key")
+    rules_path = f"{path}.Key.FilterRules"
     found: dict[str, str] = {}
-    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+    for i, rule in enumerate(r.typed(key.get("FilterRules"), list, rules_path, [])):
         rule_map = r.mapping(rule, f"{rules_path}[{i}]")
-        name = str(rule_map.get("Name", "")).lower()  # case-insensitive, as S3 accepts it
-        if name not in ("prefix", "suffix"):
+        r.known(rule_map, ("Name", "Value"), f"{rules_path}[{i}]")
+        name = r.typed(rule_map.get("Name"), str, f"{rules_path}[{i}].Name", "").lower()
+        value = r.typed(rule_map.get("Value"), str, f"{rules_path}[{i}].Value", "")
+        if rule_map.get("Name") is not None and not isinstance(rule_map.get("Name"), str):
+            continue  # the wrong type is reported already
+        if name not in ("prefix", "suffix"):  # case-insensitive, as S3 accepts it
             r.fail(f"{rules_path}[{i}].Name", "filter rule name must be prefix or suffix")
         elif name in found:
             r.fail(rules_path, f"Cannot specify more than one {name} rule in a filter.")
         else:
-            found[name] = str(rule_map.get("Value") or "")
+            found[name] = value
     return found.get("prefix", ""), found.get("suffix", "")
 
 
@@ -300,16 +390,23 @@ def _events(r: Reader, raw: Any, path: str) -> tuple[str, ...]:
     if not isinstance(raw, list) or not raw:
         r.fail(path, "must be a non-empty list of event types, e.g. [\"s3:ObjectCreated:*\"]")
         return ()
-    for event in raw:
-        if event not in EVENT_TYPES:
+    events = []
+    for i, event in enumerate(raw):
+        if not isinstance(event, str):
+            r.fail(f"{path}[{i}]", f"must be a string, got {shown(event)}")
+        elif event not in EVENT_TYPES:
             r.fail(path, f"The event is not supported for notifications: {event!r}")
-    return tuple(str(e) for e in raw if e in EVENT_TYPES)
+        else:
+            events.append(event)
+    return tuple(events)
 
 
 def _target(r: Reader, config: Config, text: Any, path: str) -> FunctionArn | None:
-    try:
-        arn = FunctionArn.parse(text)
-    except ArnError:
+    if text is not None and not isinstance(text, str):
+        r.fail(path, f"must be a string, got {shown(text)}")
+        return None
+    arn = _parse_arn(text) if text is not None else None
+    if arn is None:
         r.fail(path, f"The ARN could not be parsed: {text!r}")
         return None
     fn = config.functions.get(arn.function)
@@ -326,15 +423,17 @@ def _target(r: Reader, config: Config, text: Any, path: str) -> FunctionArn | No
     return arn
 
 
-def _check_overlaps(r: Reader, notes: tuple[Notification, ...], paths: list[str],
-                    bucket_path: str) -> None:
-    for (i, a), (j, b) in itertools.combinations(enumerate(notes), 2):
-        if not any(events_intersect(x, y) for x in a.events for y in b.events):
-            continue
-        prefixes = a.prefix.startswith(b.prefix) or b.prefix.startswith(a.prefix)
-        suffixes = a.suffix.endswith(b.suffix) or b.suffix.endswith(a.suffix)
-        if not (prefixes and suffixes):
-            continue
+@functools.lru_cache(maxsize=4096)  # thousands of rules usually name a few functions
+def _parse_arn(text: str) -> FunctionArn | None:
+    try:
+        return FunctionArn.parse(text)
+    except ArnError:
+        return None
+
+
+def _check_overlaps(r: Reader, notes: tuple[Notification, ...], bucket_path: str) -> None:
+    for i, j in overlapping_pairs(notes):
+        a, b = notes[i], notes[j]
         where = f"{bucket_path}: configurations {a.id!r} and {b.id!r}"
         if not (a.prefix or a.suffix or b.prefix or b.suffix):
             r.fail(where, "Configurations overlap. Configurations on the same bucket cannot "
@@ -361,8 +460,9 @@ def _check_destinations(r: Reader, config: Config) -> None:
 def _check_destination(r: Reader, config: Config, fn: Function, dest: Destination | None,
                        path: str) -> None:
     if dest is not None:
-        if dest.kind == "bucket" and not _BUCKET_NAME.match(dest.target):
-            r.fail(path, f"invalid bucket name {dest.target!r}")
+        if dest.kind == "bucket":
+            for problem in bucket_name_problems(dest.target):
+                r.fail(path, problem)
         elif dest.kind == "function":
             try:
                 target = FunctionArn.parse(dest.target)

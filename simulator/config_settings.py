@@ -14,15 +14,14 @@ if TYPE_CHECKING:
 def parse(r: Reader, raw: Mapping[str, Any]) -> Settings:
     d = Settings()
     known = set(Settings.__dataclass_fields__)
-    for key in set(raw) - known:
-        r.fail(f"simulator.{key}", f"unknown setting (expected one of {', '.join(sorted(known))})")
+    r.known(raw, known, "simulator")
     scale = float(r.typed(raw.get("time_scale"), float, "simulator.time_scale", d.time_scale))
     if not 0 < scale <= 1:
         r.fail("simulator.time_scale", f"must be in (0, 1], got {scale}")
     catch_up = r.typed(raw.get("catch_up"), str, "simulator.catch_up", d.catch_up)
     if catch_up not in ("fire", "record"):
         r.fail("simulator.catch_up", f"must be 'fire' or 'record', got {catch_up!r}")
-    ignore = r.typed(raw.get("ignore"), list, "simulator.ignore", list(d.ignore))
+    ignore = r.strings(raw.get("ignore"), "simulator.ignore", list(d.ignore))
     watcher = r.typed(raw.get("watcher"), str, "simulator.watcher", d.watcher)
     if watcher not in ("native", "polling"):
         r.fail("simulator.watcher", f"must be 'native' or 'polling', got {watcher!r}")
@@ -48,7 +47,7 @@ def parse(r: Reader, raw: Mapping[str, Any]) -> Settings:
         concurrency=r.ranged(raw.get("concurrency"), "simulator.concurrency", "concurrency",
                              1, 64, d.concurrency),
         catch_up="record" if catch_up == "record" else "fire",
-        ignore=tuple(str(p) for p in ignore),
+        ignore=tuple(ignore),
         settle_ms=r.ranged(raw.get("settle_ms"), "simulator.settle_ms", "settle_ms", 10, 10000,
                            d.settle_ms),
         watcher="polling" if watcher == "polling" else "native",

@@ -8,16 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import structlog
-import yaml
 
-from simulator import lambda_env
-from simulator.config import Alias, Config, check_published
+from simulator import config_rules, config_yaml, lambda_env
+from simulator.config import Alias, Config, published_problems
 from simulator.errors import ConfigError, Problem
 from simulator.versions import VersionStore
 
 log = structlog.get_logger("s3sim")
-# libyaml's safe loader when PyYAML was built with it: a reload parses 10x faster.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read(path: Path, store: VersionStore, host: Mapping[str, str] = os.environ,
@@ -35,33 +32,25 @@ def load(path: Path, store: VersionStore, host: Mapping[str, str] = os.environ,
         raise ConfigError([Problem("", f"no such file: {path}")], str(path.name)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem("", f"cannot read: {exc}")], str(path.name)) from None
-    try:
-        raw = yaml.load(text, Loader=_LOADER)
-    except yaml.YAMLError as exc:
-        raise ConfigError([Problem("", _yaml_problem(exc))], str(path.name)) from None
-    config = Config.from_mapping(raw if raw is not None else {})
+    raw, problems = config_yaml.load(text, str(path.name))
+    config, more = config_rules.build(raw if raw is not None else {})
+    problems += more
     if check_versions:
-        check_published(config, store.published(), store.last_numbers())
-    _check_references(config, host)
+        problems += published_problems(config, store.published(), store.last_numbers())
+    problems += _reference_problems(config, host)
+    if problems:
+        raise ConfigError(problems, str(path.name))
     return text, config
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return f"{where}invalid YAML ({getattr(exc, 'problem', None) or exc})"
-
-
-def _check_references(config: Config, host: Mapping[str, str]) -> None:
-    problems = [
+def _reference_problems(config: Config, host: Mapping[str, str]) -> list[Problem]:
+    return [
         Problem(f"functions.{fn.name}.environment.{key}",
                 f"refers to ${{{name}}}, which is not set in the simulator's environment")
         for fn in config.functions.values()
         for key, value in fn.environment.items()
         for name in lambda_env.references(value) if name not in host
     ]
-    if problems:
-        raise ConfigError(problems)
 
 
 class ConfigSource:
@@ -78,12 +67,12 @@ class ConfigSource:
         """The file if valid; else the last good config of an earlier run, if there is one
         (a crash while config.yaml was half written must not stop the next start)."""
         try:
-            text, config = load(self.path, self._store)
+            text, config = self._load(self.path)
         except ConfigError as exc:
             if self._last_good is None or not self._last_good.exists():
                 raise
             try:
-                kept = read(self._last_good, self._store)
+                kept = self._load(self._last_good)[1]
             except ConfigError as old:
                 raise _neither_usable(exc, old, self._last_good) from None
             log.error("config.rejected", problems=[f"{exc.source}: {p}" for p in exc.problems],
@@ -97,19 +86,37 @@ class ConfigSource:
         if self._text is not None:
             self._remember(self._text)
 
+    def _load(self, path: Path) -> tuple[str, Config]:
+        """`load`, with any failure as a ConfigError: whatever goes wrong while reading a
+        config (a bug in a check included) must reject that file, not stop the simulator."""
+        try:
+            return load(path, self._store)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            problem = Problem("", f"could not be loaded: {type(exc).__name__}: {exc}")
+            raise ConfigError([problem], path.name) from exc
+
     def _remember(self, text: str) -> None:
+        """Keep the text as the last good config; a failed write (disk full) is reported and
+        leaves the config in force: it is the running simulator's state, not the file's."""
         self._text = text
-        if self._last_good is not None:
+        if self._last_good is None:
+            return
+        try:
             self._last_good.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._last_good.with_name(self._last_good.name + ".tmp")
             tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, self._last_good)
+        except OSError as exc:
+            log.warning("config.last_good_not_saved", path=str(self._last_good),
+                        error=exc.strerror or str(exc))
 
     def reload(self) -> bool:
         """Apply the file if valid (logs the diff); otherwise log why and keep the last good."""
         with self._lock:
             try:
-                text, new = load(self.path, self._store)
+                text, new = self._load(self.path)
             except ConfigError as exc:
                 log.error("config.rejected", problems=[f"{exc.source}: {p}" for p in exc.problems],
                           kept="last good configuration")

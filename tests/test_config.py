@@ -199,3 +199,234 @@ def test_overlap_rule_guarantees_at_most_one_match(p1: str, s1: str, p2: str, s2
         return
     for key in {p1 + s1, p2 + s2, p1 + s2, p2 + s1, p1 + "x" + s1, p2 + "x" + s2}:
         assert len(routing.match(config.buckets["uploads"], key, "ObjectCreated:Put")) <= 1
+
+
+# -- overlap detection: the sort-based search finds exactly the pairs all-pairs testing does --
+
+def _pairwise_overlaps(notes: list[Any]) -> list[tuple[int, int]]:
+    """The former quadratic check, kept as the oracle."""
+    import itertools
+
+    from simulator.routing import events_intersect
+
+    pairs = []
+    for (i, a), (j, b) in itertools.combinations(enumerate(notes), 2):
+        if not any(events_intersect(x, y) for x in a.events for y in b.events):
+            continue
+        prefixes = a.prefix.startswith(b.prefix) or b.prefix.startswith(a.prefix)
+        suffixes = a.suffix.endswith(b.suffix) or b.suffix.endswith(a.suffix)
+        if prefixes and suffixes:
+            pairs.append((i, j))
+    return pairs
+
+
+_OVERLAP_EVENTS = ["s3:ObjectCreated:*", "s3:ObjectCreated:Put", "s3:ObjectCreated:Copy",
+                   "s3:ObjectRemoved:*", "s3:ObjectRemoved:Delete", "s3:ObjectTagging:*",
+                   "s3:LifecycleTransition"]
+_rule = st.builds(
+    lambda events, prefix, suffix: _Rule(tuple(events), prefix, suffix),
+    st.lists(st.sampled_from(_OVERLAP_EVENTS), min_size=1, max_size=3, unique=True),
+    st.text(alphabet="ab/", max_size=4), st.text(alphabet="ab.", max_size=4))
+
+
+class _Rule:
+    def __init__(self, events: tuple[str, ...], prefix: str, suffix: str) -> None:
+        self.events, self.prefix, self.suffix = events, prefix, suffix
+
+
+@given(st.lists(_rule, max_size=25))
+def test_overlap_search_finds_the_same_pairs_as_all_pairs(rules: list[_Rule]) -> None:
+    from simulator.config_overlaps import overlapping_pairs
+
+    assert overlapping_pairs(rules) == _pairwise_overlaps(rules)
+
+
+def test_overlap_messages_name_every_pair_in_order() -> None:
+    notes = [{"id": "all", "events": ["s3:ObjectCreated:*"], "function": f"{ARN}:fn:prod"},
+             {"id": "put", "events": ["s3:ObjectCreated:Put"], "prefix": "a/",
+              "function": f"{ARN}:fn:prod"},
+             {"id": "copy", "events": ["s3:ObjectCreated:Copy"], "prefix": "a/b",
+              "suffix": ".jpg", "function": f"{ARN}:fn:prod"},
+             {"id": "gone", "events": ["s3:ObjectRemoved:*"], "function": f"{ARN}:fn:prod"}]
+    ambiguous = ("Configuration is ambiguously defined. Cannot have overlapping suffixes in two "
+                 "rules if the prefixes are overlapping for the same event type.")
+    assert problems(base(buckets={"uploads": {"notifications": notes}})) == [
+        f"buckets.uploads: configurations 'all' and 'put': {ambiguous}",
+        f"buckets.uploads: configurations 'all' and 'copy': {ambiguous}",
+    ]
+
+
+def test_many_distinct_prefixes_validate_without_pairwise_work() -> None:
+    notes = [{"id": f"r{i}", "events": ["s3:ObjectCreated:*"], "prefix": f"p{i}/",
+              "function": f"{ARN}:fn:prod"} for i in range(20000)]
+    notes.append({"id": "dup", "events": ["s3:ObjectCreated:Put"], "prefix": "p19999/x",
+                  "function": f"{ARN}:fn:prod"})
+    (message,) = problems(base(buckets={"uploads": {"notifications": notes}}))
+    assert message.startswith("buckets.uploads: configurations 'r19999' and 'dup': ")
+
+
+# -- wrong types and unknown keys are problems with a path, never tracebacks --
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda raw: raw["buckets"]["uploads"]["notifications"][0].update(
+        events=[["s3:ObjectCreated:*"]]),
+     "buckets.uploads.notifications[0].events[0]: must be a string, got ['s3:ObjectCreated:*']"),
+    (lambda raw: raw.update(account={"a": 1}),
+     "account: must be a 12-digit AWS account id, got {'a': 1}"),
+    (lambda raw: raw.update(account=1.5), "account: must be a 12-digit AWS account id, got 1.5"),
+    (lambda raw: raw.update(region=[1]), "region: must be a string, got [1]"),
+    (lambda raw: raw["buckets"]["uploads"].update(notifications=["thumbs"]),
+     "buckets.uploads.notifications[0]: must be a mapping, got 'thumbs'"),
+    (lambda raw: raw["buckets"]["uploads"]["notifications"][0].update(prefix=5),
+     "buckets.uploads.notifications[0].prefix: must be a string, got 5"),
+    (lambda raw: raw["buckets"]["uploads"]["notifications"][0].update(function=["arn"]),
+     "buckets.uploads.notifications[0].function: must be a string, got ['arn']"),
+    (lambda raw: raw["buckets"]["uploads"]["notifications"][0].update(id={"x": 1}),
+     "buckets.uploads.notifications[0].id: must be a string, got {'x': 1}"),
+    (lambda raw: raw["functions"]["fn"].update(on_failure={"bucket": [1]}),
+     "functions.fn.on_failure.bucket: must be a string, got [1]"),
+    (lambda raw: raw["functions"]["fn"]["aliases"].update(canary={"version": 1,
+                                                                  "weights": {"²": 0.5}}),
+     "functions.fn.aliases.canary.weights: 1 validation error detected: Value '{²=0.5}' at "
+     "'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map keys must "
+     "satisfy constraint: [Member must have length less than or equal to 1024, Member must "
+     "have length greater than or equal to 1, Member must satisfy regular expression pattern: "
+     "[0-9]+]"),
+    (lambda raw: raw.update(simulator={"ignore": ["*.tmp", 3]}),
+     "simulator.ignore[1]: must be a string, got 3"),
+    (lambda raw: raw.update(simulator={"time_scale": 10 ** 400}),
+     "simulator.time_scale: must be a number, got 100000000000000000...0000000000000000000"),
+])
+def test_wrong_types_name_their_path(edit: Any, expected: str) -> None:
+    raw = base()
+    edit(raw)
+    assert expected in problems(raw)
+
+
+def test_s3_shape_filter_rules_are_type_checked() -> None:
+    raw = base(buckets={"uploads": {"LambdaFunctionConfigurations": [{
+        "LambdaFunctionArn": f"{ARN}:fn:prod", "Events": ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [{"Name": ["Prefix"], "Value": "a/"},
+                                           {"Name": "Suffix", "Value": 7}]}}}]}})
+    where = "buckets.uploads.LambdaFunctionConfigurations[0].Filter.Key.FilterRules"
+    assert problems(raw) == [f"{where}[0].Name: must be a string, got ['Prefix']",
+                             f"{where}[1].Value: must be a string, got 7"]
+
+
+_KEYS = st.sampled_from([
+    "region", "account", "functions", "buckets", "simulator", "fn", "uploads", "handler",
+    "timeout", "environment", "on_failure", "on_success", "aliases", "prod", "version",
+    "weights", "notifications", "LambdaFunctionConfigurations", "NotificationConfiguration",
+    "id", "events", "prefix", "suffix", "function", "Id", "Events", "LambdaFunctionArn",
+    "Filter", "Key", "FilterRules", "Name", "Value", "bucket", "ignore", "time_scale", "seed",
+    "retries", "1", "2",
+]) | st.text(max_size=3) | st.integers(-2, 2)
+_LEAVES = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+           | st.sampled_from([f"{ARN}:fn:prod", "s3:ObjectCreated:*", "$LATEST", "a/", ".jpg"]))
+_VALUES = st.recursive(_LEAVES, lambda inner: st.lists(inner, max_size=3)
+                       | st.dictionaries(_KEYS, inner, max_size=4), max_leaves=25)
+
+
+@given(_VALUES | st.dictionaries(_KEYS, _VALUES, max_size=5))
+def test_any_value_gives_a_config_or_a_config_error(raw: Any) -> None:
+    try:
+        Config.from_mapping(raw)
+    except ConfigError:
+        pass
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda raw: raw["buckets"]["uploads"]["notifications"][0].update(sufix=".jpg"),
+     "buckets.uploads.notifications[0].sufix: unknown setting; did you mean 'suffix'?"),
+    (lambda raw: raw["functions"]["fn"].update(handlr="h.h"),
+     "functions.fn.handlr: unknown setting; did you mean 'handler'?"),
+    (lambda raw: raw["functions"]["fn"]["aliases"].update(canary={"version": 1, "weigths": {}}),
+     "functions.fn.aliases.canary.weigths: unknown setting; did you mean 'weights'?"),
+    (lambda raw: raw.update(simulator={"time_scal": 0.5}),
+     "simulator.time_scal: unknown setting; did you mean 'time_scale'?"),
+    (lambda raw: raw.update(bukets={}), "bukets: unknown setting; did you mean 'buckets'?"),
+    (lambda raw: raw.update(zzz={}), "zzz: unknown setting (expected one of account, buckets, "
+                                     "functions, region, simulator)"),
+    (lambda raw: raw["buckets"]["uploads"].update(notification=[]),
+     "buckets.uploads.notification: unknown setting; did you mean 'notifications'?"),
+])
+def test_unknown_keys_suggest_the_likely_one(edit: Any, expected: str) -> None:
+    raw = base()
+    edit(raw)
+    assert problems(raw) == [expected]
+
+
+def test_unknown_keys_in_s3_shape_are_named() -> None:
+    raw = base(buckets={"uploads": {"LambdaFunctionConfigurations": [{
+        "LambdaFunctionArn": f"{ARN}:fn:prod", "Events": ["s3:ObjectCreated:*"], "Filters": {},
+        "Filter": {"Keys": {}, "Key": {"FilterRule": [], "FilterRules": [
+            {"Name": "prefix", "Value": "a/", "Valeu": "b/"}]}}}]}})
+    where = "buckets.uploads.LambdaFunctionConfigurations[0]"
+    assert problems(raw) == [
+        f"{where}.Filters: unknown setting; did you mean 'Filter'?",
+        f"{where}.Filter.Keys: unknown setting; did you mean 'Key'?",
+        f"{where}.Filter.Key.FilterRule: unknown setting; did you mean 'FilterRules'?",
+        f"{where}.Filter.Key.FilterRules[0].Valeu: unknown setting; did you mean 'Value'?",
+    ]
+
+
+# -- bucket names (S3's general purpose rules) and handler paths (the Python runtime's) --
+
+@pytest.mark.parametrize("name, rule", [
+    ("ab", "Bucket names must be between 3 (min) and 63 (max) characters long."),
+    ("a" * 64, "Bucket names must be between 3 (min) and 63 (max) characters long."),
+    ("My_Bucket", "Bucket names can consist only of lowercase letters, numbers, periods (.), "
+                  "and hyphens (-)."),
+    ("-uploads", "Bucket names must begin and end with a letter or number."),
+    ("uploads.", "Bucket names must begin and end with a letter or number."),
+    ("my..bucket", "Bucket names must not contain two adjacent periods."),
+    ("192.168.5.4", "Bucket names must not be formatted as an IP address (for example, "
+                    "192.168.5.4)."),
+    ("xn--uploads", "Bucket names must not start with the prefix 'xn--'."),
+    ("sthree-uploads", "Bucket names must not start with the prefix 'sthree-'."),
+    ("amzn-s3-demo-uploads", "Bucket names must not start with the prefix 'amzn-s3-demo-'."),
+    ("uploads-s3alias", "Bucket names must not end with the suffix '-s3alias'."),
+    ("uploads--ol-s3", "Bucket names must not end with the suffix '--ol-s3'."),
+    ("uploads.mrap", "Bucket names must not end with the suffix '.mrap'."),
+    ("uploads--x-s3", "Bucket names must not end with the suffix '--x-s3'."),
+    ("uploads--table-s3", "Bucket names must not end with the suffix '--table-s3'."),
+])
+def test_bucket_names_follow_s3_rules(name: str, rule: str) -> None:
+    raw = base()
+    raw["buckets"][name] = {}
+    raw["functions"]["fn"]["on_failure"] = {"bucket": name}
+    assert problems(raw) == [f"buckets.{name}: invalid bucket name {name!r}: {rule}",
+                             f"functions.fn.on_failure: invalid bucket name {name!r}: {rule}"]
+
+
+@pytest.mark.parametrize("name", ["abc", "my.bucket-1", "a" * 63, "192.168.5.4x", "xn-a"])
+def test_valid_bucket_names_are_accepted(name: str) -> None:
+    raw = base()
+    raw["buckets"][name] = {}
+    raw["functions"]["fn"]["on_failure"] = f"arn:aws:s3:::{name}"
+    Config.from_mapping(raw)
+
+
+@pytest.mark.parametrize("handler, reason", [
+    ("../../etc/x.handler", "the module path must stay inside the function's code folder"),
+    ("/abs/x.handler", "the module path must stay inside the function's code folder"),
+    ("./x.handler", "the module path must stay inside the function's code folder"),
+    ("pkg/../x.handler", "the module path must stay inside the function's code folder"),
+    ("handler", "not enough values to unpack (expected 2, got 1)"),
+    (".handler", "the module path has an empty part"),
+    ("pkg//mod.handler", "the module path has an empty part"),
+    ("handler.", "the function name '' is not a Python identifier"),
+    ("handler.my-fn", "the function name 'my-fn' is not a Python identifier"),
+])
+def test_handlers_the_runtime_cannot_resolve_are_refused(handler: str, reason: str) -> None:
+    raw = base()
+    raw["functions"]["fn"]["handler"] = handler
+    assert problems(raw) == [f"functions.fn.handler: Bad handler '{handler}': {reason}"]
+
+
+@pytest.mark.parametrize("handler", ["handler.handler", "pkg/mod.fn", "pkg.mod.fn",
+                                     "src/pkg.mod.run_1"])
+def test_handler_paths_inside_the_code_folder_are_accepted(handler: str) -> None:
+    raw = base()
+    raw["functions"]["fn"]["handler"] = handler
+    assert Config.from_mapping(raw).functions["fn"].handler == handler

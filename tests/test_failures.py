@@ -98,8 +98,6 @@ def test_process_exit_is_runtime_exit_error_and_replaced(tmp_path: Path) -> None
     ({"handler.py": "def handler(e, c)\n"}, "handler.handler", "Runtime.UserCodeSyntaxError",
      "Syntax error in module 'handler'"),
     ({"handler.py": "raise KeyError('boom')\n"}, "handler.handler", "KeyError", "'boom'"),
-    ({"handler.py": ""}, "handler", "Runtime.MalformedHandlerName",
-     "Bad handler 'handler': not enough values to unpack (expected 2, got 1)"),
     ({"handler.py": ""}, "sys.handler", "Runtime.BuiltInModuleConflict",
      "Cannot use built-in module sys as a handler module"),
 ])
@@ -113,6 +111,26 @@ def test_init_failures_use_runtime_error_types(tmp_path: Path, files: dict[str, 
         log.wait_for(log.named("event.dead_lettered"))
     assert failure["error_type"] == error_type
     assert failure["error"].startswith(message)
+
+
+def test_handler_without_a_dot_is_refused_by_validation_and_by_the_runtime(
+        tmp_path: Path) -> None:
+    """Validation now refuses it (it used to reach the runtime); the runtime keeps its own
+    check, with the same text, for versions published before validation refused it."""
+    from simulator import config_source
+    from simulator.errors import ConfigError
+    from simulator.versions import VersionStore
+    from simulator.worker import InitError, load_handler
+
+    ws = workspace(tmp_path, {"handler.py": ""}, handler="handler", retries=0)
+    message = "Bad handler 'handler': not enough values to unpack (expected 2, got 1)"
+    with pytest.raises(ConfigError) as info:
+        config_source.read(ws / "config.yaml", VersionStore(ws / "versions"))
+    assert [str(p) for p in info.value.problems] == [f"functions.fn.handler: {message}"]
+    with pytest.raises(InitError) as init:
+        load_handler("handler")
+    assert (init.value.payload["errorType"], init.value.payload["errorMessage"]) == (
+        "Runtime.MalformedHandlerName", message)
 
 
 def test_handler_output_is_capped_per_invocation(tmp_path: Path) -> None:
