@@ -168,3 +168,44 @@ def test_store_without_journal_still_checks_version_json_against_itself(tmp_path
     with pytest.raises(VersionIntegrityError) as info:
         VersionStore(tmp_path / "versions").verify("fn", 1)
     assert info.value.parts == ("settings",) and info.value.path == str(version.meta_path)
+
+
+def planted_pyc(source: Path, kind: str, code: str) -> bytes:
+    """A .pyc of other code that the default import system would accept for `source`:
+    a timestamp pyc stamped with the source's mtime and size, or an unchecked-hash pyc
+    carrying the source's own hash."""
+    from importlib.util import MAGIC_NUMBER, source_hash
+    import marshal
+
+    body = marshal.dumps(compile(code, str(source), "exec"))
+    if kind == "timestamp":
+        st = source.stat()
+        stamp = (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little") + \
+            (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+        return MAGIC_NUMBER + (0).to_bytes(4, "little") + stamp + body
+    return MAGIC_NUMBER + (0b01).to_bytes(4, "little") + source_hash(source.read_bytes()) + body
+
+
+def cache_file(ws: Path, source: Path) -> Path:
+    """Where the environment's interpreter looks for `source`'s byte-code
+    (importlib.util.cache_from_source under the simulator's pycache prefix)."""
+    import sys
+
+    folder = Path(os.path.realpath(source.parent))
+    return ws / ".s3sim/pycache" / str(folder).lstrip(os.sep) / \
+        f"{source.stem}.{sys.implementation.cache_tag}.pyc"
+
+
+@pytest.mark.parametrize("kind", ["timestamp", "unchecked-hash"])
+def test_planted_byte_code_never_runs_instead_of_the_published_source(
+        tmp_path: Path, kind: str) -> None:
+    ws = workspace(tmp_path)
+    source = ws / "versions/fn/1/code/handler.py"
+    pyc = cache_file(ws, source)
+    pyc.parent.mkdir(parents=True, exist_ok=True)
+    pyc.write_bytes(planted_pyc(source, kind, handler_source("planted")))
+    with running(ws) as (_, log):
+        drop(ws / "buckets/uploads/a.txt")
+        log.wait_for(log.named("invoke.report"))
+    assert [r["tag"] for r in results(tmp_path / "out")] == ["v1"]
+    assert pyc.read_bytes()[4:8] == (0b11).to_bytes(4, "little")  # compiled over, hash-checked
