@@ -346,7 +346,21 @@ def _become(init: dict[str, Any]) -> None:
     _install_checked_imports(init["code_dir"])
 
 
+def _become_subreaper() -> None:
+    """Adopt the orphans of whatever the handler starts (Linux), so that a setsid()'d
+    grandchild stays in this process's subtree, where stopping the environment finds it.
+    (simulator/processes.py has the same call; this script imports nothing of the package.)"""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        except (OSError, AttributeError):
+            pass
+
+
 def main(argv: list[str]) -> int:
+    _become_subreaper()  # before init: a spare pays for it while it waits, not a cold start
     channel = Channel(int(argv[1]), int(argv[2]))
     state = State()
     init = channel.receive()
