@@ -143,6 +143,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _run(ws: Path, exit_when_idle: bool, as_json: bool) -> int:
     from simulator.runtime import Runtime
 
+    from simulator import processes
+
+    # This process runs nothing but the simulator: it may adopt and sweep orphans (a test
+    # or an embedding program running a Runtime in its own process must not).
+    processes.become_subreaper()
     runtime = Runtime(ws, console=sys.stderr, console_json=as_json)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

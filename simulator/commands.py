@@ -9,7 +9,8 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -50,23 +51,47 @@ def _warn(problems: Sequence[Problem]) -> None:
         print(f"s3sim: warning: config.yaml: {problem}", file=sys.stderr)
 
 
+@contextmanager
+def _sealed(ws_root: Path, check_versions: bool = True
+            ) -> Iterator[tuple[Workspace, VersionStore, Config]]:
+    """`_load` with the store checking versions against their seals in the journal. The
+    journal is created if absent: `publish` must seal without a running simulator, and a
+    fresh clone's versions are sealed on first use."""
+    from simulator.journal import Journal
+
+    ws = Workspace(ws_root)
+    journal = Journal(ws.journal)
+    try:
+        store = VersionStore(ws.versions, journal)
+        yield ws, store, config_source.read(ws.config, store, check_versions=check_versions)
+    finally:
+        journal.close()
+
+
 def validate(ws_root: Path) -> str:
-    ws, store, config = _load(ws_root)
-    for function, numbers in sorted(store.published().items()):
-        for number in sorted(numbers):
-            store.load(function, number)  # verifies CodeSha256
+    with _sealed(ws_root) as (ws, store, config):
+        sealed, problems = store.seal_unseen()
+        if problems:
+            raise problems[0]
+        for function, numbers in sorted(store.published().items()):
+            for number in sorted(numbers):
+                store.verify(function, number)  # code and settings against their seal
     notes = sum(len(b.notifications) for b in config.buckets.values())
-    return (f"{ws.config}: OK ({len(config.functions)} functions, {len(config.buckets)} "
+    text = (f"{ws.config}: OK ({len(config.functions)} functions, {len(config.buckets)} "
             f"buckets, {notes} notification configurations)")
+    if sealed:
+        text += "\nsealed on first sight (trust on first use): " + ", ".join(
+            f"{v.function}:{v.number}" for v in sealed)
+    return text
 
 
 def publish(ws_root: Path, function: str, description: str | None) -> str:
     # Aliases may name the version about to be published, so they are not checked here.
-    ws, store, config = _load(ws_root, check_versions=False)
-    fn = config.functions.get(function)
-    if fn is None:
-        raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
-    version, created = store.publish(fn, ws.functions / function, description)
+    with _sealed(ws_root, check_versions=False) as (ws, store, config):
+        fn = config.functions.get(function)
+        if fn is None:
+            raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
+        version, created = store.publish(fn, ws.functions / function, description)
     arn = config.function_arn(function, str(version.number))
     note = "published" if created else "unchanged since last publish; returning"
     print(f"{note} {arn} (CodeSha256 {version.code_sha256})", file=sys.stderr)
@@ -320,16 +345,17 @@ def invoke(ws_root: Path, arn_text: str, event_file: Path | None, bucket: str | 
     from simulator.invoker import Invoker
     from simulator.pool import Pool
 
-    ws, store, config = _load(ws_root)
-    arn = _arn(config, arn_text)
-    event = _event(ws, config, event_file, bucket, key)
-    logstream.configure(None, sys.stderr)
-    pool = Pool(ws.state / "tmp", config.settings.log_limit_bytes)
-    invoker = Invoker(ws.root, pool, store, store.published, random.Random(config.settings.seed))
-    try:
-        inv = invoker.invoke(config, arn, event, str(uuid.uuid4()))
-    finally:
-        pool.close()
+    with _sealed(ws_root) as (ws, store, config):
+        arn = _arn(config, arn_text)
+        event = _event(ws, config, event_file, bucket, key)
+        logstream.configure(None, sys.stderr)
+        pool = Pool(ws.state / "tmp", config.settings.log_limit_bytes)
+        invoker = Invoker(ws.root, pool, store, store.published,
+                          random.Random(config.settings.seed))
+        try:
+            inv = invoker.invoke(config, arn, event, str(uuid.uuid4()))
+        finally:
+            pool.close()
     head = f"ExecutedVersion: {inv.version}\nStatusCode: 200"
     if not inv.result.ok:
         head += "\nFunctionError: Unhandled"

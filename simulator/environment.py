@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from simulator import lambda_env
+from simulator import lambda_env, processes
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 MEMORY_SAMPLE_S = 0.02  # how often a running handler's resident memory is checked
@@ -143,15 +143,11 @@ class Environment:
         return Result(False, payload, str(payload.get("errorType")), 0.0, 0, init_ms, True)
 
     def stop(self) -> None:
-        """Kill the process group and close the pipes; safe to call twice, from two threads
+        """Kill the worker's process tree and close the pipes; safe to call twice, from two threads
         (the pool stops busy environments at shutdown while their invocation still waits)."""
         with self._stop_lock:
-            if self._proc is not None and self._proc.poll() is None:
-                try:
-                    os.killpg(self._proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self._proc.wait()
+            if self._proc is not None:
+                processes.stop_tree(self._proc)  # the worker and all its handler started
             for fd in (self._rfd, self._wfd):
                 if fd >= 0:
                     os.close(fd)
@@ -273,12 +269,7 @@ class Blank:
     wfd: int  # and write ours here
 
     def discard(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
+        processes.stop_tree(self.proc)
         os.close(self.rfd)
         os.close(self.wfd)
 
@@ -288,7 +279,7 @@ def launch_blank() -> Blank:
     to_child_r, to_child_w = os.pipe()
     from_child_r, from_child_w = os.pipe()
     try:
-        proc = subprocess.Popen(
+        proc = processes.spawn(
             [sys.executable, "-I", str(WORKER_SCRIPT), str(to_child_r), str(from_child_w)],
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -60,15 +60,34 @@ class ValidationFailed(LambdaApiError):
     code = "ValidationException"
 
 
-class VersionIntegrityError(SimulatorError):
-    """A published version's files no longer match the CodeSha256 recorded at publish time."""
+@dataclass(frozen=True)
+class Alteration:
+    """One part of a published version that no longer matches its seal."""
 
-    def __init__(self, function: str, version: str, path: str, expected: str, actual: str) -> None:
-        self.function, self.version, self.path = function, version, path
-        self.expected, self.actual = expected, actual
+    part: str  # "code" or "settings"
+    path: str  # the file that changed
+    expected: str  # the digest sealed at publish (or first sight)
+    actual: str  # the digest of what is on disk now
+
+    def __str__(self) -> str:
+        name = "CodeSha256" if self.part == "code" else "SettingsSha256"
+        return (f"its {self.part} changed ({self.path}): {name} is {self.actual}, "
+                f"sealed as {self.expected}")
+
+
+class VersionIntegrityError(SimulatorError):
+    """A published version's code or settings no longer match what was sealed when it was
+    published (or first seen); it is refused, never run."""
+
+    def __init__(self, function: str, version: str, alterations: list[Alteration]) -> None:
+        self.function, self.version = function, version
+        self.alterations = tuple(alterations)
+        self.parts = tuple(sorted({a.part for a in alterations}))
+        first = alterations[0]
+        self.path, self.expected, self.actual = first.path, first.expected, first.actual
         super().__init__(
-            f"published version {function}:{version} was altered on disk ({path}): "
-            f"CodeSha256 is {actual}, expected {expected}; restore the files or publish again"
+            f"published version {function}:{version} was altered on disk: "
+            + "; ".join(map(str, alterations)) + "; restore the files or publish again"
         )
 
 

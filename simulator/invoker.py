@@ -19,13 +19,14 @@ from simulator import aliases
 from simulator.arn import LATEST, FunctionArn
 from simulator.config import Config
 from simulator.environment import Environment, Result, Spec
-from simulator.errors import LambdaApiError, SimulatorError
+from simulator.errors import LambdaApiError, SimulatorError, VersionIntegrityError
 from simulator.pool import Pool
 from simulator.versions import VersionStore
 
 log = structlog.get_logger("s3sim")
 INIT_LIMIT_S = 10.0  # Lambda's init phase limit for on-demand functions
-INTEGRITY_ERROR = "S3sim.CodeIntegrityError"  # a published version's files were altered
+INTEGRITY_ERROR = "S3sim.VersionIntegrityError"  # a published version's code or settings
+# no longer match their seal; the invocation fails (and is retried / dead-lettered as usual)
 RUNTIME_VERSION = f"python:{sys.version_info[0]}.{sys.version_info[1]}.s3sim"
 
 
@@ -112,10 +113,11 @@ class Invoker:
 
     def _start(self, env: Environment, spec: Spec, on_output: Callable[[str], None],
                request_id: str) -> Result | None:
-        if spec.version != LATEST:  # the hash is checked whenever a published version starts
+        if spec.version != LATEST:  # sealed code and settings, checked at every start
             try:
-                self._store.verify(self._store.load(spec.function, int(spec.version), False))
+                self._store.verify(spec.function, int(spec.version))
             except SimulatorError as exc:
+                _log_integrity(exc, spec)
                 return _failure(INTEGRITY_ERROR, str(exc), environment_lost=True)
         log.bind(request_id=request_id, function=spec.function, version=spec.version).info(
             "invoke.init_start", runtime=RUNTIME_VERSION)
@@ -136,6 +138,13 @@ class Invoker:
                         error=_error_message(result.payload))
         # One event ends an invocation; the console shows it as CloudWatch's END + REPORT.
         bound.info("invoke.report", **report_fields(result, spec.memory_mb))
+
+
+def _log_integrity(exc: SimulatorError, spec: Spec) -> None:
+    parts = list(exc.parts) if isinstance(exc, VersionIntegrityError) else []
+    path = exc.path if isinstance(exc, VersionIntegrityError) else ""
+    log.error("version.integrity_failed", function=spec.function, version=spec.version,
+              parts=parts, path=path, error=str(exc))
 
 
 def _failure(error_type: str, message: str, environment_lost: bool = False) -> Result:

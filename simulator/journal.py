@@ -58,6 +58,15 @@ CREATE TABLE IF NOT EXISTS requests (       -- from the CLI to a running simulat
     created_s REAL NOT NULL,
     done_s REAL
 );
+CREATE TABLE IF NOT EXISTS versions (       -- the seal of each published version, kept
+    function TEXT NOT NULL,                 -- outside its folder: version.json cannot
+    number INTEGER NOT NULL,                -- vouch for itself
+    code_sha256 TEXT NOT NULL,
+    settings_sha256 TEXT NOT NULL,
+    files TEXT NOT NULL,                    -- {path: sha256}, to name the file that changed
+    first_seen_s REAL NOT NULL,
+    PRIMARY KEY (function, number)
+) WITHOUT ROWID;
 """
 
 
@@ -82,6 +91,18 @@ class Delivery(NewDelivery):
     last_error: str | None = None
     executed_version: str | None = None
     replayed_as: str | None = None
+
+
+@dataclass(frozen=True)
+class VersionSeal:
+    """What a published version held when it was published (or first seen)."""
+
+    function: str
+    number: int
+    code_sha256: str
+    settings_sha256: str
+    files: dict[str, str]
+    first_seen_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -231,6 +252,32 @@ class Journal:
     def set_meta(db: sqlite3.Connection, name: str, value: str) -> None:
         db.execute("INSERT INTO meta(name, value) VALUES(?, ?) ON CONFLICT(name) "
                    "DO UPDATE SET value = excluded.value", (name, value))
+
+    # -- version seals -----------------------------------------------------------------------
+    def version_seal(self, function: str, number: int) -> VersionSeal | None:
+        rows = self._read("SELECT code_sha256, settings_sha256, files, first_seen_s FROM versions "
+                          "WHERE function = ? AND number = ?", (function, number))
+        if not rows:
+            return None
+        code, settings, files, first_seen_s = rows[0]
+        return VersionSeal(function, number, code, settings, json.loads(files), first_seen_s)
+
+    def sealed_versions(self) -> set[tuple[str, int]]:
+        return {(str(f), int(n)) for f, n in self._read("SELECT function, number FROM versions")}
+
+    def seal_version(self, seal: VersionSeal, replace: bool = False) -> VersionSeal:
+        """Record a seal; returns the one in force. First sight never overwrites a record
+        (`replace=False`): the first record wins. Publishing does (`replace=True`): it is
+        the one act that makes a version, e.g. after its number was freed by a lost counter."""
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        with self.transaction() as db:
+            db.execute(f"{verb} INTO versions(function, number, code_sha256, settings_sha256, "
+                       f"files, first_seen_s) VALUES(?, ?, ?, ?, ?, ?)",
+                       (seal.function, seal.number, seal.code_sha256, seal.settings_sha256,
+                        json.dumps(seal.files, sort_keys=True), seal.first_seen_s or time.time()))
+        recorded = self.version_seal(seal.function, seal.number)
+        assert recorded is not None
+        return recorded
 
     # -- object index ------------------------------------------------------------------------
     def lookup(self, bucket: str, key: str) -> IndexEntry | None:

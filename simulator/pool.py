@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from simulator import processes
 from simulator.environment import Blank, Environment, Spec, launch_blank
 
 
@@ -142,6 +143,7 @@ class Pool:
                 self._release_slot(env)
         for env in expired:
             env.stop()
+        processes.sweep()  # orphans of a worker that died while idle
         return len(expired)
 
     def warm_count(self) -> dict[str, int]:

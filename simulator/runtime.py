@@ -1,8 +1,9 @@
 """The composition root: builds every part, owns every thread and process, starts and stops
 them in a written order.
 
-Start: lock the workspace -> logging -> versions -> config -> journal -> pool -> delivery
-(resumes pending work) -> intake thread -> watcher (observer thread) -> start-up scan -> ready.
+Start: lock the workspace -> logging -> journal -> versions (seals the unseen) -> config -> pool
+-> delivery (resumes pending work) -> intake thread -> watcher (observer thread) -> start-up scan
+-> ready.
 Stop: watcher -> intake (commits what it holds) -> delivery (lets in-flight invocations end)
 -> pool (kills idle environments) -> journal -> lock.
 """
@@ -67,12 +68,13 @@ class Runtime:
         self._lock()
         logs.configure(self.ws.log_file, self._console, self._console_json)
         threading.excepthook = self._thread_died
-        self.store = VersionStore(self.ws.versions)
+        self.journal = Journal(self.ws.journal)  # before versions: it keeps their seals
+        self.store = VersionStore(self.ws.versions, self.journal)
+        self._seal_unseen_versions()
         self.source = ConfigSource(self.ws.config, self.store, self.ws.state / "last-good-config.yaml")
         config = self.source.current
         for name in config.buckets:
             (self.ws.buckets / name).mkdir(parents=True, exist_ok=True)
-        self.journal = Journal(self.ws.journal)
         first_start = self.journal.get_meta("baseline") is None
         self.pool = Pool(self.ws.state / "tmp", config.settings.log_limit_bytes,
                          config.settings.force_cold_start, config.settings.spare_runtimes)
@@ -88,6 +90,18 @@ class Runtime:
         self._scan_on_start(first_start, config)
         log.info("simulator.ready", workspace=str(self.ws.root), buckets=sorted(config.buckets),
                  functions=sorted(config.functions), pid=os.getpid())
+
+    def _seal_unseen_versions(self) -> None:
+        """Versions committed to git (or published while no journal existed) are sealed on
+        first sight; one that does not even match its own version.json is only logged here:
+        it is refused when an environment would start from it."""
+        sealed, problems = self.store.seal_unseen()
+        for v in sealed:
+            log.info("version.sealed", function=v.function, version=str(v.number),
+                     code_sha256=v.code_sha256, settings_sha256=v.settings_sha256,
+                     reason="first seen (trust on first use)")
+        for problem in problems:
+            log.error("version.integrity_failed", error=str(problem), action="not sealed")
 
     def _scan_on_start(self, first_start: bool, config: Config) -> None:
         """Ready means a file written after it fires: so the scan that records (or fires)
@@ -155,6 +169,7 @@ class Runtime:
                          path=str(path.relative_to(self.ws.root)))
         elif self.ws.versions in path.parents:
             self.source.refresh_versions()
+            self._seal_unseen_versions()
 
     def _buckets_folder_changed(self, kind: str) -> None:
         """buckets/ itself went away or came back: its watch died with it; watch it anew."""

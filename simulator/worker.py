@@ -10,9 +10,12 @@ big-endian length followed by UTF-8 JSON.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
 import io
 import json
 import logging
+import marshal
 import os
 import resource
 import struct
@@ -20,10 +23,12 @@ import sys
 import threading
 import time
 import traceback
+import types
 from typing import Any, Callable
 
 _HEADER = struct.Struct(">I")
 _LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
+_CHECKED_HASH = (0b11).to_bytes(4, "little")  # pyc flags: hash-based, check the source
 
 
 class Channel:
@@ -252,6 +257,80 @@ def invoke(handler: Callable[..., Any], message: dict[str, Any], state: State) -
             "duration_ms": duration_ms, "max_memory_mb": _max_rss_mb()}
 
 
+class CheckedSourceLoader(importlib.machinery.SourceFileLoader):
+    """Runs byte-code only if it was compiled from the source as read now: a checked-hash pyc
+    whose hash matches. The default loader also trusts a pyc whose (mtime, size) stamp matches
+    the source, which a stale or planted file can match, and unchecked-hash pycs without
+    looking; both are compiled over here, never run."""
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        path = self.get_filename(fullname)
+        source = self.get_data(path)
+        source_hash = importlib.util.source_hash(source)
+        cache = _cache_path(path)
+        code = _cached_code(cache, source_hash) if cache else None
+        if code is None:
+            code = self.source_to_code(source, path)
+            if cache and not sys.dont_write_bytecode:
+                _write_pyc(cache, source_hash, code)
+        return code
+
+
+def _cache_path(source_path: str) -> str | None:
+    try:
+        return importlib.util.cache_from_source(source_path)  # honours sys.pycache_prefix
+    except NotImplementedError:
+        return None
+
+
+def _cached_code(cache: str, source_hash: bytes) -> types.CodeType | None:
+    try:
+        with open(cache, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    header = importlib.util.MAGIC_NUMBER + _CHECKED_HASH + source_hash
+    if not data.startswith(header):
+        return None
+    try:
+        code = marshal.loads(data[len(header):])
+    except (EOFError, ValueError, TypeError):
+        return None
+    return code if isinstance(code, types.CodeType) else None
+
+
+def _write_pyc(cache: str, source_hash: bytes, code: types.CodeType) -> None:
+    data = importlib.util.MAGIC_NUMBER + _CHECKED_HASH + source_hash + marshal.dumps(code)
+    tmp = f"{cache}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, cache)  # whole or absent: another environment may read it now
+    except OSError:
+        pass  # a cache that cannot be written only costs a compile
+
+
+def _install_checked_imports(code_dir: str) -> None:
+    """Source imports through CheckedSourceLoader everywhere; in the function's code folder no
+    sourceless .pyc is imported at all (publishing never copies one, so none is the
+    published source, and the code hash skips them)."""
+    machinery = importlib.machinery
+    extensions = (machinery.ExtensionFileLoader, machinery.EXTENSION_SUFFIXES)
+    sources = (CheckedSourceLoader, machinery.SOURCE_SUFFIXES)
+    sourceless = (machinery.SourcelessFileLoader, machinery.BYTECODE_SUFFIXES)
+    root = os.path.join(os.path.realpath(code_dir), "")
+
+    def hook(path: str) -> machinery.FileFinder:
+        if not os.path.isdir(path or "."):
+            raise ImportError("only directories are supported", path=path)
+        inside = os.path.join(os.path.realpath(path or "."), "").startswith(root)
+        return machinery.FileFinder(path, extensions, sources, *(() if inside else (sourceless,)))
+
+    sys.path_hooks.insert(0, hook)
+    sys.path_importer_cache.clear()
+
+
 def _become(init: dict[str, Any]) -> None:
     """Turn this blank runtime (started ahead of need) into the function's environment."""
     os.environ.clear()
@@ -264,9 +343,24 @@ def _become(init: dict[str, Any]) -> None:
     os.close(fd)
     sys.pycache_prefix = init.get("pycache_prefix")
     sys.dont_write_bytecode = not init.get("cache_bytecode", True)
+    _install_checked_imports(init["code_dir"])
+
+
+def _become_subreaper() -> None:
+    """Adopt the orphans of whatever the handler starts (Linux), so that a setsid()'d
+    grandchild stays in this process's subtree, where stopping the environment finds it.
+    (simulator/processes.py has the same call; this script imports nothing of the package.)"""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        except (OSError, AttributeError):
+            pass
 
 
 def main(argv: list[str]) -> int:
+    _become_subreaper()  # before init: a spare pays for it while it waits, not a cold start
     channel = Channel(int(argv[1]), int(argv[2]))
     state = State()
     init = channel.receive()
