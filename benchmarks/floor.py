@@ -38,7 +38,7 @@ def worker(conn: Connection, handler_file: str) -> None:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, q: "queue.SimpleQueue[str]", root: str) -> None:
+    def __init__(self, q: queue.SimpleQueue[str], root: str) -> None:
         self._q, self._root = q, root
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -53,7 +53,7 @@ def main(root: str, handler_file: str) -> None:
     parent, child = mp.Pipe()
     process = mp.get_context("spawn").Process(target=worker, args=(child, handler_file))
     process.start()  # before the observer's threads exist
-    q: "queue.SimpleQueue[str]" = queue.SimpleQueue()
+    q: queue.SimpleQueue[str] = queue.SimpleQueue()
 
     def dispatch() -> None:
         while True:
@@ -61,8 +61,9 @@ def main(root: str, handler_file: str) -> None:
 
     threading.Thread(target=dispatch, daemon=True).start()
     observer = InotifyObserver()
-    observer.schedule(_Handler(q, root), root, recursive=True,
-                      event_filter=[FileClosedEvent, FileMovedEvent])
+    observer.schedule(
+        _Handler(q, root), root, recursive=True, event_filter=[FileClosedEvent, FileMovedEvent]
+    )
     observer.start()
     print("ready", flush=True)
     sys.stdin.read()  # runs until the benchmark closes our stdin

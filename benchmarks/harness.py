@@ -7,9 +7,10 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -19,7 +20,7 @@ ROOT = Path(__file__).parents[1]
 ARN = "arn:aws:lambda:us-east-1:123456789012:function"
 
 # Records its entry time first thing, on the system-wide monotonic clock the writer also uses.
-HANDLER = '''
+HANDLER = """
 import os, time
 from urllib.parse import unquote_plus
 OUT = os.environ["OUT"]
@@ -40,7 +41,7 @@ def handler(event, context):
         while time.process_time() < end:
             pass
     return key
-'''
+"""
 
 
 def scratch_root() -> Path:
@@ -50,8 +51,14 @@ def scratch_root() -> Path:
     return Path(tempfile.mkdtemp(prefix="s3sim-bench-", dir=base))
 
 
-def make_workspace(root: Path, *, functions: int = 1, rules: int = 1, concurrency: int = 2,
-                   env: dict[str, str] | None = None) -> Path:
+def make_workspace(
+    root: Path,
+    *,
+    functions: int = 1,
+    rules: int = 1,
+    concurrency: int = 2,
+    env: dict[str, str] | None = None,
+) -> Path:
     ws = root / "ws"
     out = root / "entries.tsv"
     fns: dict[str, Any] = {}
@@ -59,20 +66,48 @@ def make_workspace(root: Path, *, functions: int = 1, rules: int = 1, concurrenc
         name = f"fn{i}"
         (ws / "functions" / name).mkdir(parents=True)
         (ws / "functions" / name / "handler.py").write_text(HANDLER)
-        fns[name] = {"handler": "handler.handler", "timeout": 30, "retries": 0,
-                     "environment": {"OUT": str(out), **(env or {})},
-                     "aliases": {"live": "$LATEST"}}
-    notes = [{"id": f"decoy{j}", "events": ["s3:ObjectCreated:*"], "prefix": f"decoy{j}/",
-              "function": f"{ARN}:fn0:live"} for j in range(rules - 1)]
+        fns[name] = {
+            "handler": "handler.handler",
+            "timeout": 30,
+            "retries": 0,
+            "environment": {"OUT": str(out), **(env or {})},
+            "aliases": {"live": "$LATEST"},
+        }
+    notes = [
+        {
+            "id": f"decoy{j}",
+            "events": ["s3:ObjectCreated:*"],
+            "prefix": f"decoy{j}/",
+            "function": f"{ARN}:fn0:live",
+        }
+        for j in range(rules - 1)
+    ]
     if functions == 1:  # with decoys, a prefix of its own (S3 rejects overlapping rules)
-        notes.append({"id": "all", "events": ["s3:ObjectCreated:*"], "function": f"{ARN}:fn0:live",
-                      **({"prefix": "burst/"} if rules > 1 else {})})
+        notes.append(
+            {
+                "id": "all",
+                "events": ["s3:ObjectCreated:*"],
+                "function": f"{ARN}:fn0:live",
+                **({"prefix": "burst/"} if rules > 1 else {}),
+            }
+        )
     else:
-        notes += [{"id": f"p{i}", "events": ["s3:ObjectCreated:*"], "prefix": f"p{i}/",
-                   "function": f"{ARN}:fn{i}:live"} for i in range(functions)]
-    config = {"region": "us-east-1", "account": "123456789012",
-              "simulator": {"concurrency": concurrency, "settle_ms": 20},
-              "functions": fns, "buckets": {"bench": {"notifications": notes}}}
+        notes += [
+            {
+                "id": f"p{i}",
+                "events": ["s3:ObjectCreated:*"],
+                "prefix": f"p{i}/",
+                "function": f"{ARN}:fn{i}:live",
+            }
+            for i in range(functions)
+        ]
+    config = {
+        "region": "us-east-1",
+        "account": "123456789012",
+        "simulator": {"concurrency": concurrency, "settle_ms": 20},
+        "functions": fns,
+        "buckets": {"bench": {"notifications": notes}},
+    }
     (ws / "buckets" / "bench").mkdir(parents=True)
     (ws / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return ws
@@ -85,8 +120,9 @@ class Simulator(SimulatorProcess):
         return _status_kb(self.proc.pid if self.proc else None, "VmHWM") / 1024
 
     def worker_rss_mb(self) -> list[float]:
-        return [_status_kb(p, "VmRSS") / 1024
-                for p in _children(self.proc.pid if self.proc else None)]
+        return [
+            _status_kb(p, "VmRSS") / 1024 for p in _children(self.proc.pid if self.proc else None)
+        ]
 
 
 def _status_kb(pid: int | None, field: str) -> float:
@@ -134,8 +170,9 @@ def read_entries(path: Path) -> dict[str, tuple[int, str]]:
     return entries
 
 
-def wait_entries(path: Path, count: int, timeout: float, stall_s: float = 5.0
-                 ) -> dict[str, tuple[int, str]]:
+def wait_entries(
+    path: Path, count: int, timeout: float, stall_s: float = 5.0
+) -> dict[str, tuple[int, str]]:
     """Entries once `count` arrived, or when nothing new came for `stall_s` (lost ones)."""
     deadline = time.monotonic() + timeout
     last_count, last_change = -1, time.monotonic()
@@ -153,9 +190,13 @@ def summary_ms(values_ns: list[int]) -> dict[str, float]:
     ms = sorted(v / 1e6 for v in values_ns)
     if not ms:
         return {"p50": float("nan"), "p99": float("nan"), "max": float("nan"), "n": 0}
-    p99 = ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))]
-    return {"p50": round(statistics.median(ms), 3), "p99": round(p99, 3),
-            "max": round(ms[-1], 3), "n": len(ms)}
+    p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
+    return {
+        "p50": round(statistics.median(ms), 3),
+        "p99": round(p99, 3),
+        "max": round(ms[-1], 3),
+        "n": len(ms),
+    }
 
 
 @contextmanager

@@ -6,13 +6,22 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
 from benchmarks.harness import (
-    ARN, HANDLER, ROOT, Simulator, make_workspace, read_entries, scratch, summary_ms, wait_entries,
+    ARN,
+    HANDLER,
+    ROOT,
+    Simulator,
+    make_workspace,
+    read_entries,
+    scratch,
+    summary_ms,
+    wait_entries,
     write_file,
 )
 
@@ -47,8 +56,10 @@ class FloorPipeline:
         handler.write_text(HANDLER)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.floor", str(self.bucket), str(handler)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "OUT": str(self.entries)})
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "OUT": str(self.entries)},
+        )
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == b"ready"
 
@@ -86,7 +97,7 @@ def burst(p: Pipeline, count: int, nested: bool) -> dict[str, Any]:
     folders = [p.bucket / "burst" / (f"d{i:03d}" if nested else "") for i in range(100)]
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
-    for i, folder in enumerate(folders[:100 if nested else 1]):  # every folder is watched
+    for i, folder in enumerate(folders[: 100 if nested else 1]):  # every folder is watched
         write_file(folder / f"probe{i}.dat", PAYLOAD)
     wait_entries(p.entries, 4 + (100 if nested else 1), 60)
     closes: dict[str, int] = {}
@@ -98,9 +109,12 @@ def burst(p: Pipeline, count: int, nested: bool) -> dict[str, Any]:
     entries = wait_entries(p.entries, count + 4 + (100 if nested else 1), 300)
     got = [(entries[k][0], c) for k, c in closes.items() if k in entries]
     span_s = (max(e for e, _ in got) - min(closes.values())) / 1e9 if got else float("nan")
-    return {"events_per_s": round(len(got) / span_s, 1) if got else 0.0,
-            "writer_files_per_s": round(count / written_s, 1) if written_s else 0.0,
-            "latency_ms": summary_ms([e - c for e, c in got]), "lost": count - len(got)}
+    return {
+        "events_per_s": round(len(got) / span_s, 1) if got else 0.0,
+        "writer_files_per_s": round(count / written_s, 1) if written_s else 0.0,
+        "latency_ms": summary_ms([e - c for e, c in got]),
+        "lost": count - len(got),
+    }
 
 
 def slow_handlers(count: int, concurrency: int, env: dict[str, str]) -> dict[str, Any]:
@@ -154,15 +168,12 @@ def cold_starts(count: int) -> dict[str, Any]:
                         cli(["-w", str(ws), "alias", "set", "fn0", "live", str(i + 1)])
                     finally:
                         sys.stdout = stdout
-                p.sim.wait_for(lambda e: e.get("event") == "config.reloaded"
-                               and any("live: " in c and f"-> {i + 1}" in c
-                                       for c in e.get("changes", [])))
+                p.sim.wait_for(_alias_moved_to(str(i + 1)))
                 key = f"cold{i}.dat"
                 closed = write_file(p.bucket / key, PAYLOAD)
                 entries = wait_entries(p.entries, 2 + i, 60)
                 lat.append(entries[key][0] - closed)
-                (report,) = p.sim.wait_for(lambda e: e.get("event") == "invoke.report"
-                                           and e.get("version") == str(i + 1))
+                (report,) = p.sim.wait_for(_report_of(str(i + 1)))
                 init.append(int(report.get("init_ms", 0) * 1e6))
         finally:
             p.stop()
@@ -190,10 +201,19 @@ def alias_repoint(rounds: int) -> dict[str, Any]:
             fn = raw["functions"]["fn0"]
             fn["aliases"] = {"live": 1, "warm": {"version": 1, "weights": {2: 0.5}}}
             raw["buckets"]["bench"]["notifications"] = [
-                {"id": "main", "events": ["s3:ObjectCreated:*"], "prefix": "main/",
-                 "function": "arn:aws:lambda:us-east-1:123456789012:function:fn0:live"},
-                {"id": "warm", "events": ["s3:ObjectCreated:*"], "prefix": "warm/",
-                 "function": "arn:aws:lambda:us-east-1:123456789012:function:fn0:warm"}]
+                {
+                    "id": "main",
+                    "events": ["s3:ObjectCreated:*"],
+                    "prefix": "main/",
+                    "function": "arn:aws:lambda:us-east-1:123456789012:function:fn0:live",
+                },
+                {
+                    "id": "warm",
+                    "events": ["s3:ObjectCreated:*"],
+                    "prefix": "warm/",
+                    "function": "arn:aws:lambda:us-east-1:123456789012:function:fn0:warm",
+                },
+            ]
             _save(ws, raw)
             p.sim.wait_for(lambda e: e.get("event") == "config.reloaded")
             (p.bucket / "warm").mkdir()
@@ -256,32 +276,62 @@ def startup(objects: int, changed: int) -> dict[str, Any]:
         entries = wait_entries(root / "entries.tsv", per_dir * 1000, 600)
         catch_up_s = (max(e for e, _ in entries.values()) - started) / 1e9 if entries else 0
         sim.stop()
-    return {"objects": objects, "ready_s": round(ready_s, 3),
-            "first_scan_done_s": round(scan_done_s, 3),
-            "first_scan_ms_reported": scanned.get("duration_ms"),
-            "changed": per_dir * 1000, "restart_ready_s": round(restart_ready_s, 3),
-            "catch_up_all_handled_s": round(catch_up_s, 3), "handled": len(entries)}
+    return {
+        "objects": objects,
+        "ready_s": round(ready_s, 3),
+        "first_scan_done_s": round(scan_done_s, 3),
+        "first_scan_ms_reported": scanned.get("duration_ms"),
+        "changed": per_dir * 1000,
+        "restart_ready_s": round(restart_ready_s, 3),
+        "catch_up_all_handled_s": round(catch_up_s, 3),
+        "handled": len(entries),
+    }
+
+
+def _alias_moved_to(version: str) -> Callable[[dict[str, Any]], bool]:
+    def moved(e: dict[str, Any]) -> bool:
+        changes = e.get("changes", [])
+        return e.get("event") == "config.reloaded" and any(
+            "live: " in c and f"-> {version}" in c for c in changes
+        )
+
+    return moved
+
+
+def _report_of(version: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("event") == "invoke.report" and e.get("version") == version
 
 
 def validate_rules(count: int) -> dict[str, Any]:
     """Validation of one bucket with `count` non-overlapping rules (distinct prefixes): the
-    model alone (Config.from_mapping) and the whole read of config.yaml (YAML included)."""
-    from simulator import config_source
-    from simulator.config import Config
-    from simulator.versions import VersionStore
+    model alone (config_parse.parse) and the whole read of config.yaml (YAML included)."""
+    from simulator.core import config_parse
+    from simulator.store import config_source
+    from simulator.store.versions import VersionStore
 
-    notes = [{"id": f"r{i}", "events": ["s3:ObjectCreated:*"], "prefix": f"p{i:06d}/",
-              "suffix": ".jpg", "function": f"{ARN}:fn:live"} for i in range(count)]
-    raw = {"region": "us-east-1", "account": "123456789012",
-           "functions": {"fn": {"handler": "handler.handler", "aliases": {"live": "$LATEST"}}},
-           "buckets": {"bench": {"notifications": notes}}}
+    notes = [
+        {
+            "id": f"r{i}",
+            "events": ["s3:ObjectCreated:*"],
+            "prefix": f"p{i:06d}/",
+            "suffix": ".jpg",
+            "function": f"{ARN}:fn:live",
+        }
+        for i in range(count)
+    ]
+    raw = {
+        "region": "us-east-1",
+        "account": "123456789012",
+        "functions": {"fn": {"handler": "handler.handler", "aliases": {"live": "$LATEST"}}},
+        "buckets": {"bench": {"notifications": notes}},
+    }
     with scratch() as root:
         dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # writing it is not measured
         (root / "config.yaml").write_text(yaml.dump(raw, Dumper=dumper, sort_keys=False))
         started = time.perf_counter()
-        Config.from_mapping(raw)
+        config_parse.parse(raw)
         model_s = time.perf_counter() - started
         started = time.perf_counter()
         config_source.read(root / "config.yaml", VersionStore(root / "versions"))
         read_s = time.perf_counter() - started
-    return {"rules": count, "from_mapping_s": round(model_s, 3), "read_s": round(read_s, 3)}
+    return {"rules": count, "parse_s": round(model_s, 3), "read_s": round(read_s, 3)}

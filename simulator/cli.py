@@ -19,14 +19,25 @@ from simulator.errors import ConfigError, LambdaApiError, SimulatorError, Worksp
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="s3sim", description="Local S3 event notifications -> "
-                                "AWS Lambda simulator, with versions and aliases.")
-    p.add_argument("-w", "--workspace", type=Path, default=Path("."),
-                   help="workspace folder holding config.yaml (default: current folder)")
+    p = argparse.ArgumentParser(
+        prog="s3sim",
+        description="Local S3 event notifications -> "
+        "AWS Lambda simulator, with versions and aliases.",
+    )
+    p.add_argument(
+        "-w",
+        "--workspace",
+        type=Path,
+        default=Path("."),
+        help="workspace folder holding config.yaml (default: current folder)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="watch the buckets and run handlers (Ctrl-C stops)")
-    run.add_argument("--exit-when-idle", action="store_true",
-                     help="stop when nothing is pending; exit 1 if any event was dead-lettered")
+    run.add_argument(
+        "--exit-when-idle",
+        action="store_true",
+        help="stop when nothing is pending; exit 1 if any event was dead-lettered",
+    )
     run.add_argument("--json", action="store_true", help="JSON lines on the console")
     sub.add_parser("validate", help="check config.yaml and the published versions")
     pub = sub.add_parser("publish", help="publish $LATEST of a function as a new version")
@@ -40,8 +51,13 @@ def parser() -> argparse.ArgumentParser:
     aset.add_argument("function")
     aset.add_argument("alias")
     aset.add_argument("version", help="a published version number or $LATEST")
-    aset.add_argument("--weight", action="append", default=[], metavar="VERSION=WEIGHT",
-                      help="route WEIGHT (0-1) of invocations to another published version")
+    aset.add_argument(
+        "--weight",
+        action="append",
+        default=[],
+        metavar="VERSION=WEIGHT",
+        help="route WEIGHT (0-1) of invocations to another published version",
+    )
     alist = alias_sub.add_parser("list", help="list a function's aliases")
     alist.add_argument("function")
     lg = sub.add_parser("logs", help="read (and follow) the log stream")
@@ -56,17 +72,23 @@ def parser() -> argparse.ArgumentParser:
     dl = sub.add_parser("dead-letters", help="list events that failed every attempt")
     dl.add_argument("--function")
     dl.add_argument("--json", action="store_true")
-    dl.add_argument("--replayed", action="store_true",
-                    help="also list dead letters already replayed (REPLAYED AS: the request id "
-                         "of their replay)")
+    dl.add_argument(
+        "--replayed",
+        action="store_true",
+        help="also list dead letters already replayed (REPLAYED AS: the request id "
+        "of their replay)",
+    )
     rp = sub.add_parser("replay", help="re-deliver dead letters, or re-fire existing objects")
     rp.add_argument("ids", nargs="*", type=int, help="dead-letter ids (see dead-letters)")
     rp.add_argument("--all", action="store_true", help="every dead letter (of --function)")
     rp.add_argument("--function")
     rp.add_argument("--bucket", help="re-fire events for the objects in this bucket")
     rp.add_argument("--prefix", default="", help="with --bucket: only keys with this prefix")
-    rp.add_argument("--again", action="store_true",
-                    help="replay dead letters that were replayed already (once each is the rule)")
+    rp.add_argument(
+        "--again",
+        action="store_true",
+        help="replay dead letters that were replayed already (once each is the rule)",
+    )
     st = sub.add_parser("status", help="pending, in-flight, retrying and dead events")
     st.add_argument("--json", action="store_true")
     inv = sub.add_parser("invoke", help="invoke a function synchronously once")
@@ -117,8 +139,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             _out(commands.alias_list(ws, args.function))
         return 0
     if args.command == "logs":
-        filters = {k: getattr(args, k.replace("-", "_")) for k in
-                   ("function", "alias", "version", "bucket", "request-id", "level")}
+        filters = {
+            k: getattr(args, k.replace("-", "_"))
+            for k in ("function", "alias", "version", "bucket", "request-id", "level")
+        }
         return commands.show_logs(ws, args.follow, filters, args.json, sys.stdout)
     if args.command == "explain":
         _out(commands.explain(ws, args.bucket, args.key, args.event))
@@ -127,8 +151,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         _out(commands.dead_letters(ws, args.function, args.json, args.replayed))
         return 0
     if args.command == "replay":
-        _out(commands.replay(ws, args.ids, args.all, args.function, args.bucket, args.prefix,
-                             args.again))
+        _out(
+            commands.replay(
+                ws, args.ids, args.all, args.function, args.bucket, args.prefix, args.again
+            )
+        )
         return 0
     if args.command == "status":
         _out(commands.show_status(ws, args.json))
@@ -141,9 +168,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _run(ws: Path, exit_when_idle: bool, as_json: bool) -> int:
+    from simulator.lambdas import processes
     from simulator.runtime import Runtime
-
-    from simulator import processes
 
     # This process runs nothing but the simulator: it may adopt and sweep orphans (a test
     # or an embedding program running a Runtime in its own process must not).

@@ -14,19 +14,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from simulator import config_source, routing, s3_events
 from simulator import logs as logstream
-from simulator.arn import LATEST, FunctionArn
-from simulator.config import Config, check_published, is_valid_alias_name
+from simulator.core import routing, s3_events
+from simulator.core.arn import LATEST, FunctionArn
+from simulator.core.config import Config, check_published, is_valid_alias_name
 from simulator.errors import ArnError, ConfigError, Problem, ResourceNotFound, SimulatorError
-from simulator.runtime import Workspace
-from simulator.staging import build_event
-from simulator.versions import VersionStore
+from simulator.s3.staging import build_event
+from simulator.store import config_source
+from simulator.store.versions import VersionStore
+from simulator.store.workspace import Workspace
 
 if TYPE_CHECKING:
     import sqlite3
 
-    from simulator.journal import Journal
+    from simulator.store.journal import Journal
 
 
 def _load(ws_root: Path, check_versions: bool = True) -> tuple[Workspace, VersionStore, Config]:
@@ -52,12 +53,13 @@ def _warn(problems: Sequence[Problem]) -> None:
 
 
 @contextmanager
-def _sealed(ws_root: Path, check_versions: bool = True
-            ) -> Iterator[tuple[Workspace, VersionStore, Config]]:
+def _sealed(
+    ws_root: Path, check_versions: bool = True
+) -> Iterator[tuple[Workspace, VersionStore, Config]]:
     """`_load` with the store checking versions against their seals in the journal. The
     journal is created if absent: `publish` must seal without a running simulator, and a
     fresh clone's versions are sealed on first use."""
-    from simulator.journal import Journal
+    from simulator.store.journal import Journal
 
     ws = Workspace(ws_root)
     journal = Journal(ws.journal)
@@ -77,11 +79,14 @@ def validate(ws_root: Path) -> str:
             for number in sorted(numbers):
                 store.verify(function, number)  # code and settings against their seal
     notes = sum(len(b.notifications) for b in config.buckets.values())
-    text = (f"{ws.config}: OK ({len(config.functions)} functions, {len(config.buckets)} "
-            f"buckets, {notes} notification configurations)")
+    text = (
+        f"{ws.config}: OK ({len(config.functions)} functions, {len(config.buckets)} "
+        f"buckets, {notes} notification configurations)"
+    )
     if sealed:
         text += "\nsealed on first sight (trust on first use): " + ", ".join(
-            f"{v.function}:{v.number}" for v in sealed)
+            f"{v.function}:{v.number}" for v in sealed
+        )
     return text
 
 
@@ -99,11 +104,13 @@ def publish(ws_root: Path, function: str, description: str | None) -> str:
 
 
 def versions(ws_root: Path, function: str) -> str:
-    ws, store, config = _load_reporting(ws_root)
+    _, store, config = _load_reporting(ws_root)
     if function not in config.functions:
         raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
-    rows = [("VERSION", "CODESHA256", "CREATED", "DESCRIPTION"),
-            (LATEST, "-", "-", config.functions[function].description)]
+    rows = [
+        ("VERSION", "CODESHA256", "CREATED", "DESCRIPTION"),
+        (LATEST, "-", "-", config.functions[function].description),
+    ]
     for number in store.numbers(function):
         v = store.load(function, number, verify=False)
         rows.append((str(number), v.code_sha256, v.created, v.description))
@@ -118,35 +125,45 @@ def alias_list(ws_root: Path, function: str) -> str:
     rows = [("ALIAS", "VERSION", "ROUTING", "ARN")]
     for alias in fn.aliases.values():
         routing_text = ", ".join(f"{v}={w:g}" for v, w in alias.weights.items()) or "-"
-        rows.append((alias.name, alias.version, routing_text,
-                     str(config.function_arn(function, alias.name))))
+        rows.append(
+            (
+                alias.name,
+                alias.version,
+                routing_text,
+                str(config.function_arn(function, alias.name)),
+            )
+        )
     return _table(rows)
 
 
-def alias_set(ws_root: Path, function: str, alias: str, version: str,
-              weights: list[str]) -> str:
-    from simulator import yaml_edit
+def alias_set(ws_root: Path, function: str, alias: str, version: str, weights: list[str]) -> str:
+    from simulator.store import config_edit
 
     # Not checked against the published versions: this command is how a reference to a
-    # missing version gets fixed. The edited result is checked (yaml_edit.set_alias).
+    # missing version gets fixed. The edited result is checked (config_edit.set_alias).
     ws, store, config = _load(ws_root, check_versions=False)
     if function not in config.functions:
         raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
     if not is_valid_alias_name(alias):
-        from simulator.config import alias_name_error
+        from simulator.core.config import alias_name_error
         from simulator.errors import ValidationFailed
 
         raise ValidationFailed(alias_name_error(alias))
     parsed = _parse_weights(weights)
-    remaining = yaml_edit.set_alias(ws.config, ws.state / "config-edit.lock", function, alias,
-                                    version, parsed, store)
+    remaining = config_edit.set_alias(
+        ws.config, ws.state / "config-edit.lock", function, alias, version, parsed, store
+    )
     if remaining:
         _warn(remaining)
-        print("s3sim: warning: the alias was set, but config.yaml still refers to missing "
-              "versions (above); a running simulator keeps its last good configuration "
-              "until they are fixed", file=sys.stderr)
+        print(
+            "s3sim: warning: the alias was set, but config.yaml still refers to missing "
+            "versions (above); a running simulator keeps its last good configuration "
+            "until they are fixed",
+            file=sys.stderr,
+        )
     return f"{config.function_arn(function, alias)} -> {version}" + "".join(
-        f" + {v} at {w:g}" for v, w in parsed.items())
+        f" + {v} at {w:g}" for v, w in parsed.items()
+    )
 
 
 def _parse_weights(items: list[str]) -> dict[int, float]:
@@ -168,11 +185,12 @@ def explain(ws_root: Path, bucket: str, key: str, event: str) -> str:
     if spec is None:
         return f"bucket {bucket!r} has no notification configuration in config.yaml"
     event_name = event.removeprefix("s3:")
-    lines = [f"s3://{bucket}/{key} ({event_name}); encoded key: "
-             f"{s3_events.encode_key(key)}"]
+    lines = [f"s3://{bucket}/{key} ({event_name}); encoded key: {s3_events.encode_key(key)}"]
     if s3_keys_ignored(config, key):
-        lines.append("  note: the key matches an ignore pattern (simulator.ignore); the watcher "
-                     "never fires for it")
+        lines.append(
+            "  note: the key matches an ignore pattern (simulator.ignore); the watcher "
+            "never fires for it"
+        )
     published = store.published()
     for v in routing.explain(config.buckets[bucket], key, event_name):
         n = v.notification
@@ -181,14 +199,16 @@ def explain(ws_root: Path, bucket: str, key: str, event: str) -> str:
         lines.append(f"    events {list(n.events)}: {'ok' if v.event_ok else 'no'}")
         lines.append(f"    prefix {n.prefix!r}: {'ok' if v.prefix_ok else 'no'}")
         lines.append(f"    suffix {n.suffix!r}: {'ok' if v.suffix_ok else 'no'}")
-        lines.append(f"    target {n.function_arn} -> {_resolves_to(config, published, n.function_arn)}")
+        lines.append(
+            f"    target {n.function_arn} -> {_resolves_to(config, published, n.function_arn)}"
+        )
     if not config.buckets[bucket].notifications:
         lines.append("  (no notification configurations)")
     return "\n".join(lines)
 
 
 def s3_keys_ignored(config: Config, key: str) -> bool:
-    from simulator.keys import is_ignored
+    from simulator.core.keys import is_ignored
 
     return is_ignored(key, config.settings.ignore)
 
@@ -214,12 +234,12 @@ def logs_filter(event: Mapping[str, Any], filters: Mapping[str, str | None]) -> 
     return True
 
 
-def show_logs(ws_root: Path, follow: bool, filters: Mapping[str, str | None], as_json: bool,
-             out: IO[str]) -> int:
+def show_logs(
+    ws_root: Path, follow: bool, filters: Mapping[str, str | None], as_json: bool, out: IO[str]
+) -> int:
     path = Workspace(ws_root).log_file
     if not path.exists():
-        print(f"s3sim: no log yet at {path}; start the simulator with `s3sim run`",
-              file=sys.stderr)
+        print(f"s3sim: no log yet at {path}; start the simulator with `s3sim run`", file=sys.stderr)
         return 1
     try:
         for event in logstream.read_events(path, follow):
@@ -231,28 +251,48 @@ def show_logs(ws_root: Path, follow: bool, filters: Mapping[str, str | None], as
     return 0
 
 
-def dead_letters(ws_root: Path, function: str | None, as_json: bool,
-                 replayed: bool = False) -> str:
+def dead_letters(ws_root: Path, function: str | None, as_json: bool, replayed: bool = False) -> str:
     """Dead letters not yet replayed; with `replayed`, also those whose replay was queued,
     with the request id of that replay."""
-    from simulator.journal import DEAD_LETTER_STATES
+    from simulator.store.journal import DEAD_LETTER_STATES
 
     journal = _journal(Workspace(ws_root))
-    dead = journal.query(DEAD_LETTER_STATES if replayed else "dead", limit=10000,
-                         function=function)
+    dead = journal.query(DEAD_LETTER_STATES if replayed else "dead", limit=10000, function=function)
     if as_json:
-        return json.dumps([{"id": d.id, "request_id": d.request_id, "function": d.function,
-                            "target": d.target, "bucket": d.bucket, "key": d.key,
-                            "condition": d.condition, "attempts": d.attempts,
-                            "error": d.last_error, "state": d.state,
-                            "replayed_as": d.replayed_as} for d in dead], indent=2)
+        return json.dumps(
+            [
+                {
+                    "id": d.id,
+                    "request_id": d.request_id,
+                    "function": d.function,
+                    "target": d.target,
+                    "bucket": d.bucket,
+                    "key": d.key,
+                    "condition": d.condition,
+                    "attempts": d.attempts,
+                    "error": d.last_error,
+                    "state": d.state,
+                    "replayed_as": d.replayed_as,
+                }
+                for d in dead
+            ],
+            indent=2,
+        )
     head = ("ID", "REQUEST ID", "TARGET", "OBJECT", "CONDITION", "ATTEMPTS", "ERROR")
     rows = [head + (("REPLAYED AS",) if replayed else ())]
-    rows += [(str(d.id), d.request_id, _short_target(d.target),
-              f"s3://{d.bucket}/{d.key}" if d.bucket else "-", d.condition or "",
-              str(d.attempts), (d.last_error or "")[:80])
-             + (((d.replayed_as or "-") if d.state == "replayed" else "-",) if replayed else ())
-             for d in dead]
+    rows += [
+        (
+            str(d.id),
+            d.request_id,
+            _short_target(d.target),
+            f"s3://{d.bucket}/{d.key}" if d.bucket else "-",
+            d.condition or "",
+            str(d.attempts),
+            (d.last_error or "")[:80],
+        )
+        + (((d.replayed_as or "-") if d.state == "replayed" else "-",) if replayed else ())
+        for d in dead
+    ]
     return _table(rows) if dead else "no dead letters"
 
 
@@ -261,16 +301,25 @@ def _short_target(target: str) -> str:
     return f"{arn.function}:{arn.qualifier}" if arn.qualifier else arn.function
 
 
-def replay(ws_root: Path, ids: list[int], everything: bool, function: str | None,
-           bucket: str | None, prefix: str, again: bool = False) -> str:
+def replay(
+    ws_root: Path,
+    ids: list[int],
+    everything: bool,
+    function: str | None,
+    bucket: str | None,
+    prefix: str,
+    again: bool = False,
+) -> str:
     ws = Workspace(ws_root)
     journal = _journal(ws)
     if bucket is not None:
         if not (ws.buckets / bucket).is_dir():
             raise SimulatorError(f"no bucket folder {ws.buckets / bucket}")
         journal.add_request("refire", {"bucket": bucket, "prefix": prefix})
-        return (f"queued: re-fire events for s3://{bucket}/{prefix}* (a running simulator picks "
-                f"it up within a second; otherwise the next `s3sim run` does)")
+        return (
+            f"queued: re-fire events for s3://{bucket}/{prefix}* (a running simulator picks "
+            f"it up within a second; otherwise the next `s3sim run` does)"
+        )
     # Choosing, marking as replayed and queueing are one transaction: of several replays of
     # one dead letter at once, exactly one queues it.
     with journal.transaction() as db:
@@ -279,21 +328,27 @@ def replay(ws_root: Path, ids: list[int], everything: bool, function: str | None
         for dead_id, request_id in new_ids.items():
             journal.mark_replayed(db, dead_id, request_id)
         if chosen:
-            journal.insert_request(db, "replay", {
-                "ids": chosen, "request_ids": {str(k): v for k, v in new_ids.items()}})
+            journal.insert_request(
+                db,
+                "replay",
+                {"ids": chosen, "request_ids": {str(k): v for k, v in new_ids.items()}},
+            )
     if not chosen:
         return "nothing to replay (name ids, or --all)"
     pairs = ", ".join(f"{k} -> {v}" for k, v in new_ids.items())
-    return (f"queued: replay of {len(chosen)} dead letter(s) with new request ids ({pairs}), "
-            f"through the current alias mapping (picked up by a running simulator within a "
-            f"second, otherwise by the next `s3sim run`)")
+    return (
+        f"queued: replay of {len(chosen)} dead letter(s) with new request ids ({pairs}), "
+        f"through the current alias mapping (picked up by a running simulator within a "
+        f"second, otherwise by the next `s3sim run`)"
+    )
 
 
-def _replayable(db: "sqlite3.Connection", ids: list[int], everything: bool,
-                function: str | None, again: bool) -> list[int]:
+def _replayable(
+    db: sqlite3.Connection, ids: list[int], everything: bool, function: str | None, again: bool
+) -> list[int]:
     """The dead letters to replay; refuses (nothing queued) ids that are not dead letters,
     or were replayed already unless `again`."""
-    from simulator.journal import DEAD_LETTER_STATES, Journal
+    from simulator.store.journal import DEAD_LETTER_STATES, Journal
 
     if everything:
         return Journal.dead_letter_ids(db, DEAD_LETTER_STATES if again else ("dead",), function)
@@ -302,56 +357,76 @@ def _replayable(db: "sqlite3.Connection", ids: list[int], everything: bool,
     states = Journal.dead_letter_states(db, ids, function)
     missing = sorted(set(ids) - set(states))
     if missing:
-        raise SimulatorError(f"not dead letters: {', '.join(map(str, missing))} "
-                             f"(see `s3sim dead-letters`)")
+        raise SimulatorError(
+            f"not dead letters: {', '.join(map(str, missing))} (see `s3sim dead-letters`)"
+        )
     done = [(i, states[i][1]) for i in sorted(set(ids)) if states[i][0] == "replayed"]
     if done and not again:
-        raise SimulatorError("\n".join(
-            f"dead letter {i} was already replayed as request {rid}; "
-            f"`s3sim replay --again {i}` replays it once more" for i, rid in done))
+        raise SimulatorError(
+            "\n".join(
+                f"dead letter {i} was already replayed as request {rid}; "
+                f"`s3sim replay --again {i}` replays it once more"
+                for i, rid in done
+            )
+        )
     return sorted(set(ids))
 
 
 def show_status(ws_root: Path, as_json: bool) -> str:
-    from simulator import status
+    from simulator.store import status
 
     ws = Workspace(ws_root)
     report = status.report(_journal(ws), ws.status_file, time.time())
     if as_json:
         return json.dumps(report, indent=2)
-    head = f"simulator: running (pid {report['pid']})" if report["running"] else \
-        "simulator: not running"
+    head = (
+        f"simulator: running (pid {report['pid']})"
+        if report["running"]
+        else "simulator: not running"
+    )
     rows = [("FUNCTION", "PENDING", "IN FLIGHT", "RETRYING", "NEXT RETRY", "DEAD", "DONE")]
     for name, f in sorted(report["functions"].items()):
         nxt = "-" if f["next_attempt_in_s"] is None else f"in {f['next_attempt_in_s']} s"
-        rows.append((name, str(f["pending"]), str(f["in_flight"]), str(f["retrying"]), nxt,
-                     str(f["dead"]), str(f["done"])))
+        rows.append(
+            (
+                name,
+                str(f["pending"]),
+                str(f["in_flight"]),
+                str(f["retrying"]),
+                nxt,
+                str(f["dead"]),
+                str(f["done"]),
+            )
+        )
     warm = ", ".join(f"{k}: {v}" for k, v in sorted(report["warm_environments"].items()))
     return "\n".join([head, _table(rows), f"warm environments: {warm or 'none'}"])
 
 
-def _journal(ws: Workspace) -> "Journal":
-    from simulator.journal import Journal
+def _journal(ws: Workspace) -> Journal:
+    from simulator.store.journal import Journal
 
     if not ws.journal.exists():
-        raise SimulatorError(f"no journal yet at {ws.journal}; start the simulator with "
-                             f"`s3sim run`")
+        raise SimulatorError(
+            f"no journal yet at {ws.journal}; start the simulator with `s3sim run`"
+        )
     return Journal(ws.journal)
 
 
-def invoke(ws_root: Path, arn_text: str, event_file: Path | None, bucket: str | None,
-           key: str | None) -> tuple[str, bool]:
+def invoke(
+    ws_root: Path, arn_text: str, event_file: Path | None, bucket: str | None, key: str | None
+) -> tuple[str, bool]:
     """One synchronous invocation, outside any running simulator (its own environments)."""
-    from simulator.invoker import Invoker
-    from simulator.pool import Pool
+    from simulator.lambdas.invoker import Invoker
+    from simulator.lambdas.pool import Pool
 
     with _sealed(ws_root) as (ws, store, config):
         arn = _arn(config, arn_text)
         event = _event(ws, config, event_file, bucket, key)
         logstream.configure(None, sys.stderr)
         pool = Pool(ws.state / "tmp", config.settings.log_limit_bytes)
-        invoker = Invoker(ws.root, pool, store, store.published,
-                          random.Random(config.settings.seed))
+        invoker = Invoker(
+            ws.root, pool, store, store.published, random.Random(config.settings.seed)
+        )
         try:
             inv = invoker.invoke(config, arn, event, str(uuid.uuid4()))
         finally:
@@ -373,8 +448,9 @@ def _arn(config: Config, text: str) -> FunctionArn:
             raise ResourceNotFound(f"Function not found: {text}") from None
 
 
-def _event(ws: Workspace, config: Config, event_file: Path | None, bucket: str | None,
-           key: str | None) -> Any:
+def _event(
+    ws: Workspace, config: Config, event_file: Path | None, bucket: str | None, key: str | None
+) -> Any:
     if event_file is not None:
         return json.loads(event_file.read_text())
     if bucket is None or key is None:
@@ -385,11 +461,20 @@ def _event(ws: Workspace, config: Config, event_file: Path | None, bucket: str |
     except OSError as exc:
         raise SimulatorError(f"cannot read s3://{bucket}/{key} ({path}): {exc.strerror}") from None
     st = path.stat()
-    change = s3_events.ObjectChange(bucket, key, "put", len(data), hashlib.md5(data).hexdigest(),
-                                    s3_events.format_sequencer(time.time_ns()),
-                                    st.st_mtime_ns // 10**6)
-    notes = routing.match(config.buckets[bucket], key, change.event_name) \
-        if bucket in config.buckets else []
+    change = s3_events.ObjectChange(
+        bucket,
+        key,
+        "put",
+        len(data),
+        hashlib.md5(data).hexdigest(),
+        s3_events.format_sequencer(time.time_ns()),
+        st.st_mtime_ns // 10**6,
+    )
+    notes = (
+        routing.match(config.buckets[bucket], key, change.event_name)
+        if bucket in config.buckets
+        else []
+    )
     return build_event(config, change, notes[0].id if notes else "s3sim-invoke")
 
 
@@ -397,5 +482,5 @@ def _table(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = io.StringIO()
     for row in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
     return out.getvalue().rstrip("\n")

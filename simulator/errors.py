@@ -71,8 +71,10 @@ class Alteration:
 
     def __str__(self) -> str:
         name = "CodeSha256" if self.part == "code" else "SettingsSha256"
-        return (f"its {self.part} changed ({self.path}): {name} is {self.actual}, "
-                f"sealed as {self.expected}")
+        return (
+            f"its {self.part} changed ({self.path}): {name} is {self.actual}, "
+            f"sealed as {self.expected}"
+        )
 
 
 class VersionIntegrityError(SimulatorError):
@@ -87,7 +89,8 @@ class VersionIntegrityError(SimulatorError):
         self.path, self.expected, self.actual = first.path, first.expected, first.actual
         super().__init__(
             f"published version {function}:{version} was altered on disk: "
-            + "; ".join(map(str, alterations)) + "; restore the files or publish again"
+            + "; ".join(map(str, alterations))
+            + "; restore the files or publish again"
         )
 
 

@@ -17,13 +17,26 @@ import threading
 import time
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
+
+class Console(Protocol):
+    """Where people read the stream: a terminal, a file, or a test's stand-in."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 _PLAIN_KEYS = ("timestamp", "level", "event")
 
 
@@ -36,8 +49,7 @@ class Sinks:
     `log.lines_dropped` event saying how many were lost and why.
     """
 
-    def __init__(self, json_file: int | None, console: IO[str] | None,
-                 console_json: bool) -> None:
+    def __init__(self, json_file: int | None, console: Console | None, console_json: bool) -> None:
         self._json, self._console, self._console_json = json_file, console, console_json
         self._lock = threading.Lock()
         self._dropped = 0
@@ -54,8 +66,9 @@ class Sinks:
                 self._write_json(line)
             if self._console is not None:
                 try:
-                    self._console.write(line.decode() if self._console_json
-                                        else render(event) + "\n")
+                    self._console.write(
+                        line.decode() if self._console_json else render(event) + "\n"
+                    )
                     self._console.flush()
                 except (OSError, ValueError):  # a closed or broken console: keep the file
                     pass
@@ -84,18 +97,26 @@ class Sinks:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     def _dropped_line(self) -> bytes:
-        event = _timestamp(None, "", {"event": "log.lines_dropped", "level": "warning",
-                                      "count": self._dropped, "reason": self._drop_reason})
+        event = _timestamp(
+            None,
+            "",
+            {
+                "event": "log.lines_dropped",
+                "level": "warning",
+                "count": self._dropped,
+                "reason": self._drop_reason,
+            },
+        )
         return orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
 
 
-def configure(json_path: Path | None, console: IO[str] | None, console_json: bool = False,
-              level: str = "info") -> None:
+def configure(
+    json_path: Path | None, console: Console | None, console_json: bool = False, level: str = "info"
+) -> None:
     json_file = None
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_file = os.open(json_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                            0o644)
+        json_file = os.open(json_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     _close_previous(json_file)
     if console is not None and _is_devnull(console):
         console = None  # nobody reads it: do not render lines for it
@@ -126,9 +147,12 @@ def _close_previous(json_file: int | None) -> None:
     _OPEN[:] = [] if json_file is None else [json_file]
 
 
-def _is_devnull(stream: IO[str]) -> bool:
+def _is_devnull(stream: Console) -> bool:
     try:
-        return os.path.samestat(os.fstat(stream.fileno()), os.stat(os.devnull))
+        fileno = getattr(stream, "fileno", None)
+        if fileno is None:
+            return False
+        return os.path.samestat(os.fstat(fileno()), os.stat(os.devnull))
     except (OSError, ValueError, io.UnsupportedOperation):
         return False
 
@@ -161,8 +185,11 @@ def render(event: MutableMapping[str, Any]) -> str:
     if name == "function.log":
         return f"{stamp} {tag} {printable(str(event.get('message', '')))}"
     level = str(event.get("level", "info")).upper()
-    fields = " ".join(f"{k}={_value(v)}" for k, v in event.items() if k not in _PLAIN_KEYS
-                      and k not in ("changes", "problems", "exception"))
+    fields = " ".join(
+        f"{k}={_value(v)}"
+        for k, v in event.items()
+        if k not in _PLAIN_KEYS and k not in ("changes", "problems", "exception")
+    )
     lines = [f"{stamp} {level:<7} {name:<20} {fields}".rstrip()]
     lines += [f"    {c}" for c in event.get("changes", []) + event.get("problems", [])]
     if "exception" in event:
@@ -171,19 +198,20 @@ def render(event: MutableMapping[str, Any]) -> str:
 
 
 def report_line(event: MutableMapping[str, Any]) -> str:
-    line = (f"REPORT RequestId: {event.get('request_id', '')}\t"
-            f"Duration: {float(event.get('duration_ms', 0)):.2f} ms\t"
-            f"Billed Duration: {event.get('billed_ms')} ms\t"
-            f"Memory Size: {event.get('memory_mb')} MB\t"
-            f"Max Memory Used: {event.get('max_memory_mb')} MB\t")
+    line = (
+        f"REPORT RequestId: {event.get('request_id', '')}\t"
+        f"Duration: {float(event.get('duration_ms', 0)):.2f} ms\t"
+        f"Billed Duration: {event.get('billed_ms')} ms\t"
+        f"Memory Size: {event.get('memory_mb')} MB\t"
+        f"Max Memory Used: {event.get('max_memory_mb')} MB\t"
+    )
     if event.get("init_ms") is not None:
         line += f"Init Duration: {float(event['init_ms']):.2f} ms\t"
     return line
 
 
 def _value(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str,
-                                                          ensure_ascii=False)
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     if (" " in text or not text) and isinstance(value, str):
         text = json.dumps(text, ensure_ascii=False)
     return printable(text)
@@ -193,8 +221,9 @@ def _value(value: Any) -> str:
 # sequences that move the cursor or retitle the window), DEL, bidirectional overrides (text
 # that reads differently than it is), line separators, and lone surrogates (file-name bytes
 # that are not UTF-8). A file name must not be able to rewrite the user's terminal.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029"
-                          "\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNPRINTABLE = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 def printable(text: str) -> str:
@@ -210,8 +239,9 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def read_events(path: Path, follow: bool, stop: threading.Event | None = None
-                ) -> Iterator[dict[str, Any]]:
+def read_events(
+    path: Path, follow: bool, stop: threading.Event | None = None
+) -> Iterator[dict[str, Any]]:
     """Events from the JSON-lines file; with `follow`, keeps reading as it grows."""
     with open(path, encoding="utf-8") as f:
         partial = ""

@@ -15,44 +15,30 @@ import os
 import random
 import threading
 from pathlib import Path
-from typing import IO
 
 import structlog
 
-from simulator import logs, status
-from simulator.config import Config
-from simulator.config_source import ConfigSource
-from simulator.delivery import Deliverer
+from simulator import logs
+from simulator.core.config import Config
 from simulator.errors import WorkspaceLocked
-from simulator.intake import Intake
-from simulator.invoker import Invoker
-from simulator.journal import Journal
-from simulator.pool import Pool
-from simulator.versions import VersionStore
-from simulator.watching import Hint, Watcher
+from simulator.lambdas.delivery import Deliverer
+from simulator.lambdas.invoker import Invoker
+from simulator.lambdas.pool import Pool
+from simulator.s3.intake import Intake
+from simulator.s3.watching import Hint, Watcher
+from simulator.store import status
+from simulator.store.config_source import ConfigSource
+from simulator.store.journal import Journal
+from simulator.store.versions import VersionStore
+from simulator.store.workspace import Workspace
 
 log = structlog.get_logger("s3sim")
 
 
-class Workspace:
-    """The paths of one workspace."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(os.path.realpath(root))
-        self.config = self.root / "config.yaml"
-        self.buckets = self.root / "buckets"
-        self.functions = self.root / "functions"
-        self.versions = self.root / "versions"
-        self.state = self.root / ".s3sim"
-        self.journal = self.state / "journal.sqlite3"
-        self.log_file = self.state / "logs" / "events.jsonl"
-        self.status_file = self.state / "status.json"
-        self.pid_file = self.state / "lock"  # a note of the holder; the lock is on `root`
-
-
 class Runtime:
-    def __init__(self, root: Path, console: IO[str] | None = None,
-                 console_json: bool = False) -> None:
+    def __init__(
+        self, root: Path, console: logs.Console | None = None, console_json: bool = False
+    ) -> None:
         self.ws = Workspace(root)
         self._console, self._console_json = console, console_json
         self._lock_fd: int | None = None
@@ -71,25 +57,48 @@ class Runtime:
         self.journal = Journal(self.ws.journal)  # before versions: it keeps their seals
         self.store = VersionStore(self.ws.versions, self.journal)
         self._seal_unseen_versions()
-        self.source = ConfigSource(self.ws.config, self.store, self.ws.state / "last-good-config.yaml")
+        self.source = ConfigSource(
+            self.ws.config, self.store, self.ws.state / "last-good-config.yaml"
+        )
         config = self.source.current
         for name in config.buckets:
             (self.ws.buckets / name).mkdir(parents=True, exist_ok=True)
         first_start = self.journal.get_meta("baseline") is None
-        self.pool = Pool(self.ws.state / "tmp", config.settings.log_limit_bytes,
-                         config.settings.force_cold_start, config.settings.spare_runtimes)
-        self.invoker = Invoker(self.ws.root, self.pool, self.store, lambda: self.source.published,
-                               random.Random(config.settings.seed))
-        self.deliverer = Deliverer(self.journal, self.invoker, self._config, self.ws.buckets,
-                                   tick=self._tick, rng=random.Random(config.settings.seed))
+        self.pool = Pool(
+            self.ws.state / "tmp",
+            config.settings.log_limit_bytes,
+            config.settings.force_cold_start,
+            config.settings.spare_runtimes,
+        )
+        self.invoker = Invoker(
+            self.ws.root,
+            self.pool,
+            self.store,
+            lambda: self.source.published,
+            random.Random(config.settings.seed),
+        )
+        self.deliverer = Deliverer(
+            self.journal,
+            self.invoker,
+            self._config,
+            self.ws.buckets,
+            tick=self._tick,
+            rng=random.Random(config.settings.seed),
+        )
         self.deliverer.start()
-        self.intake = Intake(self.ws.root, self.journal, self._config, self.deliverer.submit,
-                             self._control)
+        self.intake = Intake(
+            self.ws.root, self.journal, self._config, self.deliverer.submit, self._control
+        )
         self.intake.start()
         self._start_watcher(self._polling_s())
         self._scan_on_start(first_start, config)
-        log.info("simulator.ready", workspace=str(self.ws.root), buckets=sorted(config.buckets),
-                 functions=sorted(config.functions), pid=os.getpid())
+        log.info(
+            "simulator.ready",
+            workspace=str(self.ws.root),
+            buckets=sorted(config.buckets),
+            functions=sorted(config.functions),
+            pid=os.getpid(),
+        )
 
     def _seal_unseen_versions(self) -> None:
         """Versions committed to git (or published while no journal existed) are sealed on
@@ -97,9 +106,14 @@ class Runtime:
         it is refused when an environment would start from it."""
         sealed, problems = self.store.seal_unseen()
         for v in sealed:
-            log.info("version.sealed", function=v.function, version=str(v.number),
-                     code_sha256=v.code_sha256, settings_sha256=v.settings_sha256,
-                     reason="first seen (trust on first use)")
+            log.info(
+                "version.sealed",
+                function=v.function,
+                version=str(v.number),
+                code_sha256=v.code_sha256,
+                settings_sha256=v.settings_sha256,
+                reason="first seen (trust on first use)",
+            )
         for problem in problems:
             log.error("version.integrity_failed", error=str(problem), action="not sealed")
 
@@ -124,8 +138,12 @@ class Runtime:
     def _fall_back_to_polling(self, reason: str) -> None:
         self._forced_polling = True
         interval_s = self._polling_s()
-        log.error("watch.limit_reached", reason=reason, action=f"polling every {interval_s} s",
-                  advice="raise fs.inotify.max_user_watches, or set simulator.watcher: polling")
+        log.error(
+            "watch.limit_reached",
+            reason=reason,
+            action=f"polling every {interval_s} s",
+            advice="raise fs.inotify.max_user_watches, or set simulator.watcher: polling",
+        )
         self.watcher = Watcher(self.ws.root, self.intake.hints.put, interval_s)
         self.watcher.start()
         self.intake.rescan(True, "switched to polling")
@@ -165,8 +183,12 @@ class Runtime:
             function = path.relative_to(self.ws.functions).parts[0]
             if not path.name.endswith((".pyc", "~")) and "__pycache__" not in path.parts:
                 self.pool.retire_latest(function)
-                log.info("function.code_changed", function=function, version="$LATEST",
-                         path=str(path.relative_to(self.ws.root)))
+                log.info(
+                    "function.code_changed",
+                    function=function,
+                    version="$LATEST",
+                    path=str(path.relative_to(self.ws.root)),
+                )
         elif self.ws.versions in path.parents:
             self.source.refresh_versions()
             self._seal_unseen_versions()
@@ -183,9 +205,13 @@ class Runtime:
         """The backstop behind every loop's own guard: no thread dies silently."""
         name = args.thread.name if args.thread is not None else "?"
         self.fatal_reason = f"thread {name} died: {args.exc_type.__name__}: {args.exc_value}"
-        log.critical("simulator.thread_died", thread=name, error=str(args.exc_value),
-                     exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
-                     action="stopping the simulator")
+        log.critical(
+            "simulator.thread_died",
+            thread=name,
+            error=str(args.exc_value),
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+            action="stopping the simulator",
+        )
         self.fatal.set()
 
     # -- run / stop --------------------------------------------------------------------------
@@ -241,10 +267,13 @@ class Runtime:
         self._write_pid()
         self.pool.reap(0)  # warm environments lost their /tmp; new ones get a fresh one
         self.source.remember()
-        log.warning("state.restored", folder=str(self.ws.state),
-                    reason="the state folder (or its journal) was removed while running",
-                    action="wrote the open journal back; to reset the state, stop s3sim "
-                           "first, then delete .s3sim")
+        log.warning(
+            "state.restored",
+            folder=str(self.ws.state),
+            reason="the state folder (or its journal) was removed while running",
+            action="wrote the open journal back; to reset the state, stop s3sim "
+            "first, then delete .s3sim",
+        )
 
 
 def _holder(pid_file: Path) -> str:

@@ -40,14 +40,18 @@ class SimulatorProcess:
         self.ready_s = 0.0  # seconds from start to the event `start` waited for
         self._offset = 0  # events before this byte of the log belong to earlier runs
 
-    def start(self, *args: str, wait_event: str = "simulator.ready",
-              timeout: float = 300) -> SimulatorProcess:
+    def start(
+        self, *args: str, wait_event: str = "simulator.ready", timeout: float = 300
+    ) -> SimulatorProcess:
         self._offset = self._log_size()
         self.started_ns = time.monotonic_ns()
         with open(self.console or os.devnull, "ab") as console:
-            self.proc = subprocess.Popen(self._command("run", "--json", *args),
-                                         stdout=subprocess.DEVNULL, stderr=console,
-                                         env=self._env())
+            self.proc = subprocess.Popen(
+                self._command("run", "--json", *args),
+                stdout=subprocess.DEVNULL,
+                stderr=console,
+                env=self._env(),
+            )
         try:
             self.wait_for(lambda e: e.get("event") == wait_event, timeout=timeout)
         except BaseException:
@@ -59,9 +63,13 @@ class SimulatorProcess:
     def run_until_idle(self, timeout: float = 300) -> int:
         """A separate `run --exit-when-idle`: finishes all pending work, returns its exit code."""
         self._offset = self._log_size()
-        return subprocess.run(self._command("run", "--exit-when-idle"),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=timeout, env=self._env()).returncode
+        return subprocess.run(
+            self._command("run", "--exit-when-idle"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout,
+            env=self._env(),
+        ).returncode
 
     def events(self) -> list[dict[str, Any]]:
         """This run's events so far (a line still being written is left for next time)."""
@@ -75,8 +83,9 @@ class SimulatorProcess:
         """Every event the console showed (all runs), when started with `console`."""
         return _parse_lines(self.console.read_bytes()) if self.console else []
 
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], count: int = 1,
-                 timeout: float = 120.0) -> list[dict[str, Any]]:
+    def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], count: int = 1, timeout: float = 120.0
+    ) -> list[dict[str, Any]]:
         """Poll the log until `count` events match; fails fast if the process exited."""
         deadline = time.monotonic() + timeout
         while True:

@@ -1,6 +1,6 @@
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -23,7 +23,9 @@ def ws(tmp_path: Path) -> Path:
 
     out = tmp_path / "out"
     out.mkdir()
-    return make_workspace(tmp_path / "ws", simple_config(out), {"fn": {"handler.py": handler_source()}})
+    return make_workspace(
+        tmp_path / "ws", simple_config(out), {"fn": {"handler.py": handler_source()}}
+    )
 
 
 _FAULT_ROWS: list[dict[str, Any]] = []
@@ -32,8 +34,10 @@ _FAULT_ROWS: list[dict[str, Any]] = []
 @pytest.fixture
 def fault_report() -> Any:
     """Fault tests report what was in play; the table is printed at the end of the run."""
+
     def add(fault: str, **numbers: Any) -> None:
         _FAULT_ROWS.append({"fault": fault, **numbers})
+
     return add
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
 # Appends one line per invocation: cheap enough for bursts of thousands.
-COUNTING_HANDLER = '''
+COUNTING_HANDLER = """
 import os, random
 from urllib.parse import unquote_plus
 LOG = os.path.join(os.environ["OUT"], "calls.log")
@@ -23,7 +22,7 @@ def handler(event, context):
     if failed:
         raise RuntimeError("injected failure")
     return key
-'''
+"""
 
 
 def calls(out: Path) -> list[tuple[str, str, str]]:
@@ -38,8 +37,10 @@ def journal_rows(ws: Path) -> list[tuple[str, str, str, int]]:
 
     db = sqlite3.connect(ws / ".s3sim" / "journal.sqlite3")
     try:
-        return [(r, k, s, a) for r, k, s, a in db.execute(
-            "SELECT request_id, key, state, attempts FROM deliveries")]
+        return [
+            (r, k, s, a)
+            for r, k, s, a in db.execute("SELECT request_id, key, state, attempts FROM deliveries")
+        ]
     finally:
         db.close()
 

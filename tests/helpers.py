@@ -18,7 +18,7 @@ from simulator.runtime import Runtime
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function"
 
-RECORDING_HANDLER = '''
+RECORDING_HANDLER = """
 import json, os, sys, time
 from urllib.parse import unquote_plus
 
@@ -62,7 +62,7 @@ def handler(event, context):
         os._exit(3)
     print(f"handled {key}")
     return {"key": key, "tag": TAG}
-'''
+"""
 
 
 def handler_source(tag: str = "v1") -> str:
@@ -89,8 +89,9 @@ class EventLog(io.TextIOBase):
         with self._cond:
             return [e for e in self.events if predicate(e)]
 
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], count: int = 1,
-                 timeout: float = 30.0) -> list[dict[str, Any]]:
+    def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], count: int = 1, timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -100,8 +101,10 @@ class EventLog(io.TextIOBase):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     names = [e.get("event") for e in self.events[-30:]]
-                    raise AssertionError(f"waited {timeout}s for {count} events, got "
-                                         f"{len(found)}; last events: {names}")
+                    raise AssertionError(
+                        f"waited {timeout}s for {count} events, got "
+                        f"{len(found)}; last events: {names}"
+                    )
                 self._cond.wait(remaining)
 
     def named(self, name: str, **fields: Any) -> Callable[[dict[str, Any]], bool]:
@@ -115,8 +118,9 @@ def write_config(root: Path, config: dict[str, Any]) -> None:
     tmp.replace(root / "config.yaml")
 
 
-def make_workspace(root: Path, config: dict[str, Any], functions: dict[str, dict[str, str]]
-                   ) -> Path:
+def make_workspace(
+    root: Path, config: dict[str, Any], functions: dict[str, dict[str, str]]
+) -> Path:
     for name, files in functions.items():
         for rel, code in files.items():
             path = root / "functions" / name / rel
@@ -127,22 +131,38 @@ def make_workspace(root: Path, config: dict[str, Any], functions: dict[str, dict
     return root
 
 
-def simple_config(out: Path, aliases: dict[str, Any] | None = None, target: str = "fn:live",
-                  **function: Any) -> dict[str, Any]:
-    fn: dict[str, Any] = {"handler": "handler.handler", "timeout": 3,
-                          "environment": {"OUT": str(out)}, "retries": 2,
-                          "on_failure": {"bucket": "failed"},
-                          "aliases": aliases if aliases is not None else {"live": "$LATEST"}}
+def simple_config(
+    out: Path, aliases: dict[str, Any] | None = None, target: str = "fn:live", **function: Any
+) -> dict[str, Any]:
+    fn: dict[str, Any] = {
+        "handler": "handler.handler",
+        "timeout": 3,
+        "environment": {"OUT": str(out)},
+        "retries": 2,
+        "on_failure": {"bucket": "failed"},
+        "aliases": aliases if aliases is not None else {"live": "$LATEST"},
+    }
     fn.update(function)
     return {
-        "region": "us-east-1", "account": "123456789012",
+        "region": "us-east-1",
+        "account": "123456789012",
         "simulator": {"time_scale": 0.002, "settle_ms": 50, "seed": 1},
         "functions": {"fn": fn},
         "buckets": {
-            "uploads": {"notifications": [
-                {"id": "created", "events": ["s3:ObjectCreated:*"], "function": f"{ARN}:{target}"},
-                {"id": "removed", "events": ["s3:ObjectRemoved:*"], "function": f"{ARN}:{target}"},
-            ]},
+            "uploads": {
+                "notifications": [
+                    {
+                        "id": "created",
+                        "events": ["s3:ObjectCreated:*"],
+                        "function": f"{ARN}:{target}",
+                    },
+                    {
+                        "id": "removed",
+                        "events": ["s3:ObjectRemoved:*"],
+                        "function": f"{ARN}:{target}",
+                    },
+                ]
+            },
             "failed": {},
         },
     }

@@ -8,18 +8,25 @@ import pytest
 import yaml
 
 from simulator.cli import main
+from simulator.core import config_parse
 from tests.helpers import ARN, drop, handler_source, make_workspace, results, running, simple_config
 
 pytestmark = pytest.mark.integration
 
 
-def workspace(tmp_path: Path, settings: dict[str, Any] | None = None,
-              functions: dict[str, dict[str, str]] | None = None, **function: Any) -> Path:
+def workspace(
+    tmp_path: Path,
+    settings: dict[str, Any] | None = None,
+    functions: dict[str, dict[str, str]] | None = None,
+    **function: Any,
+) -> Path:
     out = tmp_path / "out"
     out.mkdir(parents=True)
     config = simple_config(out, **function)
     config["simulator"].update(settings or {})
-    return make_workspace(tmp_path / "ws", config, functions or {"fn": {"handler.py": handler_source()}})
+    return make_workspace(
+        tmp_path / "ws", config, functions or {"fn": {"handler.py": handler_source()}}
+    )
 
 
 def add_function(ws: Path, name: str, code: str, **settings: Any) -> None:
@@ -30,18 +37,22 @@ def add_function(ws: Path, name: str, code: str, **settings: Any) -> None:
     (ws / "config.yaml").write_text(yaml.safe_dump(raw))
 
 
-SINK = '''
+SINK = """
 import json, os
 def handler(event, context):
     with open(os.path.join(os.environ["OUT"], "sink-" + context.aws_request_id + ".json"), "w") as f:
         json.dump(event, f)
     return "ok"
-'''
+"""
 
 
 def test_alias_overrides_retries_and_destinations(tmp_path: Path) -> None:
-    ws = workspace(tmp_path, aliases={"live": {"version": "$LATEST", "retries": 0,
-                                               "on_failure": {"bucket": "alias-failures"}}})
+    ws = workspace(
+        tmp_path,
+        aliases={
+            "live": {"version": "$LATEST", "retries": 0, "on_failure": {"bucket": "alias-failures"}}
+        },
+    )
     with running(ws) as (_, log):
         drop(ws / "buckets/uploads/fail.txt")
         (dead,) = log.wait_for(log.named("event.dead_lettered"))
@@ -58,20 +69,22 @@ def test_on_success_to_a_function_carries_the_success_record(tmp_path: Path) -> 
         (sent,) = log.wait_for(log.named("destination.invoked"))
         log.wait_for(log.named("invoke.report", function="sink"))
     (sink,) = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("sink-*.json")]
-    assert sink["requestContext"] == {"requestId": sent["request_id"],
-                                      "functionArn": f"{ARN}:fn:live", "condition": "Success",
-                                      "approximateInvokeCount": 1}
+    assert sink["requestContext"] == {
+        "requestId": sent["request_id"],
+        "functionArn": f"{ARN}:fn:live",
+        "condition": "Success",
+        "approximateInvokeCount": 1,
+    }
     assert sink["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST"}
     assert sink["responsePayload"] == {"key": "ok.txt", "tag": "v1"}
     assert sink["requestPayload"]["Records"][0]["s3"]["object"]["key"] == "ok.txt"
 
 
 def test_on_success_bucket_is_refused() -> None:
-    from simulator.config import Config
     from simulator.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
-        Config.from_mapping(simple_config(Path("/tmp"), on_success={"bucket": "failed"}))
+        config_parse.parse(simple_config(Path("/tmp"), on_success={"bucket": "failed"}))
     assert "supported as on-failure destinations only" in str(info.value)
 
 
@@ -90,8 +103,9 @@ def test_reserved_concurrency_zero_sends_events_straight_to_failure(tmp_path: Pa
 
 
 def test_throttle_backoff_mode_retries_without_using_attempts(tmp_path: Path) -> None:
-    ws = workspace(tmp_path, settings={"throttle": "backoff", "time_scale": 0.01},
-                   reserved_concurrency=1)
+    ws = workspace(
+        tmp_path, settings={"throttle": "backoff", "time_scale": 0.01}, reserved_concurrency=1
+    )
     with running(ws) as (_, log):
         for i in range(3):
             drop(ws / f"buckets/uploads/t{i}.txt")
@@ -123,8 +137,9 @@ def test_memory_limit_kills_and_reports_out_of_memory(tmp_path: Path) -> None:
         (failure,) = log.wait_for(log.named("invoke.failed"))
         (report,) = log.wait_for(log.named("invoke.report"))
     assert failure["error_type"] == "Runtime.OutOfMemory"
-    assert failure["error"] == (f"RequestId: {failure['request_id']} Error: Runtime exited "
-                                "with error: signal: killed")
+    assert failure["error"] == (
+        f"RequestId: {failure['request_id']} Error: Runtime exited with error: signal: killed"
+    )
     assert report["max_memory_mb"] > 128
 
 
@@ -148,7 +163,8 @@ def cli(ws: Path, *args: str) -> int:
 
 
 def test_dead_letters_listed_and_replayed_with_new_request_id(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ws = workspace(tmp_path, retries=0)
     with running(ws) as (_, log):
         drop(ws / "buckets/uploads/fail.txt")
@@ -165,7 +181,9 @@ def test_dead_letters_listed_and_replayed_with_new_request_id(
     assert ids == {dead["request_id"], replayed["request_id"]}
 
 
-def test_refire_existing_objects_and_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_refire_existing_objects_and_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ws = workspace(tmp_path)
     drop(ws / "buckets/uploads/old/a.txt")
     drop(ws / "buckets/uploads/old/b.txt")
@@ -175,7 +193,9 @@ def test_refire_existing_objects_and_status(tmp_path: Path, capsys: pytest.Captu
         assert "queued: re-fire events for s3://uploads/old/*" in capsys.readouterr().out
         log.wait_for(log.named("invoke.report"), count=2)
         log.wait_for(log.named("bucket.refired"))
-    keys = sorted(r["event"]["Records"][0]["s3"]["object"]["key"] for r in results(tmp_path / "out"))
+    keys = sorted(
+        r["event"]["Records"][0]["s3"]["object"]["key"] for r in results(tmp_path / "out")
+    )
     assert keys == ["old/a.txt", "old/b.txt"]
     assert cli(ws, "status", "--json") == 0
     report = json.loads(capsys.readouterr().out)

@@ -19,22 +19,27 @@ def cli(ws: Path, *args: str) -> int:
     return main(["-w", str(ws), *args])
 
 
-def test_validate_ok_and_invalid_with_the_same_messages(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_ok_and_invalid_with_the_same_messages(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli(ws, "validate") == 0
     assert "OK (1 functions" in capsys.readouterr().out
     raw = yaml.safe_load((ws / "config.yaml").read_text())
     raw["functions"]["fn"]["timeout"] = 1000
     (ws / "config.yaml").write_text(yaml.safe_dump(raw))
     assert cli(ws, "validate") == 2
-    assert ("config.yaml: functions.fn.timeout: 1 validation error detected: Value '1000' at "
-            "'timeout' failed to satisfy constraint: Member must have value less than or equal "
-            "to 900") in capsys.readouterr().err
+    assert (
+        "config.yaml: functions.fn.timeout: 1 validation error detected: Value '1000' at "
+        "'timeout' failed to satisfy constraint: Member must have value less than or equal "
+        "to 900"
+    ) in capsys.readouterr().err
 
 
 def test_publish_versions_and_alias_commands(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = (ws / "config.yaml").read_text()
-    (ws / "config.yaml").write_text("# my workspace\n" + text.replace(
-        "live: $LATEST", "live: $LATEST  # keep this comment"))
+    (ws / "config.yaml").write_text(
+        "# my workspace\n" + text.replace("live: $LATEST", "live: $LATEST  # keep this comment")
+    )
     assert cli(ws, "publish", "fn", "--description", "first") == 0
     assert capsys.readouterr().out.strip() == "1"
     assert cli(ws, "publish", "fn") == 0
@@ -50,17 +55,26 @@ def test_publish_versions_and_alias_commands(ws: Path, capsys: pytest.CaptureFix
     saved = (ws / "config.yaml").read_text()
     assert "# my workspace" in saved and "# keep this comment" in saved
     assert yaml.safe_load(saved)["functions"]["fn"]["aliases"]["prod"] == {
-        "version": "1", "weights": {2: 0.25}}
+        "version": "1",
+        "weights": {2: 0.25},
+    }
     assert cli(ws, "alias", "list", "fn") == 0
     assert f"prod   1        2=0.25   {ARN}:fn:prod" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, message", [
-    (("9",), f"Function not found: {ARN}:fn:9"),
-    (("$LATEST", "--weight", "1=0.5"), "$LATEST is not supported for an alias pointing to more than 1 version"),
-])
-def test_alias_set_refuses_invalid_requests(ws: Path, capsys: pytest.CaptureFixture[str],
-                                            args: tuple[str, ...], message: str) -> None:
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("9",), f"Function not found: {ARN}:fn:9"),
+        (
+            ("$LATEST", "--weight", "1=0.5"),
+            "$LATEST is not supported for an alias pointing to more than 1 version",
+        ),
+    ],
+)
+def test_alias_set_refuses_invalid_requests(
+    ws: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+) -> None:
     cli(ws, "publish", "fn")
     before = (ws / "config.yaml").read_text()
     assert cli(ws, "alias", "set", "fn", "prod", *args) == 2
@@ -73,7 +87,9 @@ def test_alias_name_of_digits_refused(ws: Path, capsys: pytest.CaptureFixture[st
     assert "Value '2024' at 'name' failed to satisfy constraint" in capsys.readouterr().err
 
 
-def test_explain_shows_each_condition_and_resolution(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_explain_shows_each_condition_and_resolution(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli(ws, "explain", "uploads", "my photo.jpg") == 0
     out = capsys.readouterr().out
     assert "encoded key: my+photo.jpg" in out
@@ -81,7 +97,9 @@ def test_explain_shows_each_condition_and_resolution(ws: Path, capsys: pytest.Ca
     assert f"target {ARN}:fn:live -> version $LATEST" in out
 
 
-def test_invoke_prints_result_and_executed_version(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_invoke_prints_result_and_executed_version(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     drop(ws / "buckets/uploads/photo.jpg", b"something")
     assert cli(ws, "invoke", f"{ARN}:fn:live", "--bucket", "uploads", "--key", "photo.jpg") == 0
     out = capsys.readouterr().out
@@ -93,9 +111,13 @@ def test_invoke_prints_result_and_executed_version(ws: Path, capsys: pytest.Capt
 
 
 def run_cli(ws: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "simulator", "-w", str(ws), *args],
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    return subprocess.run(
+        [sys.executable, "-m", "simulator", "-w", str(ws), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
 
 
 def test_run_exit_when_idle_and_logs_filters(ws: Path) -> None:

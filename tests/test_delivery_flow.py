@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import (
-    ARN, drop, results, running,
+    ARN,
+    drop,
+    results,
+    running,
 )
 
 pytestmark = pytest.mark.integration
@@ -27,8 +30,17 @@ def test_put_delivers_aws_shaped_event_and_context(ws: Path) -> None:
         del os.environ["AWS_PROFILE"]
     (result,) = results(out_dir(ws))
     record = result["event"]["Records"][0]
-    assert list(record) == ["eventVersion", "eventSource", "awsRegion", "eventTime", "eventName",
-                            "userIdentity", "requestParameters", "responseElements", "s3"]
+    assert list(record) == [
+        "eventVersion",
+        "eventSource",
+        "awsRegion",
+        "eventTime",
+        "eventName",
+        "userIdentity",
+        "requestParameters",
+        "responseElements",
+        "s3",
+    ]
     assert record["eventName"] == "ObjectCreated:Put"
     assert record["eventVersion"] == "2.1"
     obj = record["s3"]["object"]
@@ -60,8 +72,9 @@ def test_delete_fires_removed_event_with_key_and_sequencer_only(ws: Path) -> Non
         log.wait_for(log.named("invoke.report"))
         path.unlink()
         log.wait_for(log.named("invoke.report"), count=2)
-    put, delete = sorted((r["event"]["Records"][0] for r in results(out_dir(ws))),
-                         key=lambda r: r["eventName"])
+    put, delete = sorted(
+        (r["event"]["Records"][0] for r in results(out_dir(ws))), key=lambda r: r["eventName"]
+    )
     assert delete["eventName"] == "ObjectRemoved:Delete"
     assert set(delete["s3"]["object"]) == {"key", "sequencer"}
     assert delete["s3"]["object"]["sequencer"] > put["s3"]["object"]["sequencer"]
@@ -87,10 +100,15 @@ def test_rename_inside_bucket_is_delete_then_put(ws: Path) -> None:
         log.wait_for(log.named("invoke.report"))
         os.rename(ws / "buckets/uploads/old.txt", ws / "buckets/uploads/new.txt")
         log.wait_for(log.named("invoke.report"), count=3)
-    events = {(r["event"]["Records"][0]["eventName"], r["event"]["Records"][0]["s3"]["object"]["key"])
-              for r in results(out_dir(ws))}
-    assert events == {("ObjectCreated:Put", "old.txt"), ("ObjectRemoved:Delete", "old.txt"),
-                      ("ObjectCreated:Put", "new.txt")}
+    events = {
+        (r["event"]["Records"][0]["eventName"], r["event"]["Records"][0]["s3"]["object"]["key"])
+        for r in results(out_dir(ws))
+    }
+    assert events == {
+        ("ObjectCreated:Put", "old.txt"),
+        ("ObjectRemoved:Delete", "old.txt"),
+        ("ObjectCreated:Put", "new.txt"),
+    }
 
 
 def test_new_folders_and_moved_in_trees_fire_once_per_file(ws: Path, tmp_path: Path) -> None:
@@ -105,8 +123,15 @@ def test_new_folders_and_moved_in_trees_fire_once_per_file(ws: Path, tmp_path: P
         drop(ws / "buckets/uploads/last.txt")
         log.wait_for(log.named("invoke.report"), count=7)
     keys = sorted(r["event"]["Records"][0]["s3"]["object"]["key"] for r in results(out_dir(ws)))
-    assert keys == ["batch/sub/f0.txt", "batch/sub/f1.txt", "batch/sub/f2.txt",
-                    "deep/a/b/c0.txt", "deep/a/b/c1.txt", "deep/a/b/c2.txt", "last.txt"]
+    assert keys == [
+        "batch/sub/f0.txt",
+        "batch/sub/f1.txt",
+        "batch/sub/f2.txt",
+        "deep/a/b/c0.txt",
+        "deep/a/b/c1.txt",
+        "deep/a/b/c2.txt",
+        "last.txt",
+    ]
 
 
 def test_overwrite_fires_put_again_with_new_etag(ws: Path) -> None:
@@ -120,7 +145,7 @@ def test_overwrite_fires_put_again_with_new_etag(ws: Path) -> None:
 
 
 def test_warm_environment_reuses_module_state(ws: Path) -> None:
-    with running(ws) as (runtime, log):
+    with running(ws) as (_, log):
         for i in range(3):
             drop(ws / f"buckets/uploads/w{i}.txt")
             log.wait_for(log.named("invoke.report"), count=i + 1)

@@ -3,38 +3,47 @@
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from simulator import config_source, lambda_env
+from simulator.core import lambda_env
 from simulator.errors import ConfigError
-from simulator.journal import Journal
-from simulator.versions import VersionStore
+from simulator.store import config_source
+from simulator.store.journal import Journal
+from simulator.store.versions import VersionStore
 from tests.helpers import drop, handler_source, make_workspace, results, running, simple_config
 
 pytestmark = pytest.mark.integration
 
 
-def workspace(tmp_path: Path, **function: object) -> Path:
+def workspace(tmp_path: Path, **function: Any) -> Path:
     out = tmp_path / "out"
     out.mkdir()
-    return make_workspace(tmp_path / "ws", simple_config(out, **function),
-                          {"fn": {"handler.py": handler_source()}})
+    return make_workspace(
+        tmp_path / "ws", simple_config(out, **function), {"fn": {"handler.py": handler_source()}}
+    )
 
 
 def keys(ws: Path) -> list[str]:
-    return sorted(r["event"]["Records"][0]["s3"]["object"]["key"] for r in results(ws.parent / "out"))
+    return sorted(
+        r["event"]["Records"][0]["s3"]["object"]["key"] for r in results(ws.parent / "out")
+    )
 
 
 def test_environment_references_are_resolved_from_the_host(tmp_path: Path) -> None:
     assert lambda_env.expand("k=${SECRET}/x", {"SECRET": "s3"}) == "k=s3/x"
-    ws = workspace(tmp_path, environment={"OUT": str(tmp_path / "out"), "TOKEN": "${S3SIM_TEST_TOKEN}"})
+    ws = workspace(
+        tmp_path, environment={"OUT": str(tmp_path / "out"), "TOKEN": "${S3SIM_TEST_TOKEN}"}
+    )
     with pytest.raises(ConfigError) as info:
         config_source.read(ws / "config.yaml", VersionStore(ws / "versions"), host={})
-    assert str(info.value.problems[0]) == ("functions.fn.environment.TOKEN: refers to "
-                                           "${S3SIM_TEST_TOKEN}, which is not set in the "
-                                           "simulator's environment")
+    assert str(info.value.problems[0]) == (
+        "functions.fn.environment.TOKEN: refers to "
+        "${S3SIM_TEST_TOKEN}, which is not set in the "
+        "simulator's environment"
+    )
     os.environ["S3SIM_TEST_TOKEN"] = "from-host"
     try:
         with running(ws) as (_, log):
@@ -60,8 +69,16 @@ def test_odd_names_and_symlinks(tmp_path: Path) -> None:
         log.wait_for(log.named("invoke.report"), count=6)
         skipped = log.wait_for(log.named("s3.object_skipped", key="escape.txt"))
     assert skipped[0]["reason"] == "symlink points outside the buckets folder"
-    assert keys(ws) == sorted(["empty.txt", "inside.txt", "k" * 200 + ".txt", "link.txt",
-                               "new%0Aline.txt", "%C3%BCn%C3%AF+c%C3%B6d%C3%A9.txt"])
+    assert keys(ws) == sorted(
+        [
+            "empty.txt",
+            "inside.txt",
+            "k" * 200 + ".txt",
+            "link.txt",
+            "new%0Aline.txt",
+            "%C3%BCn%C3%AF+c%C3%B6d%C3%A9.txt",
+        ]
+    )
 
 
 def test_overflow_warning_triggers_a_rescan_that_finds_missed_files(tmp_path: Path) -> None:
@@ -71,7 +88,8 @@ def test_overflow_warning_triggers_a_rescan_that_finds_missed_files(tmp_path: Pa
         drop(ws / "buckets/uploads/missed.txt")
         runtime.watcher.start()
         logging.getLogger("watchdog.observers.inotify_c").warning(
-            "Inotify queue overflowed; filesystem events were lost")
+            "Inotify queue overflowed; filesystem events were lost"
+        )
         log.wait_for(log.named("watch.overflow"))
         log.wait_for(log.named("invoke.report"))
     assert keys(ws) == ["missed.txt"]
@@ -91,7 +109,9 @@ def test_reserved_concurrency_caps_parallel_environments(tmp_path: Path) -> None
     assert events == ["invoke.start", "invoke.report"] * 6  # never two at once
 
 
-def test_intake_fault_is_recovered_by_rescan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_intake_fault_is_recovered_by_rescan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ws = workspace(tmp_path)
     original = Journal.put_object
     calls = {"n": 0}

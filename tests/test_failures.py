@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,11 +12,14 @@ from tests.helpers import ARN, drop, handler_source, make_workspace, results, ru
 pytestmark = pytest.mark.integration
 
 
-def workspace(tmp_path: Path, files: dict[str, str] | None = None, **function: object) -> Path:
+def workspace(tmp_path: Path, files: dict[str, str] | None = None, **function: Any) -> Path:
     out = tmp_path / "out"
     out.mkdir()
-    return make_workspace(tmp_path / "ws", simple_config(out, **function),
-                          {"fn": files or {"handler.py": handler_source()}})
+    return make_workspace(
+        tmp_path / "ws",
+        simple_config(out, **function),
+        {"fn": files or {"handler.py": handler_source()}},
+    )
 
 
 def test_failing_handler_retried_with_same_request_id_then_recorded(tmp_path: Path) -> None:
@@ -33,17 +37,29 @@ def test_failing_handler_retried_with_same_request_id_then_recorded(tmp_path: Pa
     rel = record_path.relative_to(ws / "buckets/failed").as_posix()
     assert rel.startswith("aws/lambda/async/fn/") and rel.endswith(dead["request_id"])
     record = json.loads(record_path.read_text())
-    assert list(record) == ["version", "timestamp", "requestContext", "requestPayload",
-                            "responseContext", "responsePayload"]
-    assert record["requestContext"] == {"requestId": dead["request_id"],
-                                        "functionArn": f"{ARN}:fn:live",
-                                        "condition": "RetriesExhausted",
-                                        "approximateInvokeCount": 3}
-    assert record["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST",
-                                         "functionError": "Unhandled"}
+    assert list(record) == [
+        "version",
+        "timestamp",
+        "requestContext",
+        "requestPayload",
+        "responseContext",
+        "responsePayload",
+    ]
+    assert record["requestContext"] == {
+        "requestId": dead["request_id"],
+        "functionArn": f"{ARN}:fn:live",
+        "condition": "RetriesExhausted",
+        "approximateInvokeCount": 3,
+    }
+    assert record["responseContext"] == {
+        "statusCode": 200,
+        "executedVersion": "$LATEST",
+        "functionError": "Unhandled",
+    }
     payload = record["responsePayload"]
-    assert set(payload) == set(fixture("invoke_handler_error.json")["recorded"]
-                               ["invocation_error"]["Payload"])
+    assert set(payload) == set(
+        fixture("invoke_handler_error.json")["recorded"]["invocation_error"]["Payload"]
+    )
     assert payload["errorType"] == "ValueError"
     assert payload["errorMessage"] == "failing on purpose: please-fail.txt"
     assert payload["requestId"] == dead["request_id"]
@@ -66,15 +82,22 @@ def test_timeout_kills_environment_keeps_tmp_and_cold_starts_next(tmp_path: Path
         log.wait_for(log.named("invoke.report"), count=3)
     expected = fixture("invoke_timeout.json")["recorded"]["invoke-result"]["Payload"]
     assert failure["error_type"] == expected["errorType"] == "Sandbox.Timedout"
-    assert failure["error"] == (f"RequestId: {failure['request_id']} Error: Task timed out "
-                                "after 1.00 seconds")
-    timed_out = [e for e in log.matching(log.named("function.log"))
-                 if "Task timed out after 1.00 seconds" in e["message"]]
+    assert failure["error"] == (
+        f"RequestId: {failure['request_id']} Error: Task timed out after 1.00 seconds"
+    )
+    timed_out = [
+        e
+        for e in log.matching(log.named("function.log"))
+        if "Task timed out after 1.00 seconds" in e["message"]
+    ]
     assert timed_out and failure["request_id"] in timed_out[0]["message"]
     reports = log.matching(log.named("invoke.report"))
     assert "init_ms" in reports[2]  # the runtime was reset: a cold start
-    after = next(r for r in results(ws.parent / "out") if r["event"]["Records"][0]["s3"]
-                 ["object"]["key"] == "after.txt")
+    after = next(
+        r
+        for r in results(ws.parent / "out")
+        if r["event"]["Records"][0]["s3"]["object"]["key"] == "after.txt"
+    )
     assert after["count"] == 1 and after["tmp_marker"] is True  # globals reset, /tmp kept
 
 
@@ -86,24 +109,44 @@ def test_process_exit_is_runtime_exit_error_and_replaced(tmp_path: Path) -> None
         drop(ws / "buckets/uploads/ok.txt")
         log.wait_for(log.named("invoke.report", status="success"))
     assert failure["error_type"] == "Runtime.ExitError"
-    assert failure["error"] == (f"RequestId: {failure['request_id']} Error: Runtime exited "
-                                "with error: exit status 3")
+    assert failure["error"] == (
+        f"RequestId: {failure['request_id']} Error: Runtime exited with error: exit status 3"
+    )
 
 
-@pytest.mark.parametrize("files, handler, error_type, message", [
-    ({"handler.py": "import not_a_module\n"}, "handler.handler", "Runtime.ImportModuleError",
-     "Unable to import module 'handler': No module named 'not_a_module'"),
-    ({"handler.py": "def other(e, c):\n    pass\n"}, "handler.handler",
-     "Runtime.HandlerNotFound", "Handler 'handler' missing on module 'handler'"),
-    ({"handler.py": "def handler(e, c)\n"}, "handler.handler", "Runtime.UserCodeSyntaxError",
-     "Syntax error in module 'handler'"),
-    ({"handler.py": "raise KeyError('boom')\n"}, "handler.handler", "KeyError", "'boom'"),
-    ({"handler.py": ""}, "sys.handler", "Runtime.BuiltInModuleConflict",
-     "Cannot use built-in module sys as a handler module"),
-])
-def test_init_failures_use_runtime_error_types(tmp_path: Path, files: dict[str, str],
-                                               handler: str, error_type: str,
-                                               message: str) -> None:
+@pytest.mark.parametrize(
+    "files, handler, error_type, message",
+    [
+        (
+            {"handler.py": "import not_a_module\n"},
+            "handler.handler",
+            "Runtime.ImportModuleError",
+            "Unable to import module 'handler': No module named 'not_a_module'",
+        ),
+        (
+            {"handler.py": "def other(e, c):\n    pass\n"},
+            "handler.handler",
+            "Runtime.HandlerNotFound",
+            "Handler 'handler' missing on module 'handler'",
+        ),
+        (
+            {"handler.py": "def handler(e, c)\n"},
+            "handler.handler",
+            "Runtime.UserCodeSyntaxError",
+            "Syntax error in module 'handler'",
+        ),
+        ({"handler.py": "raise KeyError('boom')\n"}, "handler.handler", "KeyError", "'boom'"),
+        (
+            {"handler.py": ""},
+            "sys.handler",
+            "Runtime.BuiltInModuleConflict",
+            "Cannot use built-in module sys as a handler module",
+        ),
+    ],
+)
+def test_init_failures_use_runtime_error_types(
+    tmp_path: Path, files: dict[str, str], handler: str, error_type: str, message: str
+) -> None:
     ws = workspace(tmp_path, files, handler=handler, retries=0)
     with running(ws) as (_, log):
         drop(ws / "buckets/uploads/a.txt")
@@ -113,14 +156,13 @@ def test_init_failures_use_runtime_error_types(tmp_path: Path, files: dict[str, 
     assert failure["error"].startswith(message)
 
 
-def test_handler_without_a_dot_is_refused_by_validation_and_by_the_runtime(
-        tmp_path: Path) -> None:
+def test_handler_without_a_dot_is_refused_by_validation_and_by_the_runtime(tmp_path: Path) -> None:
     """Validation now refuses it (it used to reach the runtime); the runtime keeps its own
     check, with the same text, for versions published before validation refused it."""
-    from simulator import config_source
     from simulator.errors import ConfigError
-    from simulator.versions import VersionStore
-    from simulator.worker import InitError, load_handler
+    from simulator.lambdas.worker import InitError, load_handler
+    from simulator.store import config_source
+    from simulator.store.versions import VersionStore
 
     ws = workspace(tmp_path, {"handler.py": ""}, handler="handler", retries=0)
     message = "Bad handler 'handler': not enough values to unpack (expected 2, got 1)"
@@ -130,13 +172,21 @@ def test_handler_without_a_dot_is_refused_by_validation_and_by_the_runtime(
     with pytest.raises(InitError) as init:
         load_handler("handler")
     assert (init.value.payload["errorType"], init.value.payload["errorMessage"]) == (
-        "Runtime.MalformedHandlerName", message)
+        "Runtime.MalformedHandlerName",
+        message,
+    )
 
 
 def test_handler_output_is_capped_per_invocation(tmp_path: Path) -> None:
-    flood = "def handler(e, c):\n    for i in range(100000):\n        print('x' * 100)\n    return 1\n"
+    flood = (
+        "def handler(e, c):\n    for i in range(100000):\n        print('x' * 100)\n    return 1\n"
+    )
     ws = workspace(tmp_path, {"handler.py": flood})
-    config = (ws / "config.yaml").read_text().replace("settle_ms: 50", "settle_ms: 50\n  log_limit_bytes: 4096")
+    config = (
+        (ws / "config.yaml")
+        .read_text()
+        .replace("settle_ms: 50", "settle_ms: 50\n  log_limit_bytes: 4096")
+    )
     (ws / "config.yaml").write_text(config)
     with running(ws) as (_, log):
         drop(ws / "buckets/uploads/a.txt")

@@ -18,8 +18,12 @@ from tests.helpers import drop, handler_source, make_workspace, running, simple_
 pytestmark = [pytest.mark.fault, pytest.mark.integration]
 
 
-def workspace(tmp_path: Path, code: str = COUNTING_HANDLER, settings: dict[str, Any] | None = None,
-              **function: Any) -> Path:
+def workspace(
+    tmp_path: Path,
+    code: str = COUNTING_HANDLER,
+    settings: dict[str, Any] | None = None,
+    **function: Any,
+) -> Path:
     out = tmp_path / "out"
     out.mkdir()
     config = simple_config(out, **function)
@@ -31,7 +35,9 @@ def delivered_keys(out: Path) -> set[str]:
     return {key for _, key, result in calls(out) if result == "ok"}
 
 
-def test_kill_9_mid_burst_then_restart_loses_nothing(simulator: Any, tmp_path: Path, fault_report: Any) -> None:
+def test_kill_9_mid_burst_then_restart_loses_nothing(
+    simulator: Any, tmp_path: Path, fault_report: Any
+) -> None:
     ws = workspace(tmp_path)
     folder = ws / "buckets/uploads/burst"
     folder.mkdir(parents=True)
@@ -50,13 +56,20 @@ def test_kill_9_mid_burst_then_restart_loses_nothing(simulator: Any, tmp_path: P
     rows = journal_rows(ws)
     assert {k for _, k, _, _ in rows} == keys
     assert all(state == "done" for _, _, state, _ in rows)
-    fault_report("kill -9 mid-burst", events=len(keys), handled_before_kill=seen_before_kill,
-                 delivered=len(set(delivered)), redelivered=len(delivered) - len(set(delivered)),
-                 dead_lettered=0, lost=len(keys - set(delivered)))
+    fault_report(
+        "kill -9 mid-burst",
+        events=len(keys),
+        handled_before_kill=seen_before_kill,
+        delivered=len(set(delivered)),
+        redelivered=len(delivered) - len(set(delivered)),
+        dead_lettered=0,
+        lost=len(keys - set(delivered)),
+    )
 
 
-def test_kill_9_with_retry_pending_resumes_attempts_and_request_id(simulator: Any, tmp_path: Path,
-                                                                    fault_report: Any) -> None:
+def test_kill_9_with_retry_pending_resumes_attempts_and_request_id(
+    simulator: Any, tmp_path: Path, fault_report: Any
+) -> None:
     ws = workspace(tmp_path, handler_source(), settings={"time_scale": 0.02})  # retry in 1.2 s
     sim = simulator(ws).start()
     drop(ws / "buckets/uploads/fail.txt")
@@ -66,12 +79,14 @@ def test_kill_9_with_retry_pending_resumes_attempts_and_request_id(simulator: An
     failures = [e for e in sim.events() if e.get("event") == "invoke.failed"]
     assert [e["attempt"] for e in failures] == [2, 3]
     assert {e["request_id"] for e in failures} == {scheduled["request_id"]}
-    fault_report("kill -9 with a retry pending", events=1, attempts=3, retried=2,
-                 dead_lettered=1, lost=0)
+    fault_report(
+        "kill -9 with a retry pending", events=1, attempts=3, retried=2, dead_lettered=1, lost=0
+    )
 
 
-def test_garbage_config_mid_burst_keeps_last_good_and_delivers_all(tmp_path: Path,
-                                                                   fault_report: Any) -> None:
+def test_garbage_config_mid_burst_keeps_last_good_and_delivers_all(
+    tmp_path: Path, fault_report: Any
+) -> None:
     ws = workspace(tmp_path)
     good = (ws / "config.yaml").read_text()
     with running(ws) as (_, log):
@@ -82,11 +97,18 @@ def test_garbage_config_mid_burst_keeps_last_good_and_delivers_all(tmp_path: Pat
         log.wait_for(log.named("invoke.report", status="success"), count=400, timeout=120)
         (ws / "config.yaml").write_text(good)
     assert delivered_keys(tmp_path / "out") == set(names)
-    fault_report("config.yaml replaced by garbage mid-burst", events=len(names),
-                 delivered=len(delivered_keys(tmp_path / "out")), dead_lettered=0, lost=0)
+    fault_report(
+        "config.yaml replaced by garbage mid-burst",
+        events=len(names),
+        delivered=len(delivered_keys(tmp_path / "out")),
+        dead_lettered=0,
+        lost=0,
+    )
 
 
-def test_kill_9_while_config_half_written_restarts_on_last_good(simulator: Any, tmp_path: Path) -> None:
+def test_kill_9_while_config_half_written_restarts_on_last_good(
+    simulator: Any, tmp_path: Path
+) -> None:
     ws = workspace(tmp_path)
     sim = simulator(ws).start()
     text = (ws / "config.yaml").read_text()
@@ -116,8 +138,9 @@ def test_bucket_folder_removed_and_recreated(tmp_path: Path, fault_report: Any) 
     assert got == {("d", "ok"): 40, ("e", "ok"): 5}  # d: 20 puts + 20 deletes
     removed = {e["key"] for e in log.matching(log.named("s3.object_removed"))}
     assert removed == {f"d/f{i:05d}.dat" for i in range(20)}
-    fault_report("bucket folder removed and re-created", events=45, delivered=45,
-                 dead_lettered=0, lost=0)
+    fault_report(
+        "bucket folder removed and re-created", events=45, delivered=45, dead_lettered=0, lost=0
+    )
 
 
 def test_buckets_folder_itself_removed_and_recreated(tmp_path: Path) -> None:
@@ -130,8 +153,9 @@ def test_buckets_folder_itself_removed_and_recreated(tmp_path: Path) -> None:
     assert len(delivered_keys(tmp_path / "out")) == 3
 
 
-def test_kernel_queue_overflow_is_detected_and_rescanned(simulator: Any, tmp_path: Path,
-                                                         fault_report: Any) -> None:
+def test_kernel_queue_overflow_is_detected_and_rescanned(
+    simulator: Any, tmp_path: Path, fault_report: Any
+) -> None:
     """A real overflow: the simulator is stopped while more files are written than the
     kernel queue (16,384 events, 2 per file with our event mask) can hold."""
     ws = workspace(tmp_path)
@@ -147,15 +171,24 @@ def test_kernel_queue_overflow_is_detected_and_rescanned(simulator: Any, tmp_pat
     sim.stop()
     assert delivered_keys(tmp_path / "out") == {f"flood/{n}" for n in names}
     assert len(journal_rows(ws)) == 10000  # each object accepted once, none twice
-    rescans = [e for e in sim.events() if e.get("event") == "watch.rescanned"
-               and e.get("reason") == "overflow"]
-    fault_report("kernel queue overflow (SIGSTOP + 10,000 files)", events=10000,
-                 found_by_rescan=sum(e["changed"] for e in rescans),
-                 delivered=len(delivered_keys(tmp_path / "out")), dead_lettered=0, lost=0)
+    rescans = [
+        e
+        for e in sim.events()
+        if e.get("event") == "watch.rescanned" and e.get("reason") == "overflow"
+    ]
+    fault_report(
+        "kernel queue overflow (SIGSTOP + 10,000 files)",
+        events=10000,
+        found_by_rescan=sum(e["changed"] for e in rescans),
+        delivered=len(delivered_keys(tmp_path / "out")),
+        dead_lettered=0,
+        lost=0,
+    )
 
 
-def test_watch_limit_reached_falls_back_to_polling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   fault_report: Any) -> None:
+def test_watch_limit_reached_falls_back_to_polling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault_report: Any
+) -> None:
     from watchdog.observers.inotify_c import InotifyFD
 
     original = InotifyFD.add_callback
@@ -176,14 +209,19 @@ def test_watch_limit_reached_falls_back_to_polling(tmp_path: Path, monkeypatch: 
         log.wait_for(log.named("invoke.report"), count=7)
     assert "inotify watch limit reached" in limit["reason"]
     assert len(delivered_keys(tmp_path / "out")) == 7
-    fault_report("watch limit reached (ENOSPC injected)", events=7, delivered=7,
-                 dead_lettered=0, lost=0)
+    fault_report(
+        "watch limit reached (ENOSPC injected)", events=7, delivered=7, dead_lettered=0, lost=0
+    )
 
 
-def test_ten_thousand_files_with_thirty_percent_failures_exactly_accounted(simulator: Any,
-        tmp_path: Path, fault_report: Any) -> None:
-    ws = workspace(tmp_path, settings={"time_scale": 0.0005, "concurrency": 4},
-                   environment={"OUT": str(tmp_path / "out"), "FAIL_FRACTION": "0.3"})
+def test_ten_thousand_files_with_thirty_percent_failures_exactly_accounted(
+    simulator: Any, tmp_path: Path, fault_report: Any
+) -> None:
+    ws = workspace(
+        tmp_path,
+        settings={"time_scale": 0.0005, "concurrency": 4},
+        environment={"OUT": str(tmp_path / "out"), "FAIL_FRACTION": "0.3"},
+    )
     drop(ws / "buckets/uploads/.keep")
     sim = simulator(ws).start()
     write_files(ws / "buckets/uploads/load", 10000)
@@ -207,14 +245,22 @@ def test_ten_thousand_files_with_thirty_percent_failures_exactly_accounted(simul
             dead += 1
     assert done + dead == 10000 and dead > 0
     assert code in (0, 1)  # 1 only if an event ended dead-lettered during that second run
-    fault_report("10,000 files, handler failing 30%", events=10000, delivered=done,
-                 retried=sum(a - 1 for _, _, _, a in rows), dead_lettered=dead, lost=0,
-                 invocations=sum(a for _, _, _, a in rows))
+    fault_report(
+        "10,000 files, handler failing 30%",
+        events=10000,
+        delivered=done,
+        retried=sum(a - 1 for _, _, _, a in rows),
+        dead_lettered=dead,
+        lost=0,
+        invocations=sum(a for _, _, _, a in rows),
+    )
 
 
 def test_handler_printing_100_mb_is_capped_and_simulator_stays_healthy(tmp_path: Path) -> None:
-    flood = ("import sys\ndef handler(e, c):\n    chunk = 'x' * (1 << 20)\n"
-             "    for _ in range(100):\n        sys.stdout.write(chunk)\n    return 'done'\n")
+    flood = (
+        "import sys\ndef handler(e, c):\n    chunk = 'x' * (1 << 20)\n"
+        "    for _ in range(100):\n        sys.stdout.write(chunk)\n    return 'done'\n"
+    )
     ws = workspace(tmp_path, flood)
     with running(ws) as (_, log):
         drop(ws / "buckets/uploads/a.txt")

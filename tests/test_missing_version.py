@@ -20,15 +20,21 @@ ARN = "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer"
 
 
 def lost(alias: str) -> str:
-    return (f"Function not found: {ARN}:1 (the files of published version 1 are missing from "
-            f"versions/thumbnailer/1/: restore that folder (e.g. git checkout -- "
-            f"versions/thumbnailer/1), or point the alias at another version: "
-            f"s3sim alias set thumbnailer {alias} <version>)")
+    return (
+        f"Function not found: {ARN}:1 (the files of published version 1 are missing from "
+        f"versions/thumbnailer/1/: restore that folder (e.g. git checkout -- "
+        f"versions/thumbnailer/1), or point the alias at another version: "
+        f"s3sim alias set thumbnailer {alias} <version>)"
+    )
 
 
 def s3sim(ws: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "simulator", "-w", str(ws), *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "simulator", "-w", str(ws), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def remove_tree(path: Path) -> None:
@@ -48,26 +54,34 @@ def demo(tmp_path: Path) -> Path:
 
 
 def test_commands_report_a_lost_version_and_alias_set_repairs_it(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     remove_tree(demo / "versions/thumbnailer/1")
 
     assert main(["-w", str(demo), "validate"]) == 2
     assert capsys.readouterr().err == (
-        f"s3sim: config.yaml: functions.thumbnailer.aliases.prod: {lost('prod')}\n")
+        f"s3sim: config.yaml: functions.thumbnailer.aliases.prod: {lost('prod')}\n"
+    )
 
     assert main(["-w", str(demo), "alias", "list", "thumbnailer"]) == 0
     out, err = capsys.readouterr()
     assert f"prod    1        -        {ARN}:prod" in out
-    assert err == f"s3sim: warning: config.yaml: functions.thumbnailer.aliases.prod: {lost('prod')}\n"
+    assert (
+        err == f"s3sim: warning: config.yaml: functions.thumbnailer.aliases.prod: {lost('prod')}\n"
+    )
 
     assert main(["-w", str(demo), "versions", "thumbnailer"]) == 0
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == [
-        "VERSION", "$LATEST", "2"]
+        "VERSION",
+        "$LATEST",
+        "2",
+    ]
 
     # Pointing another alias at the lost version is refused, with the same advice.
     assert main(["-w", str(demo), "alias", "set", "thumbnailer", "beta", "1"]) == 2
     assert capsys.readouterr().err == (
-        f"s3sim: config.yaml: functions.thumbnailer.aliases.beta: {lost('beta')}\n")
+        f"s3sim: config.yaml: functions.thumbnailer.aliases.beta: {lost('beta')}\n"
+    )
 
     # The repair: prod is set although canary still names version 1, which is said.
     assert main(["-w", str(demo), "alias", "set", "thumbnailer", "prod", "2"]) == 0
@@ -76,18 +90,21 @@ def test_commands_report_a_lost_version_and_alias_set_repairs_it(
     assert err == (
         f"s3sim: warning: config.yaml: functions.thumbnailer.aliases.canary: {lost('canary')}\n"
         "s3sim: warning: the alias was set, but config.yaml still refers to missing versions "
-        "(above); a running simulator keeps its last good configuration until they are fixed\n")
+        "(above); a running simulator keeps its last good configuration until they are fixed\n"
+    )
     assert main(["-w", str(demo), "alias", "set", "thumbnailer", "canary", "2"]) == 0
     assert capsys.readouterr().err == ""
     assert main(["-w", str(demo), "validate"]) == 0
 
 
 def test_a_version_never_published_still_says_publish_it_first(
-        demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["-w", str(demo), "alias", "set", "thumbnailer", "prod", "3"]) == 2
     assert capsys.readouterr().err == (
         f"s3sim: config.yaml: functions.thumbnailer.aliases.prod: Function not found: {ARN}:3 "
-        f"(publish it first: s3sim publish thumbnailer)\n")
+        f"(publish it first: s3sim publish thumbnailer)\n"
+    )
 
 
 def test_run_with_a_lost_version_and_no_usable_last_good_config_exits_2(demo: Path) -> None:
@@ -100,4 +117,5 @@ def test_run_with_a_lost_version_and_no_usable_last_good_config_exits_2(demo: Pa
     assert result.stderr == (
         f"s3sim: config.yaml: functions.thumbnailer.aliases.prod: {lost('prod')}\n"
         "config.yaml: not starting: the last good configuration "
-        "(.s3sim/last-good-config.yaml) fails too (the same problem)\n")
+        "(.s3sim/last-good-config.yaml) fails too (the same problem)\n"
+    )

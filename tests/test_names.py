@@ -18,7 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 def fired_keys(ws: Path) -> list[str]:
-    return sorted(r["event"]["Records"][0]["s3"]["object"]["key"] for r in results(ws.parent / "out"))
+    return sorted(
+        r["event"]["Records"][0]["s3"]["object"]["key"] for r in results(ws.parent / "out")
+    )
 
 
 def test_a_file_name_that_is_not_utf8_is_skipped_with_the_reason(ws: Path) -> None:
@@ -31,8 +33,9 @@ def test_a_file_name_that_is_not_utf8_is_skipped_with_the_reason(ws: Path) -> No
         log.wait_for(log.named("invoke.report"))
     assert skipped["level"] == "warning"
     assert skipped["key"] == "caf\\xe9.txt"
-    assert skipped["reason"] == ("the file name is not valid UTF-8, and S3 object keys are "
-                                 "UTF-8: rename the file")
+    assert skipped["reason"] == (
+        "the file name is not valid UTF-8, and S3 object keys are UTF-8: rename the file"
+    )
     assert fired_keys(ws) == ["after.txt"]
 
 
@@ -45,22 +48,38 @@ def test_keys_over_1024_bytes_are_skipped_and_1024_fire(ws: Path) -> None:
         skipped = log.wait_for(log.named("s3.object_skipped"))[0]
     assert len(ok.relative_to(bucket).as_posix().encode()) == 1024
     assert len(too_long.relative_to(bucket).as_posix().encode()) == 1025
-    assert {e["key"] for e in log.matching(log.named("s3.object_skipped"))} == \
-        {too_long.relative_to(bucket).as_posix()}
-    assert skipped["reason"] == ("KeyTooLongError: Your key is too long (1025 bytes of UTF-8; "
-                                 "S3 keys are at most 1,024)")
+    assert {e["key"] for e in log.matching(log.named("s3.object_skipped"))} == {
+        too_long.relative_to(bucket).as_posix()
+    }
+    assert skipped["reason"] == (
+        "KeyTooLongError: Your key is too long (1025 bytes of UTF-8; S3 keys are at most 1,024)"
+    )
     assert [len(k) for k in fired_keys(ws)] == [1024]
 
 
 def test_control_characters_in_keys_never_reach_the_console_raw() -> None:
-    line = render({"event": "s3.object_created", "level": "info", "bucket": "uploads",
-                   "timestamp": "2026-11-27T10:15:02.114000Z",
-                   "key": "x\x1b]0;owned\x07\x1b[2J\u202egpj.exe é.jpg"})
-    assert line == ('10:15:02.114 INFO    s3.object_created    bucket=uploads '
-                    'key="x\\u001b]0;owned\\u0007\\u001b[2J\\u202egpj.exe é.jpg"')
-    handler_line = render({"event": "function.log", "function": "fn", "version": "1",
-                           "timestamp": "2026-11-27T10:15:02.114000Z",
-                           "message": "got \x1b[31mred\x1b[0m\tkey"})
+    line = render(
+        {
+            "event": "s3.object_created",
+            "level": "info",
+            "bucket": "uploads",
+            "timestamp": "2026-11-27T10:15:02.114000Z",
+            "key": "x\x1b]0;owned\x07\x1b[2J\u202egpj.exe é.jpg",
+        }
+    )
+    assert line == (
+        "10:15:02.114 INFO    s3.object_created    bucket=uploads "
+        'key="x\\u001b]0;owned\\u0007\\u001b[2J\\u202egpj.exe é.jpg"'
+    )
+    handler_line = render(
+        {
+            "event": "function.log",
+            "function": "fn",
+            "version": "1",
+            "timestamp": "2026-11-27T10:15:02.114000Z",
+            "message": "got \x1b[31mred\x1b[0m\tkey",
+        }
+    )
     assert handler_line == "10:15:02.114 [fn:1] got \\x1b[31mred\\x1b[0m\tkey"
 
 

@@ -12,15 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from simulator.processes import read_stat
+from simulator.lambdas.processes import read_stat
 from simulator.testing import SimulatorProcess
 from tests.helpers import drop, make_workspace, simple_config
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                 reason="subreapers and /proc are Linux's")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="subreapers and /proc are Linux's"
+    ),
+]
 
-DAEMONIZING_HANDLER = '''
+DAEMONIZING_HANDLER = """
 import os, time
 
 def handler(event, context):
@@ -39,7 +42,7 @@ def handler(event, context):
     if "sleep" in key:
         time.sleep(60)
     return "daemon started"
-'''
+"""
 
 
 def workspace(tmp_path: Path) -> Path:
@@ -106,8 +109,11 @@ def test_setsid_daemon_is_gone_after_a_timeout(tmp_path: Path) -> None:
     with simulator(ws) as sim:
         drop(ws / "buckets/uploads/sleep.txt")
         with daemon_pid(tmp_path / "pids/sleep.txt.pid") as pid:
-            sim.wait_for(lambda e: e.get("event") == "invoke.report"
-                         and e.get("status") == "Sandbox.Timedout")
+            sim.wait_for(
+                lambda e: (
+                    e.get("event") == "invoke.report" and e.get("status") == "Sandbox.Timedout"
+                )
+            )
             # The simulator still runs: the environment's reset killed the daemon, and the
             # simulator reaped what it inherited (no zombie left behind either).
             assert gone(pid), f"pid {pid} outlived its environment: {read_stat(pid)}"

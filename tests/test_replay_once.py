@@ -16,13 +16,19 @@ from simulator.testing import SimulatorProcess
 from tests.helpers import drop, handler_source, make_workspace, results, simple_config
 
 pytestmark = pytest.mark.integration
-_QUEUED = re.compile(r"^queued: replay of 1 dead letter\(s\) with new request ids "
-                     r"\((\d+) -> ([0-9a-f-]{36})\), through the current alias mapping")
+_QUEUED = re.compile(
+    r"^queued: replay of 1 dead letter\(s\) with new request ids "
+    r"\((\d+) -> ([0-9a-f-]{36})\), through the current alias mapping"
+)
 
 
 def s3sim(ws: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "simulator", "-w", str(ws), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "simulator", "-w", str(ws), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
@@ -32,15 +38,19 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
 
 def replays_of(ws: Path, dead_id: int) -> int:
     with sqlite3.connect(ws / ".s3sim/journal.sqlite3") as db:
-        return int(db.execute("SELECT count(*) FROM deliveries WHERE replay_of = ?",
-                              (dead_id,)).fetchone()[0])
+        return int(
+            db.execute(
+                "SELECT count(*) FROM deliveries WHERE replay_of = ?", (dead_id,)
+            ).fetchone()[0]
+        )
 
 
 def test_concurrent_replays_of_one_dead_letter_run_it_once(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    ws = make_workspace(tmp_path / "ws", simple_config(out, retries=0),
-                        {"fn": {"handler.py": handler_source()}})
+    ws = make_workspace(
+        tmp_path / "ws", simple_config(out, retries=0), {"fn": {"handler.py": handler_source()}}
+    )
     sim = SimulatorProcess(ws).start()
     try:
         drop(ws / "buckets/uploads/fail.txt")
@@ -53,30 +63,51 @@ def test_concurrent_replays_of_one_dead_letter_run_it_once(tmp_path: Path) -> No
         match = _QUEUED.match(winners[0][1])
         assert match is not None and match.group(1) == str(dead_id), winners
         new_id = match.group(2)
-        refused = (f"s3sim: dead letter {dead_id} was already replayed as request {new_id}; "
-                   f"`s3sim replay --again {dead_id}` replays it once more\n")
+        refused = (
+            f"s3sim: dead letter {dead_id} was already replayed as request {new_id}; "
+            f"`s3sim replay --again {dead_id}` replays it once more\n"
+        )
         assert sorted((code, err) for code, _, err in outcomes if code != 0) == [
-            (1, refused), (1, refused)]
+            (1, refused),
+            (1, refused),
+        ]
 
         (replayed,) = sim.wait_for(lambda e: e.get("event") == "event.replayed")
         assert replayed["request_id"] == new_id
-        sim.wait_for(lambda e: e.get("event") == "event.dead_lettered"
-                     and e.get("request_id") == new_id)
+        sim.wait_for(
+            lambda e: e.get("event") == "event.dead_lettered" and e.get("request_id") == new_id
+        )
         assert replays_of(ws, dead_id) == 1
         assert sorted(r["context"]["aws_request_id"] for r in results(out)) == sorted(
-            [dead["request_id"], new_id])
+            [dead["request_id"], new_id]
+        )
 
         # The replayed dead letter is no longer a dead letter; its replay (which failed) is.
         code, listing, _ = finish(s3sim(ws, "dead-letters"))
         assert code == 0 and dead["request_id"] not in listing and new_id in listing
         code, listing, _ = finish(s3sim(ws, "dead-letters", "--replayed"))
         assert re.split(r"\s{2,}", listing.splitlines()[0]) == [
-            "ID", "REQUEST ID", "TARGET", "OBJECT", "CONDITION", "ATTEMPTS", "ERROR",
-            "REPLAYED AS"]
-        (row,) = [re.split(r"\s{2,}", line) for line in listing.splitlines()
-                  if line.startswith(f"{dead_id} ")]
-        assert row[:4] + row[-1:] == [str(dead_id), dead["request_id"], "fn:live",
-                                      "s3://uploads/fail.txt", new_id]
+            "ID",
+            "REQUEST ID",
+            "TARGET",
+            "OBJECT",
+            "CONDITION",
+            "ATTEMPTS",
+            "ERROR",
+            "REPLAYED AS",
+        ]
+        (row,) = [
+            re.split(r"\s{2,}", line)
+            for line in listing.splitlines()
+            if line.startswith(f"{dead_id} ")
+        ]
+        assert row[:4] + row[-1:] == [
+            str(dead_id),
+            dead["request_id"],
+            "fn:live",
+            "s3://uploads/fail.txt",
+            new_id,
+        ]
         code, status, _ = finish(s3sim(ws, "status", "--json"))
         assert json.loads(status)["functions"]["fn"]["dead"] == 1
 
@@ -86,8 +117,11 @@ def test_concurrent_replays_of_one_dead_letter_run_it_once(tmp_path: Path) -> No
         assert code == 0
         match = _QUEUED.match(again)
         assert match is not None
-        sim.wait_for(lambda e: e.get("event") == "event.dead_lettered"
-                     and e.get("request_id") == match.group(2))
+        sim.wait_for(
+            lambda e: (
+                e.get("event") == "event.dead_lettered" and e.get("request_id") == match.group(2)
+            )
+        )
         assert replays_of(ws, dead_id) == 2
         assert len(results(out)) == 3
     finally:

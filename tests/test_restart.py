@@ -15,8 +15,10 @@ pytestmark = pytest.mark.integration
 
 
 def keys_seen(ws: Path) -> list[tuple[str, str]]:
-    return sorted((r["event"]["Records"][0]["eventName"], r["event"]["Records"][0]["s3"]["object"]["key"])
-                  for r in results(ws.parent / "out"))
+    return sorted(
+        (r["event"]["Records"][0]["eventName"], r["event"]["Records"][0]["s3"]["object"]["key"])
+        for r in results(ws.parent / "out")
+    )
 
 
 def test_first_start_records_existing_objects_without_firing(ws: Path) -> None:
@@ -40,8 +42,11 @@ def test_changes_while_stopped_fire_on_next_start(ws: Path) -> None:
     drop(ws / "buckets/uploads/added.txt")
     with running(ws) as (_, log):
         log.wait_for(log.named("invoke.report"), count=3)
-    assert keys_seen(ws) == [("ObjectCreated:Put", "added.txt"), ("ObjectCreated:Put", "change.txt"),
-                             ("ObjectRemoved:Delete", "remove.txt")]
+    assert keys_seen(ws) == [
+        ("ObjectCreated:Put", "added.txt"),
+        ("ObjectCreated:Put", "change.txt"),
+        ("ObjectRemoved:Delete", "remove.txt"),
+    ]
 
 
 def test_pending_retry_resumes_after_restart_with_same_request_id(ws: Path) -> None:
@@ -74,10 +79,16 @@ def test_sequencer_keeps_increasing_across_restarts(ws: Path) -> None:
     with running(ws) as (_, log):
         drop(ws / "buckets/uploads/k.txt", b"2")
         log.wait_for(log.named("invoke.report"))
-    seqs = sorted(r["event"]["Records"][0]["s3"]["object"]["sequencer"] for r in results(ws.parent / "out"))
+    seqs = sorted(
+        r["event"]["Records"][0]["s3"]["object"]["sequencer"] for r in results(ws.parent / "out")
+    )
     assert len(set(seqs)) == 2
-    by_etag = {r["event"]["Records"][0]["s3"]["object"]["eTag"]: r["event"]["Records"][0]["s3"]["object"]["sequencer"]
-               for r in results(ws.parent / "out")}
+    by_etag = {
+        r["event"]["Records"][0]["s3"]["object"]["eTag"]: r["event"]["Records"][0]["s3"]["object"][
+            "sequencer"
+        ]
+        for r in results(ws.parent / "out")
+    }
     assert by_etag[hashlib.md5(b"1").hexdigest()] < by_etag[hashlib.md5(b"2").hexdigest()]
 
 
@@ -89,9 +100,10 @@ def test_stop_does_not_wait_for_a_long_handler_and_keeps_its_event(tmp_path: Pat
 
     out = tmp_path / "out2"
     out.mkdir()
-    ws = make_workspace(tmp_path / "ws2", simple_config(out, timeout=120),
-                        {"fn": {"handler.py": handler_source()}})
-    with running(ws) as (runtime, log):
+    ws = make_workspace(
+        tmp_path / "ws2", simple_config(out, timeout=120), {"fn": {"handler.py": handler_source()}}
+    )
+    with running(ws) as (_, log):
         drop(ws / "buckets/uploads/sleep.txt")  # the handler sleeps 30 s
         log.wait_for(log.named("invoke.start"))
         started = time.monotonic()

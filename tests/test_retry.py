@@ -1,4 +1,4 @@
-from simulator import retry
+from simulator.core import retry
 
 
 def test_aws_delays_one_then_two_minutes() -> None:
@@ -19,4 +19,6 @@ def test_gives_up_at_once_when_next_retry_would_pass_the_event_age() -> None:
 
 def test_time_scale_compresses_delays_and_age_alike() -> None:
     assert retry.after_failure(1, 2, 0, 0, 21600, time_scale=0.01) == retry.RetryAt(0.6, 0.6)
-    assert retry.after_failure(1, 2, 0, 0.01, 60, time_scale=0.01) == retry.GiveUp("EventAgeExceeded")
+    assert retry.after_failure(1, 2, 0, 0.01, 60, time_scale=0.01) == retry.GiveUp(
+        "EventAgeExceeded"
+    )

@@ -1,9 +1,10 @@
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from simulator import routing
-from simulator.arn import FunctionArn
-from simulator.config import Bucket, Notification
+from simulator.core import routing
+from simulator.core.arn import FunctionArn
+from simulator.core.config import Bucket, Notification
 
 ARN = FunctionArn.parse("arn:aws:lambda:us-east-1:123456789012:function:fn:prod")
 
@@ -12,13 +13,16 @@ def bucket(*notes: Notification) -> Bucket:
     return Bucket("uploads", notes)
 
 
-@pytest.mark.parametrize("spec, name, expected", [
-    ("s3:ObjectCreated:*", "ObjectCreated:Put", True),
-    ("s3:ObjectCreated:Put", "ObjectCreated:Put", True),
-    ("s3:ObjectCreated:Copy", "ObjectCreated:Put", False),
-    ("s3:ObjectRemoved:*", "ObjectCreated:Put", False),
-    ("s3:ObjectRemoved:*", "ObjectRemoved:Delete", True),
-])
+@pytest.mark.parametrize(
+    "spec, name, expected",
+    [
+        ("s3:ObjectCreated:*", "ObjectCreated:Put", True),
+        ("s3:ObjectCreated:Put", "ObjectCreated:Put", True),
+        ("s3:ObjectCreated:Copy", "ObjectCreated:Put", False),
+        ("s3:ObjectRemoved:*", "ObjectCreated:Put", False),
+        ("s3:ObjectRemoved:*", "ObjectRemoved:Delete", True),
+    ],
+)
 def test_event_matching(spec: str, name: str, expected: bool) -> None:
     assert routing.event_matches(spec, name) is expected
 
@@ -40,7 +44,12 @@ def test_explain_reports_each_condition() -> None:
     note = Notification("a", ARN, ("s3:ObjectCreated:*",), prefix="images/", suffix=".jpg")
     (verdict,) = routing.explain(bucket(note), "docs/cat.jpg", "ObjectCreated:Put")
     assert (verdict.event_ok, verdict.prefix_ok, verdict.suffix_ok, verdict.matched) == (
-        True, False, True, False)
+        True,
+        False,
+        True,
+        False,
+    )
+
 
 _texts = st.text(alphabet="ab/. +", max_size=5)
 

@@ -2,10 +2,11 @@ import copy
 from urllib.parse import unquote_plus
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from simulator import s3_events
-from simulator.s3_events import Identity, ObjectChange
+from simulator.core import s3_events
+from simulator.core.s3_events import Identity, ObjectChange
 from tests.conftest import fixture
 
 CASES = fixture("key_encoding_cases.json")["cases"]
@@ -32,14 +33,22 @@ def test_put_record_equals_the_s3_user_guide_example() -> None:
     # Simulated buckets are unversioned: AWS omits versionId then (reference §1.3).
     record["s3"]["object"].pop("versionId", None)
     obj = record["s3"]["object"]
-    change = ObjectChange("mybucket", "HappyFace.jpg", "put", obj["size"], obj["eTag"],
-                          obj["sequencer"], 0)
-    identity = Identity("us-west-2", record["userIdentity"]["principalId"],
-                        record["s3"]["bucket"]["ownerIdentity"]["principalId"],
-                        record["requestParameters"]["sourceIPAddress"])
-    built = s3_events.build(change, record["s3"]["configurationId"], identity,
-                            record["responseElements"]["x-amz-request-id"],
-                            record["responseElements"]["x-amz-id-2"])
+    change = ObjectChange(
+        "mybucket", "HappyFace.jpg", "put", obj["size"], obj["eTag"], obj["sequencer"], 0
+    )
+    identity = Identity(
+        "us-west-2",
+        record["userIdentity"]["principalId"],
+        record["s3"]["bucket"]["ownerIdentity"]["principalId"],
+        record["requestParameters"]["sourceIPAddress"],
+    )
+    built = s3_events.build(
+        change,
+        record["s3"]["configurationId"],
+        identity,
+        record["responseElements"]["x-amz-request-id"],
+        record["responseElements"]["x-amz-id-2"],
+    )
     assert built == expected
     assert list(built["Records"][0]) == list(record)  # same field order as AWS
     assert list(built["Records"][0]["s3"]) == list(record["s3"])
@@ -56,10 +65,18 @@ def test_put_and_delete_shapes_match_real_aws_recordings() -> None:
     put_aws = next(m for m in messages if m["eventName"] == "ObjectCreated:Put")
     delete_aws = next(m for m in messages if m["eventName"] == "ObjectRemoved:Delete")
     identity = Identity("us-east-1")
-    put = s3_events.build(ObjectChange("b", "k", "put", 9, "437b930db84b8079c2dd804a71936b5f",
-                                       "0055AED6DCD90281E5", 0), "id", identity, "R", "H")
-    delete = s3_events.build(ObjectChange("b", "k", "delete", sequencer="0055AED6DCD90281E6"),
-                             "id", identity, "R", "H")
+    put = s3_events.build(
+        ObjectChange(
+            "b", "k", "put", 9, "437b930db84b8079c2dd804a71936b5f", "0055AED6DCD90281E5", 0
+        ),
+        "id",
+        identity,
+        "R",
+        "H",
+    )
+    delete = s3_events.build(
+        ObjectChange("b", "k", "delete", sequencer="0055AED6DCD90281E6"), "id", identity, "R", "H"
+    )
     assert _shape(put["Records"][0]) == _shape(put_aws)
     assert _shape(delete["Records"][0]) == _shape(delete_aws)
     assert set(delete["Records"][0]["s3"]["object"]) == {"key", "sequencer"}

@@ -13,10 +13,10 @@ import pytest
 
 from simulator import commands
 from simulator.cli import main
-from simulator.config import Config
+from simulator.core import config_parse
 from simulator.errors import VersionIntegrityError
-from simulator.journal import Journal
-from simulator.versions import VersionStore, code_sha256
+from simulator.store.journal import Journal
+from simulator.store.versions import VersionStore, code_sha256
 from tests.helpers import drop, handler_source, make_workspace, results, running, simple_config
 
 pytestmark = pytest.mark.integration
@@ -27,8 +27,11 @@ def workspace(tmp_path: Path, **function: Any) -> Path:
     seals it in the journal); alias `live` -> 1."""
     out = tmp_path / "out"
     out.mkdir()
-    ws = make_workspace(tmp_path / "ws", simple_config(out, aliases={"live": 1}, **function),
-                        {"fn": {"handler.py": handler_source("v1")}})
+    ws = make_workspace(
+        tmp_path / "ws",
+        simple_config(out, aliases={"live": 1}, **function),
+        {"fn": {"handler.py": handler_source("v1")}},
+    )
     assert commands.publish(ws, "fn", None) == "1"
     return ws
 
@@ -44,6 +47,7 @@ def edit_json(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
 def redirect_output(to: Path) -> Callable[[dict[str, Any]], None]:
     def edit(meta: dict[str, Any]) -> None:
         meta["Settings"]["environment"]["OUT"] = str(to)
+
     return edit
 
 
@@ -58,6 +62,7 @@ def rewrite_code_consistently(ws: Path, tag: str) -> Path:
     def edit(meta: dict[str, Any]) -> None:
         meta["Files"]["handler.py"] = hashlib.sha256(handler.read_bytes()).hexdigest()
         meta["CodeSha256"] = code_sha256(meta["Files"])
+
     edit_json(folder / "version.json", edit)
     return handler
 
@@ -82,8 +87,11 @@ def test_edited_settings_refuse_the_cold_start_and_dead_letter(tmp_path: Path) -
 
 def test_settings_edited_while_running_refuse_the_next_cold_start(tmp_path: Path) -> None:
     ws = workspace(tmp_path)
-    (ws / "config.yaml").write_text((ws / "config.yaml").read_text().replace(
-        "simulator:", "simulator:\n  force_cold_start: true"))
+    (ws / "config.yaml").write_text(
+        (ws / "config.yaml")
+        .read_text()
+        .replace("simulator:", "simulator:\n  force_cold_start: true")
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     with running(ws) as (_, log):
@@ -93,8 +101,9 @@ def test_settings_edited_while_running_refuse_the_next_cold_start(tmp_path: Path
         drop(ws / "buckets/uploads/b.txt")
         (failure,) = log.wait_for(log.named("version.integrity_failed"))
     assert failure["parts"] == ["settings"]
-    assert [r["event"]["Records"][0]["s3"]["object"]["key"] for r in results(tmp_path / "out")] \
-        == ["a.txt"]
+    assert [r["event"]["Records"][0]["s3"]["object"]["key"] for r in results(tmp_path / "out")] == [
+        "a.txt"
+    ]
     assert results(elsewhere) == []
 
 
@@ -138,8 +147,10 @@ def test_a_fresh_clone_seals_its_versions_on_first_sight(tmp_path: Path) -> None
     finally:
         journal.close()
     assert seal is not None
-    assert seal.code_sha256 == json.loads((ws / "versions/fn/1/version.json").read_text())[
-        "CodeSha256"]
+    assert (
+        seal.code_sha256
+        == json.loads((ws / "versions/fn/1/version.json").read_text())["CodeSha256"]
+    )
     rewrite_code_consistently(ws, "rewritten")
     with pytest.raises(VersionIntegrityError):
         commands.validate(ws)
@@ -149,8 +160,9 @@ def test_publish_without_a_simulator_records_the_seal(tmp_path: Path) -> None:
     ws = workspace(tmp_path)
     db = sqlite3.connect(ws / ".s3sim/journal.sqlite3")
     try:
-        rows = db.execute("SELECT function, number, code_sha256, settings_sha256 "
-                          "FROM versions").fetchall()
+        rows = db.execute(
+            "SELECT function, number, code_sha256, settings_sha256 FROM versions"
+        ).fetchall()
     finally:
         db.close()
     meta = json.loads((ws / "versions/fn/1/version.json").read_text())
@@ -162,7 +174,7 @@ def test_store_without_journal_still_checks_version_json_against_itself(tmp_path
     src.mkdir()
     (src / "handler.py").write_text("x = 1\n")
     store = VersionStore(tmp_path / "versions")
-    function = Config.from_mapping(simple_config(tmp_path)).functions["fn"]
+    function = config_parse.parse(simple_config(tmp_path)).functions["fn"]
     version, _ = store.publish(function, src)
     edit_json(version.meta_path, lambda meta: meta["Settings"].update(timeout=9))
     with pytest.raises(VersionIntegrityError) as info:
@@ -174,14 +186,15 @@ def planted_pyc(source: Path, kind: str, code: str) -> bytes:
     """A .pyc of other code that the default import system would accept for `source`:
     a timestamp pyc stamped with the source's mtime and size, or an unchecked-hash pyc
     carrying the source's own hash."""
-    from importlib.util import MAGIC_NUMBER, source_hash
     import marshal
+    from importlib.util import MAGIC_NUMBER, source_hash
 
     body = marshal.dumps(compile(code, str(source), "exec"))
     if kind == "timestamp":
         st = source.stat()
-        stamp = (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little") + \
-            (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+        stamp = (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little") + (
+            st.st_size & 0xFFFFFFFF
+        ).to_bytes(4, "little")
         return MAGIC_NUMBER + (0).to_bytes(4, "little") + stamp + body
     return MAGIC_NUMBER + (0b01).to_bytes(4, "little") + source_hash(source.read_bytes()) + body
 
@@ -192,13 +205,18 @@ def cache_file(ws: Path, source: Path) -> Path:
     import sys
 
     folder = Path(os.path.realpath(source.parent))
-    return ws / ".s3sim/pycache" / str(folder).lstrip(os.sep) / \
-        f"{source.stem}.{sys.implementation.cache_tag}.pyc"
+    return (
+        ws
+        / ".s3sim/pycache"
+        / str(folder).lstrip(os.sep)
+        / f"{source.stem}.{sys.implementation.cache_tag}.pyc"
+    )
 
 
 @pytest.mark.parametrize("kind", ["timestamp", "unchecked-hash"])
 def test_planted_byte_code_never_runs_instead_of_the_published_source(
-        tmp_path: Path, kind: str) -> None:
+    tmp_path: Path, kind: str
+) -> None:
     ws = workspace(tmp_path)
     source = ws / "versions/fn/1/code/handler.py"
     pyc = cache_file(ws, source)

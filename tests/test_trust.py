@@ -49,7 +49,8 @@ def test_a_file_renamed_into_a_new_folder_right_after_first_ready_fires(tmp_path
 
 
 def test_kill_9_right_after_first_ready_then_changes_while_down_fire(
-        tmp_path: Path, simulator: Any) -> None:
+    tmp_path: Path, simulator: Any
+) -> None:
     """Item 2: the first-start marker was written after the first scan, so a kill soon after
     the first start made the next start a first start again: changes made while it was down
     were only recorded."""
@@ -65,14 +66,17 @@ def test_kill_9_right_after_first_ready_then_changes_while_down_fire(
     assert keys_called(tmp_path) == ["while-down.txt"]
 
 
-BLOCKING_HANDLER = COUNTING_HANDLER.replace('''    failed = random.random() < FAIL''', '''    if key == "slow.txt":  # holds its outcome back until the test says so
+BLOCKING_HANDLER = COUNTING_HANDLER.replace(
+    """    failed = random.random() < FAIL""",
+    """    if key == "slow.txt":  # holds its outcome back until the test says so
         open(os.path.join(os.environ["OUT"], "slow.started"), "w").close()
         release = os.path.join(os.environ["OUT"], "release")
         for _ in range(6000):
             if os.path.exists(release):
                 break
             time.sleep(0.01)
-    failed = random.random() < FAIL''').replace("import os, random", "import os, random, time")
+    failed = random.random() < FAIL""",
+).replace("import os, random", "import os, random, time")
 
 
 @pytest.fixture
@@ -80,8 +84,13 @@ def small_disk(tmp_path: Path) -> Any:
     """A 16 MiB tmpfs: a real file system that fills up (mounting needs root, as CI has)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)]).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)]
+        ).returncode
+        != 0
+    ):
         pytest.skip("mounting a tmpfs needs root")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=True)
@@ -111,7 +120,8 @@ def wait_until(predicate: Any, timeout_s: float = 60.0, what: str = "") -> None:
 
 
 def test_disk_full_neither_kills_a_thread_nor_loses_an_event(
-        tmp_path: Path, small_disk: Path, simulator: Any) -> None:
+    tmp_path: Path, small_disk: Path, simulator: Any
+) -> None:
     """Item 3: with the workspace on a full file system, a log line raised ENOSPC inside the
     scheduler's error handler and killed the thread: nothing was processed after space came
     back. Now: logging drops lines (and says so later), journal writes are retried, and
@@ -132,16 +142,22 @@ def test_disk_full_neither_kills_a_thread_nor_loses_an_event(
         os.rename(ws / "staging" / name, ws / "buckets/uploads" / name)
     # The console (a terminal, not on the full disk) shows both writers failing and retrying.
     for name in ("journal.write_failed", "intake.error"):
-        wait_until(lambda: any(e.get("event") == name for e in sim.console_events()), what=name)
+        wait_until(lambda n=name: any(e.get("event") == n for e in sim.console_events()), what=name)
     filler.unlink()  # space returns
     expected = sorted(["slow.txt", *staged])
     wait_until(lambda: keys_called(tmp_path) == expected, what="every event to be handled")
-    wait_until(lambda: sorted(k for _, k, s, _ in journal_rows(ws) if s == "done") == expected,
-               what="every outcome to be recorded")
+    wait_until(
+        lambda: sorted(k for _, k, s, _ in journal_rows(ws) if s == "done") == expected,
+        what="every outcome to be recorded",
+    )
     assert sim.proc.poll() is None, "the simulator must still run"
     assert [a for _, k, _, a in journal_rows(ws) if k == "slow.txt"] == [1]  # not re-run
-    status = subprocess.run([sys.executable, "-m", "simulator", "-w", str(ws), "status"],
-                            capture_output=True, text=True, check=True)
+    status = subprocess.run(
+        [sys.executable, "-m", "simulator", "-w", str(ws), "status"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert status.stdout.startswith("simulator: running")
 
 
@@ -158,12 +174,15 @@ def test_log_lines_that_cannot_be_written_are_counted_not_raised(tmp_path: Path)
     sink(None, "", {"event": "y.happened"})
     lines = [json.loads(line) for line in good.read_text().splitlines()]
     assert [(e["event"], e.get("count"), e.get("reason")) for e in lines] == [
-        ("log.lines_dropped", 3, "No space left on device"), ("y.happened", None, None)]
+        ("log.lines_dropped", 3, "No space left on device"),
+        ("y.happened", None, None),
+    ]
     os.close(full)
 
 
 def test_state_folder_removed_while_running_is_restored_and_still_locks(
-        tmp_path: Path, simulator: Any) -> None:
+    tmp_path: Path, simulator: Any
+) -> None:
     """Item 4: with .s3sim/ removed, the simulator went on writing a deleted database, and a
     second `s3sim run` got in because the lock file had gone: both ran the same handler."""
     import shutil
@@ -175,15 +194,26 @@ def test_state_folder_removed_while_running_is_restored_and_still_locks(
     drop(ws / "buckets/uploads/before.txt")
     wait_until(lambda: keys_called(tmp_path) == ["before.txt"], what="before.txt")
     shutil.rmtree(ws / ".s3sim")
-    second = subprocess.run([sys.executable, "-m", "simulator", "-w", str(ws), "run",
-                             "--exit-when-idle"], capture_output=True, text=True, timeout=60)
+    second = subprocess.run(
+        [sys.executable, "-m", "simulator", "-w", str(ws), "run", "--exit-when-idle"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert second.returncode == 2
     assert "another s3sim is already running" in second.stderr
-    wait_until(lambda: any(e.get("event") == "state.restored" for e in sim.console_events()),
-               what="state.restored")
+    wait_until(
+        lambda: any(e.get("event") == "state.restored" for e in sim.console_events()),
+        what="state.restored",
+    )
     drop(ws / "buckets/uploads/after.txt")
     wait_until(lambda: keys_called(tmp_path) == ["after.txt", "before.txt"], what="after.txt")
-    wait_until(lambda: sorted(k for _, k, s, _ in journal_rows(ws) if s == "done")
-               == ["after.txt", "before.txt"], what="both outcomes in the restored journal")
+    wait_until(
+        lambda: (
+            sorted(k for _, k, s, _ in journal_rows(ws) if s == "done")
+            == ["after.txt", "before.txt"]
+        ),
+        what="both outcomes in the restored journal",
+    )
     assert (ws / ".s3sim/last-good-config.yaml").exists()
     assert (ws / ".s3sim/logs/events.jsonl").exists()

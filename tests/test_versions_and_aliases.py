@@ -6,18 +6,27 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simulator.config import Config
+from simulator.core import config_parse
+from simulator.core.config import Config
 from simulator.errors import VersionIntegrityError
-from simulator.versions import VersionStore
+from simulator.store.versions import VersionStore
 from tests.helpers import (
-    ARN, EventLog, drop, handler_source, make_workspace, results, running, simple_config, write_config,
+    ARN,
+    EventLog,
+    drop,
+    handler_source,
+    make_workspace,
+    results,
+    running,
+    simple_config,
+    write_config,
 )
 
 pytestmark = pytest.mark.integration
 
 
 def fn_config(out: Path) -> Config:
-    return Config.from_mapping(simple_config(out))
+    return config_parse.parse(simple_config(out))
 
 
 def test_publish_snapshots_and_returns_last_version_when_unchanged(tmp_path: Path) -> None:
@@ -45,9 +54,9 @@ def test_configuration_only_change_is_a_new_version(tmp_path: Path) -> None:
     (src / "handler.py").write_text("x = 1\n")
     store = VersionStore(tmp_path / "versions")
     raw = simple_config(tmp_path)
-    store.publish(Config.from_mapping(raw).functions["fn"], src)
+    store.publish(config_parse.parse(raw).functions["fn"], src)
     raw["functions"]["fn"]["timeout"] = 9
-    v2, created = store.publish(Config.from_mapping(raw).functions["fn"], src)
+    v2, created = store.publish(config_parse.parse(raw).functions["fn"], src)
     assert (v2.number, created, v2.settings["timeout"]) == (2, True, 9)
 
 
@@ -74,7 +83,8 @@ def test_numbers_are_never_reused(tmp_path: Path) -> None:
         (src / "handler.py").write_text(f"x = {i}\n")
         store.publish(function, src)
     import shutil
-    from simulator.versions import _make_writable
+
+    from simulator.store.versions import _make_writable
 
     _make_writable(tmp_path / "versions" / "fn" / "2")
     shutil.rmtree(tmp_path / "versions" / "fn" / "2")
@@ -85,10 +95,13 @@ def test_numbers_are_never_reused(tmp_path: Path) -> None:
 def published_workspace(tmp_path: Path) -> Path:
     out = tmp_path / "out"
     out.mkdir()
-    ws = make_workspace(tmp_path / "ws", simple_config(out, aliases={"live": "$LATEST"}),
-                        {"fn": {"handler.py": handler_source("v1")}})
+    ws = make_workspace(
+        tmp_path / "ws",
+        simple_config(out, aliases={"live": "$LATEST"}),
+        {"fn": {"handler.py": handler_source("v1")}},
+    )
     store = VersionStore(ws / "versions")
-    function = Config.from_mapping(yaml.safe_load((ws / "config.yaml").read_text())).functions["fn"]
+    function = config_parse.parse(yaml.safe_load((ws / "config.yaml").read_text())).functions["fn"]
     store.publish(function, ws / "functions" / "fn")
     (ws / "functions/fn/handler.py").write_text(handler_source("v2"))
     store.publish(function, ws / "functions" / "fn")
@@ -134,8 +147,10 @@ def test_invalid_reload_keeps_last_good_config(tmp_path: Path) -> None:
         drop(ws / "buckets/uploads/a.txt")
         log.wait_for(log.named("invoke.report"))
     assert bad_yaml["problems"][0].startswith("config.yaml: line 2, column 1: invalid YAML")
-    assert rejected[1]["problems"] == [f"config.yaml: functions.fn.aliases.live: Function not found: "
-                                       f"{ARN}:fn:7 (publish it first: s3sim publish fn)"]
+    assert rejected[1]["problems"] == [
+        f"config.yaml: functions.fn.aliases.live: Function not found: "
+        f"{ARN}:fn:7 (publish it first: s3sim publish fn)"
+    ]
     (result,) = results(tmp_path / "out")
     assert result["context"]["function_version"] == "1"
 
@@ -172,8 +187,9 @@ def edit_latest_between_two_events(ws: Path, tag: str) -> EventLog:
 def test_latest_edit_recycles_warm_environment_but_not_versions(tmp_path: Path) -> None:
     ws = published_workspace(tmp_path)
     edit_latest_between_two_events(ws, "v3")
-    by_key = {r["event"]["Records"][0]["s3"]["object"]["key"]: r["tag"]
-              for r in results(tmp_path / "out")}
+    by_key = {
+        r["event"]["Records"][0]["s3"]["object"]["key"]: r["tag"] for r in results(tmp_path / "out")
+    }
     assert by_key == {"a.txt": "v2", "b.txt": "v3"}
     store = VersionStore(ws / "versions")
     assert "TAG = 'v1'" in (store.load("fn", 1).code_dir / "handler.py").read_text()

@@ -1,0 +1,245 @@
+"""One invocation: resolve the ARN, check out an environment, run, log START/END/REPORT."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from simulator.core import aliases
+from simulator.core.arn import LATEST, FunctionArn
+from simulator.core.config import Config
+from simulator.errors import LambdaApiError, SimulatorError, VersionIntegrityError
+from simulator.lambdas.environment import Environment, Result, Spec
+from simulator.lambdas.pool import Pool
+from simulator.store.versions import VersionStore
+
+log = structlog.get_logger("s3sim")
+INIT_LIMIT_S = 10.0  # Lambda's init phase limit for on-demand functions
+INTEGRITY_ERROR = "S3sim.VersionIntegrityError"  # a published version's code or settings
+# no longer match their seal; the invocation fails (and is retried / dead-lettered as usual)
+RUNTIME_VERSION = f"python:{sys.version_info[0]}.{sys.version_info[1]}.s3sim"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    request_id: str
+    invoked: str
+    function: str
+    version: str | None  # None when the ARN did not resolve
+    alias: str | None
+    result: Result
+    cold: bool
+
+
+class Invoker:
+    def __init__(
+        self,
+        workspace: Path,
+        pool: Pool,
+        store: VersionStore,
+        published: Callable[[], Mapping[str, frozenset[int]]],
+        rng: random.Random,
+    ) -> None:
+        self._workspace = workspace
+        self._pool = pool
+        self._store = store
+        self._published = published
+        self._rng = rng
+        self._rng_lock = threading.Lock()
+
+    def _random(self) -> float:
+        with self._rng_lock:
+            return self._rng.random()
+
+    def invoke(
+        self, config: Config, arn: FunctionArn, event: Any, request_id: str, **fields: Any
+    ) -> Invocation:
+        bound = log.bind(request_id=request_id, function=arn.function, **fields)
+        try:
+            resolution = aliases.resolve(config, self._published(), arn, self._random)
+        except LambdaApiError as exc:
+            bound.error("invoke.failed", arn=str(arn), error_type=exc.code, error=exc.message)
+            return Invocation(
+                request_id,
+                str(arn),
+                arn.function,
+                None,
+                None,
+                _failure(exc.code, exc.message),
+                False,
+            )
+        bound = bound.bind(version=resolution.version, alias=resolution.alias)
+        if resolution.alias is not None:
+            bound.info(
+                "alias.resolved", arn=str(arn), alias=resolution.alias, version=resolution.version
+            )
+        try:
+            spec = self.spec(config, resolution.function, resolution.version)
+        except SimulatorError as exc:
+            bound.error("invoke.failed", error_type=INTEGRITY_ERROR, error=str(exc))
+            return Invocation(
+                request_id,
+                str(arn),
+                arn.function,
+                resolution.version,
+                resolution.alias,
+                _failure(INTEGRITY_ERROR, str(exc)),
+                False,
+            )
+        result, cold = self._run(spec, arn, event, request_id, bound)
+        return Invocation(
+            request_id, str(arn), arn.function, resolution.version, resolution.alias, result, cold
+        )
+
+    def spec(self, config: Config, function: str, version: str) -> Spec:
+        fn = config.functions[function]
+        if version == LATEST:
+            code_dir, settings = self._workspace / "functions" / function, fn.version_settings()
+            generation = self._pool.generation(function)
+        else:
+            published = self._store.load(function, int(version), verify=False)
+            code_dir, settings, generation = published.code_dir, published.settings, 0
+        return Spec(
+            function,
+            version,
+            code_dir,
+            settings["handler"],
+            int(settings["timeout"]),
+            int(settings["memory"]),
+            settings["environment"],
+            config.region,
+            generation,
+            self._workspace / ".s3sim" / "pycache",
+            cache_bytecode=version != LATEST,
+        )
+
+    def _run(
+        self, spec: Spec, arn: FunctionArn, event: Any, request_id: str, bound: Any
+    ) -> tuple[Result, bool]:
+        env, cold = self._pool.checkout(spec)
+        on_output = _output_logger(bound)
+        try:
+            if cold:
+                failure = self._start(env, spec, on_output, request_id)
+                if failure is not None:
+                    self._log_start(bound, spec)
+                    self._log_finish(bound, spec, failure, request_id)
+                    return failure, cold
+            self._log_start(bound, spec)
+            deadline_ms = int(time.time() * 1000) + spec.timeout_s * 1000
+            result = env.invoke(request_id, str(arn), event, on_output, deadline_ms)
+            if cold:
+                result = _with_init(result, env.init_ms)
+            self._log_finish(bound, spec, result, request_id)
+            return result, cold
+        finally:
+            self._pool.checkin(env)
+
+    def _start(
+        self, env: Environment, spec: Spec, on_output: Callable[[str], None], request_id: str
+    ) -> Result | None:
+        if spec.version != LATEST:  # sealed code and settings, checked at every start
+            try:
+                self._store.verify(spec.function, int(spec.version))
+            except SimulatorError as exc:
+                _log_integrity(exc, spec)
+                return _failure(INTEGRITY_ERROR, str(exc), environment_lost=True)
+        log.bind(request_id=request_id, function=spec.function, version=spec.version).info(
+            "invoke.init_start", runtime=RUNTIME_VERSION
+        )
+        return env.start(on_output, time.monotonic() + INIT_LIMIT_S, self._pool.spares.take())
+
+    @staticmethod
+    def _log_start(bound: Any, spec: Spec) -> None:
+        bound.info("invoke.start", version=spec.version)
+
+    @staticmethod
+    def _log_finish(bound: Any, spec: Spec, result: Result, request_id: str) -> None:
+        if result.error_type == "Sandbox.Timedout":
+            stamp = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+            bound.error(
+                "function.log",
+                message=f"{stamp.replace('+00:00', 'Z')} {request_id} "
+                f"Task timed out after {spec.timeout_s:.2f} seconds",
+            )
+        if not result.ok:
+            bound.error(
+                "invoke.failed", error_type=result.error_type, error=_error_message(result.payload)
+            )
+        # One event ends an invocation; the console shows it as CloudWatch's END + REPORT.
+        bound.info("invoke.report", **report_fields(result, spec.memory_mb))
+
+
+def _log_integrity(exc: SimulatorError, spec: Spec) -> None:
+    parts = list(exc.parts) if isinstance(exc, VersionIntegrityError) else []
+    path = exc.path if isinstance(exc, VersionIntegrityError) else ""
+    log.error(
+        "version.integrity_failed",
+        function=spec.function,
+        version=spec.version,
+        parts=parts,
+        path=path,
+        error=str(exc),
+    )
+
+
+def _failure(error_type: str, message: str, environment_lost: bool = False) -> Result:
+    """An invocation that failed before the handler ran."""
+    return Result(
+        False,
+        {"errorType": error_type, "errorMessage": message},
+        error_type,
+        0.0,
+        0,
+        None,
+        environment_lost,
+    )
+
+
+def report_fields(result: Result, memory_mb: int) -> dict[str, Any]:
+    """REPORT line values: Duration 2 decimals, Billed Duration ceil(ms) (+ init on cold starts)."""
+    billed = math.ceil(result.duration_ms + (result.init_ms or 0.0))
+    fields: dict[str, Any] = {
+        "duration_ms": round(result.duration_ms, 2),
+        "billed_ms": max(billed, 1),
+        "memory_mb": memory_mb,
+        "max_memory_mb": result.max_memory_mb,
+        "status": "success" if result.ok else (result.error_type or "error"),
+    }
+    if result.init_ms is not None:
+        fields["init_ms"] = round(result.init_ms, 2)
+    return fields
+
+
+def _with_init(result: Result, init_ms: float) -> Result:
+    return Result(
+        result.ok,
+        result.payload,
+        result.error_type,
+        result.duration_ms,
+        result.max_memory_mb,
+        init_ms,
+        result.environment_lost,
+    )
+
+
+def _error_message(payload: Any) -> str:
+    return str(payload.get("errorMessage", "")) if isinstance(payload, dict) else str(payload)
+
+
+def _output_logger(bound: Any) -> Callable[[str], None]:
+    def emit(text: str) -> None:
+        for line in text.splitlines() or [""]:
+            bound.info("function.log", message=line)
+
+    return emit

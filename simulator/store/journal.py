@@ -1,0 +1,433 @@
+"""The SQLite journal: accepted events and their attempts, the object index, dead letters.
+
+An event counts as accepted once its row is committed. WAL mode with synchronous=NORMAL
+survives a crash or kill of the process (power loss is out of scope). One connection,
+serialised by a lock: SQLite allows one writer anyway, and batches keep transactions few.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    target TEXT NOT NULL,              -- the invoked ARN (often an alias ARN)
+    function TEXT NOT NULL,
+    bucket TEXT NOT NULL DEFAULT '',
+    key TEXT NOT NULL DEFAULT '',
+    payload TEXT NOT NULL,             -- the event, as JSON
+    accepted_s REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_s REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',   -- pending | done | dead | replayed (a dead
+                                             -- letter whose replay was queued)
+    condition TEXT,
+    last_error TEXT,
+    executed_version TEXT,
+    finished_s REAL,
+    replay_of INTEGER,                 -- the dead letter this delivery replays
+    replayed_as TEXT                   -- of a replayed dead letter: its replay's request id
+);
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(state) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS objects (
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (       -- from the CLI to a running simulator
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,                     -- replay | refire
+    body TEXT NOT NULL,
+    created_s REAL NOT NULL,
+    done_s REAL
+);
+CREATE TABLE IF NOT EXISTS versions (       -- the seal of each published version, kept
+    function TEXT NOT NULL,                 -- outside its folder: version.json cannot
+    number INTEGER NOT NULL,                -- vouch for itself
+    code_sha256 TEXT NOT NULL,
+    settings_sha256 TEXT NOT NULL,
+    files TEXT NOT NULL,                    -- {path: sha256}, to name the file that changed
+    first_seen_s REAL NOT NULL,
+    PRIMARY KEY (function, number)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    request_id: str
+    target: str
+    function: str
+    bucket: str
+    key: str
+    payload: dict[str, Any]
+    accepted_s: float
+
+
+@dataclass(frozen=True)
+class Delivery(NewDelivery):
+    id: int
+    attempts: int
+    due_s: float
+    state: str
+    condition: str | None = None
+    last_error: str | None = None
+    executed_version: str | None = None
+    replayed_as: str | None = None
+
+
+@dataclass(frozen=True)
+class VersionSeal:
+    """What a published version held when it was published (or first seen)."""
+
+    function: str
+    number: int
+    code_sha256: str
+    settings_sha256: str
+    files: dict[str, str]
+    first_seen_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    size: int
+    mtime_ns: int
+    etag: str
+
+
+_DELIVERY_COLUMNS = (
+    "request_id, target, function, bucket, key, payload, accepted_s, id, "
+    "attempts, due_s, state, condition, last_error, executed_version, "
+    "replayed_as"
+)
+DEAD_LETTER_STATES = ("dead", "replayed")
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._read_lock = threading.Lock()
+        self._db, self._reader, self._identity = self._open()
+        self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _open(self) -> tuple[sqlite3.Connection, sqlite3.Connection, tuple[int, int]]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        # Reads get their own connection: in WAL mode they never wait for a writer's
+        # transaction (an intake batch must not hold up invocations loading their event).
+        reader = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=30
+        )
+        st = os.stat(self.path)
+        return db, reader, (st.st_dev, st.st_ino)
+
+    def removed(self) -> bool:
+        """The database file was deleted or replaced under the open connections (someone
+        removed the state folder): writes still go to the unlinked file, so nothing is lost
+        yet, but no other process can see them."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        return (st.st_dev, st.st_ino) != self._identity
+
+    def restore(self) -> None:
+        """Write the open database (what the unlinked file holds, WAL included) back to its
+        path and continue on the copy: every accepted event, retry and dead letter kept."""
+        with self._lock, self._read_lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for suffix in ("", "-wal", "-shm"):  # a stranger's file in our place goes
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            target = sqlite3.connect(self.path)
+            try:
+                self._db.backup(target)
+            finally:
+                target.close()
+            self._db.close()
+            self._reader.close()
+            self._db, self._reader, self._identity = self._open()
+
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
+        with self._read_lock:
+            return self._reader.execute(sql, tuple(args)).fetchall()
+
+    def _migrate(self) -> None:
+        """Columns added since older journals were written. In a write transaction, so CLI
+        processes opening the journal at once do not both add a column."""
+        with self.transaction() as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(deliveries)")}
+            for name, kind in (("replay_of", "INTEGER"), ("replayed_as", "TEXT")):
+                if name not in columns:
+                    db.execute(f"ALTER TABLE deliveries ADD COLUMN {name} {kind}")
+
+    def close(self) -> None:
+        with self._lock, self._read_lock:
+            self._db.close()
+            self._reader.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- requests from the CLI ---------------------------------------------------------------
+    def add_request(self, kind: str, body: dict[str, Any]) -> int:
+        with self.transaction() as db:
+            return self.insert_request(db, kind, body)
+
+    @staticmethod
+    def insert_request(db: sqlite3.Connection, kind: str, body: dict[str, Any]) -> int:
+        cursor = db.execute(
+            "INSERT INTO requests(kind, body, created_s) VALUES(?, ?, ?)",
+            (kind, json.dumps(body), time.time()),
+        )
+        return int(cursor.lastrowid or 0)
+
+    # -- dead letters and their replays ------------------------------------------------------
+    @staticmethod
+    def dead_letter_states(
+        db: sqlite3.Connection, ids: list[int], function: str | None
+    ) -> dict[int, tuple[str, str | None]]:
+        """(state, replayed_as) of those ids that are dead letters (of `function`), read
+        inside the caller's transaction so the decision and the marking are one."""
+        marks = ",".join("?" * len(ids))
+        rows = db.execute(
+            f"SELECT id, state, replayed_as, function FROM deliveries WHERE id IN "
+            f"({marks}) AND state IN ('dead', 'replayed')",
+            ids,
+        ).fetchall()
+        return {int(i): (str(s), r) for i, s, r, f in rows if function in (None, f)}
+
+    @staticmethod
+    def dead_letter_ids(
+        db: sqlite3.Connection, states: tuple[str, ...], function: str | None
+    ) -> list[int]:
+        marks = ",".join("?" * len(states))
+        rows = db.execute(
+            f"SELECT id FROM deliveries WHERE state IN ({marks}) "
+            f"AND (? IS NULL OR function = ?) ORDER BY id",
+            (*states, function, function),
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    @staticmethod
+    def mark_replayed(db: sqlite3.Connection, delivery_id: int, request_id: str) -> bool:
+        """A dead letter is replayed at most once unless asked again: this state change is
+        what `s3sim replay` claims, in the transaction that queues the replay."""
+        cursor = db.execute(
+            "UPDATE deliveries SET state = 'replayed', replayed_as = ? "
+            "WHERE id = ? AND state IN ('dead', 'replayed')",
+            (request_id, delivery_id),
+        )
+        return cursor.rowcount == 1
+
+    def open_requests(self) -> list[tuple[int, str, dict[str, Any]]]:
+        rows = self._read("SELECT id, kind, body FROM requests WHERE done_s IS NULL ORDER BY id")
+        return [(int(i), str(k), json.loads(b)) for i, k, b in rows]
+
+    @staticmethod
+    def finish_request(db: sqlite3.Connection, request_id: int) -> None:
+        db.execute("UPDATE requests SET done_s = ? WHERE id = ?", (time.time(), request_id))
+
+    # -- meta --------------------------------------------------------------------------------
+    def get_meta(self, name: str) -> str | None:
+        rows = self._read("SELECT value FROM meta WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else None
+
+    @staticmethod
+    def set_meta(db: sqlite3.Connection, name: str, value: str) -> None:
+        db.execute(
+            "INSERT INTO meta(name, value) VALUES(?, ?) ON CONFLICT(name) "
+            "DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    # -- version seals -----------------------------------------------------------------------
+    def version_seal(self, function: str, number: int) -> VersionSeal | None:
+        rows = self._read(
+            "SELECT code_sha256, settings_sha256, files, first_seen_s FROM versions "
+            "WHERE function = ? AND number = ?",
+            (function, number),
+        )
+        if not rows:
+            return None
+        code, settings, files, first_seen_s = rows[0]
+        return VersionSeal(function, number, code, settings, json.loads(files), first_seen_s)
+
+    def sealed_versions(self) -> set[tuple[str, int]]:
+        return {(str(f), int(n)) for f, n in self._read("SELECT function, number FROM versions")}
+
+    def seal_version(self, seal: VersionSeal, replace: bool = False) -> VersionSeal:
+        """Record a seal; returns the one in force. First sight never overwrites a record
+        (`replace=False`): the first record wins. Publishing does (`replace=True`): it is
+        the one act that makes a version, e.g. after its number was freed by a lost counter."""
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        with self.transaction() as db:
+            db.execute(
+                f"{verb} INTO versions(function, number, code_sha256, settings_sha256, "
+                f"files, first_seen_s) VALUES(?, ?, ?, ?, ?, ?)",
+                (
+                    seal.function,
+                    seal.number,
+                    seal.code_sha256,
+                    seal.settings_sha256,
+                    json.dumps(seal.files, sort_keys=True),
+                    seal.first_seen_s or time.time(),
+                ),
+            )
+        recorded = self.version_seal(seal.function, seal.number)
+        assert recorded is not None
+        return recorded
+
+    # -- object index ------------------------------------------------------------------------
+    def lookup(self, bucket: str, key: str) -> IndexEntry | None:
+        rows = self._read(
+            "SELECT size, mtime_ns, etag FROM objects WHERE bucket = ? AND key = ?", (bucket, key)
+        )
+        return IndexEntry(*rows[0]) if rows else None
+
+    def index(self, bucket: str) -> dict[str, IndexEntry]:
+        rows = self._read(
+            "SELECT key, size, mtime_ns, etag FROM objects WHERE bucket = ?", (bucket,)
+        )
+        return {key: IndexEntry(size, mtime, etag) for key, size, mtime, etag in rows}
+
+    def indexed_buckets(self) -> list[str]:
+        return [r[0] for r in self._read("SELECT DISTINCT bucket FROM objects")]
+
+    @staticmethod
+    def put_object(db: sqlite3.Connection, bucket: str, key: str, entry: IndexEntry) -> None:
+        db.execute(
+            "INSERT INTO objects(bucket, key, size, mtime_ns, etag) VALUES(?, ?, ?, ?, ?) "
+            "ON CONFLICT(bucket, key) DO UPDATE SET size = excluded.size, "
+            "mtime_ns = excluded.mtime_ns, etag = excluded.etag",
+            (bucket, key, entry.size, entry.mtime_ns, entry.etag),
+        )
+
+    @staticmethod
+    def delete_object(db: sqlite3.Connection, bucket: str, key: str) -> None:
+        db.execute("DELETE FROM objects WHERE bucket = ? AND key = ?", (bucket, key))
+
+    # -- deliveries --------------------------------------------------------------------------
+    @staticmethod
+    def insert(db: sqlite3.Connection, new: NewDelivery, replay_of: int | None = None) -> int:
+        cursor = db.execute(
+            "INSERT INTO deliveries(request_id, target, function, bucket, key, payload, "
+            "accepted_s, due_s, replay_of) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                new.request_id,
+                new.target,
+                new.function,
+                new.bucket,
+                new.key,
+                orjson.dumps(new.payload).decode(),
+                new.accepted_s,
+                new.accepted_s,
+                replay_of,
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def load(self, delivery_id: int) -> Delivery:
+        rows = self._read(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
+        )
+        return _delivery(rows[0])
+
+    def load_many(self, ids: list[int]) -> list[Delivery]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self._read(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id IN ({marks}) ORDER BY id", ids
+        )
+        return [_delivery(r) for r in rows]
+
+    def open_deliveries(self) -> list[tuple[int, str, float]]:
+        """(id, function, due_s) of every delivery not yet finished: the work to resume."""
+        with self._lock:
+            return [
+                (int(i), str(f), float(d))
+                for i, f, d in self._db.execute(
+                    "SELECT id, function, due_s FROM deliveries WHERE state = 'pending' ORDER BY id"
+                )
+            ]
+
+    def query(
+        self,
+        state: str | tuple[str, ...] | None = None,
+        limit: int = 1000,
+        function: str | None = None,
+    ) -> list[Delivery]:
+        states = (state,) if isinstance(state, str) else state or ()
+        clauses = [f"state IN ({','.join('?' * len(states))})"] if states else []
+        clauses += ["function = ?"] if function else []
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        args = (*states, *((function,) if function else ()))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries {where} ORDER BY id DESC LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+        return [_delivery(r) for r in rows]
+
+    def open_summary(self) -> list[tuple[str, str, int, float]]:
+        """(function, state, attempts, due_s) of every open delivery, for status output."""
+        with self._lock:
+            return [
+                (str(f), str(s), int(a), float(d))
+                for f, s, a, d in self._db.execute(
+                    "SELECT function, state, attempts, due_s FROM deliveries "
+                    "WHERE state = 'pending'"
+                )
+            ]
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT function, state, count(*) FROM deliveries GROUP BY function, state"
+            ).fetchall()
+        return {(f, s): int(n) for f, s, n in rows}
+
+
+FINISH_SQL = (
+    "UPDATE deliveries SET state = ?, attempts = ?, condition = ?, last_error = ?, "
+    "executed_version = ?, finished_s = ? WHERE id = ?"
+)
+RESCHEDULE_SQL = (
+    "UPDATE deliveries SET attempts = ?, due_s = ?, last_error = ?, "
+    "executed_version = ? WHERE id = ?"
+)
+
+
+def _delivery(row: tuple[Any, ...]) -> Delivery:
+    values = list(row)
+    values[5] = orjson.loads(values[5])
+    return Delivery(*values)
