@@ -180,11 +180,7 @@ def _run(ws: Path, exit_when_idle: bool, as_json: bool) -> int:
         signal.signal(sig, lambda *_: stop.set())  # only hands off; the main thread stops
     runtime.start()
     try:
-        idle_checks = 0
-        while not stop.wait(0.05) and not runtime.fatal.is_set():
-            idle_checks = idle_checks + 1 if exit_when_idle and runtime.idle() else 0
-            if idle_checks >= 4:  # idle across 200 ms: nothing in flight, nothing settling
-                break
+        runtime.supervise(stop, exit_when_idle)
     finally:
         runtime.stop()
     if runtime.fatal.is_set():

@@ -1,26 +1,34 @@
 """The composition root: builds every part, owns every thread and process, starts and stops
-them in a written order.
+them in a written order, and runs the supervisor loop.
 
 Start: lock the workspace -> logging -> journal -> versions (seals the unseen) -> config -> pool
 -> delivery (resumes pending work) -> intake thread -> watcher (observer thread) -> start-up scan
--> ready.
-Stop: watcher -> intake (commits what it holds) -> delivery (lets in-flight invocations end)
--> pool (kills idle environments) -> journal -> lock.
+-> ready. A part that fails to start stops every part started before it, in reverse.
+Supervise (the caller's thread, `s3sim run`'s main thread): the watcher's owner (it replaces a
+watcher that lost its folder or hit the watch limit), CLI requests (replay, refire) twice a
+second, housekeeping once a second (state folder check, idle reaping, status.json).
+Stop (after the supervisor returned): watcher -> intake (commits what it holds) -> delivery
+(lets in-flight invocations end) -> pool (kills environments) -> journal -> lock.
+
+Threads and their owners: the intake thread and its hasher (Intake), the scheduler and the
+invocation threads (Deliverer), the spare-runtime thread (Pool), watchdog's observer
+(Watcher); every one is joined with a bound on stop.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
+import queue
 import random
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
 
 from simulator import logs
 from simulator.core.config import Config
-from simulator.errors import WorkspaceLocked
 from simulator.lambdas.delivery import Deliverer
 from simulator.lambdas.invoker import Invoker
 from simulator.lambdas.pool import Pool
@@ -30,7 +38,7 @@ from simulator.store import status
 from simulator.store.config_source import ConfigSource
 from simulator.store.journal import Journal
 from simulator.store.versions import VersionStore
-from simulator.store.workspace import Workspace
+from simulator.store.workspace import Workspace, WorkspaceLock
 
 log = structlog.get_logger("s3sim")
 
@@ -41,20 +49,36 @@ class Runtime:
     ) -> None:
         self.ws = Workspace(root)
         self._console, self._console_json = console, console_json
-        self._lock_fd: int | None = None
+        self._lock = WorkspaceLock(self.ws)
+        self._started: list[Callable[[], None]] = []  # how to stop each started part, in order
+        self._watch_hints: queue.SimpleQueue[Hint] = queue.SimpleQueue()  # for the supervisor
         self._forced_polling = False  # set once the watch limit made native watching fail
         self.stopped = threading.Event()
         # Set when the simulator cannot go on (a thread died despite its guards): the owner
         # of the process (the CLI) then stops it loudly instead of running half dead.
         self.fatal = threading.Event()
         self.fatal_reason = ""
+        self._handed_over: set[int] = set()  # CLI request ids given to the intake
 
     # -- start -------------------------------------------------------------------------------
     def start(self) -> None:
-        self._lock()
+        """Start every part in order; returns once `simulator.ready` is logged. If a part
+        fails, the parts already started are stopped (newest first) and the error raised."""
+        try:
+            self._start_parts()
+        except BaseException:
+            self._stop_started()
+            raise
+
+    def _start_parts(self) -> None:
+        self._lock.acquire()
+        self._started.append(self._lock.release)
         logs.configure(self.ws.log_file, self._console, self._console_json)
         threading.excepthook = self._thread_died
+        self._started.append(_restore_excepthook)
         self.journal = Journal(self.ws.journal)  # before versions: it keeps their seals
+        self._started.append(self.journal.close)
+        self._started.append(lambda: status.clear(self.ws.status_file))
         self.store = VersionStore(self.ws.versions, self.journal)
         self._seal_unseen_versions()
         self.source = ConfigSource(
@@ -64,33 +88,14 @@ class Runtime:
         for name in config.buckets:
             (self.ws.buckets / name).mkdir(parents=True, exist_ok=True)
         first_start = self.journal.get_meta("baseline") is None
-        self.pool = Pool(
-            self.ws.state / "tmp",
-            config.settings.log_limit_bytes,
-            config.settings.force_cold_start,
-            config.settings.spare_runtimes,
-        )
-        self.invoker = Invoker(
-            self.ws.root,
-            self.pool,
-            self.store,
-            lambda: self.source.published,
-            random.Random(config.settings.seed),
-        )
-        self.deliverer = Deliverer(
-            self.journal,
-            self.invoker,
-            self._config,
-            self.ws.buckets,
-            tick=self._tick,
-            rng=random.Random(config.settings.seed),
-        )
-        self.deliverer.start()
+        self._start_delivery(config)
         self.intake = Intake(
             self.ws.root, self.journal, self._config, self.deliverer.submit, self._control
         )
         self.intake.start()
+        self._started.append(self.intake.stop)
         self._start_watcher(self._polling_s())
+        self._started.append(lambda: self.watcher.stop())  # the watcher in place at stop time
         self._scan_on_start(first_start, config)
         log.info(
             "simulator.ready",
@@ -99,6 +104,32 @@ class Runtime:
             functions=sorted(config.functions),
             pid=os.getpid(),
         )
+
+    def _start_delivery(self, config: Config) -> None:
+        settings = config.settings
+        self.pool = Pool(
+            self.ws.state / "tmp",
+            settings.log_limit_bytes,
+            settings.force_cold_start,
+            settings.spare_runtimes,
+        )
+        self._started.append(self.pool.close)
+        self.invoker = Invoker(
+            self.ws.root,
+            self.pool,
+            self.store,
+            lambda: self.source.published,
+            random.Random(settings.seed),
+        )
+        self.deliverer = Deliverer(
+            self.journal,
+            self.invoker,
+            self._config,
+            self.ws.buckets,
+            rng=random.Random(settings.seed),
+        )
+        self.deliverer.start()
+        self._started.append(self.deliverer.stop)
 
     def _seal_unseen_versions(self) -> None:
         """Versions committed to git (or published while no journal existed) are sealed on
@@ -158,8 +189,8 @@ class Runtime:
     def _config(self) -> Config:
         return self.source.current
 
-    def _tick(self) -> None:
-        """Once a second, on the scheduler thread: reap idle environments, publish status."""
+    def _housekeeping(self) -> None:
+        """Once a second, on the supervisor: the state folder, idle reaping, status.json."""
         self._check_state()
         settings = self.source.current.settings
         self.pool.force_cold = settings.force_cold_start
@@ -169,14 +200,11 @@ class Runtime:
         status.write(self.ws.status_file, self.deliverer.inflight(), self.pool.warm_count())
 
     def _control(self, hint: Hint) -> None:
-        """Hints outside buckets/ (on the intake thread): config, $LATEST code, versions."""
+        """Hints outside buckets/ (on the intake thread): config, $LATEST code, versions.
+        Hints about the watcher itself go to its owner, the supervisor."""
         path = Path(hint.path)
-        if hint.kind == "watch_limit":
-            if not self.watcher.polling:
-                self.watcher.stop()
-                self._fall_back_to_polling(f"{hint.dest} at {hint.path}")
-        elif path == self.ws.buckets:
-            self._buckets_folder_changed(hint.kind)
+        if hint.kind == "watch_limit" or path == self.ws.buckets:
+            self._watch_hints.put(hint)
         elif path == self.ws.config:
             self.source.reload()
         elif self.ws.functions in path.parents:
@@ -214,46 +242,66 @@ class Runtime:
         )
         self.fatal.set()
 
-    # -- run / stop --------------------------------------------------------------------------
+    # -- supervise / stop --------------------------------------------------------------------
     def idle(self) -> bool:
-        return self.intake.idle() and self.deliverer.idle()
+        return self.intake.idle() and self.deliverer.idle() and self._watch_hints.empty()
+
+    def supervise(self, stop: threading.Event, exit_when_idle: bool = False) -> None:
+        """The supervisor loop; returns when `stop` is set, on a fatal error, or (with
+        `exit_when_idle`) once nothing has been pending for 200 ms."""
+        chores = [(0.5, self._hand_over_requests), (1.0, self._housekeeping)]
+        next_at = [0.0] * len(chores)
+        idle_checks = 0
+        while not stop.wait(0.05) and not self.fatal.is_set():
+            self._guarded(self._watch_duty)
+            now = time.monotonic()
+            for i, (every_s, chore) in enumerate(chores):
+                if now >= next_at[i]:
+                    next_at[i] = now + every_s
+                    self._guarded(chore)
+            idle_checks = idle_checks + 1 if exit_when_idle and self.idle() else 0
+            if idle_checks >= 4:  # idle across 200 ms: nothing in flight, nothing settling
+                return
+
+    def _guarded(self, chore: Callable[[], None]) -> None:
+        try:
+            chore()
+        except Exception:  # a chore that fails is logged and tried again next round
+            log.exception("supervisor.error", chore=chore.__name__)
+
+    def _watch_duty(self) -> None:
+        while not self._watch_hints.empty():
+            hint = self._watch_hints.get_nowait()
+            if hint.kind == "watch_limit":
+                if not self.watcher.polling:
+                    self.watcher.stop()
+                    self._fall_back_to_polling(f"{hint.dest} at {hint.path}")
+            else:
+                self._buckets_folder_changed(hint.kind)
+
+    def _hand_over_requests(self) -> None:
+        """Requests the CLI left in the journal, each handed to the intake once."""
+        open_ids = set()
+        for request_id, kind, body in self.journal.open_requests():
+            open_ids.add(request_id)
+            if request_id not in self._handed_over:
+                self._handed_over.add(request_id)
+                self.intake.carry_out(request_id, kind, body)
+        self._handed_over &= open_ids
 
     def stop(self) -> None:
-        self.watcher.stop()
-        self.intake.stop()
-        self.deliverer.stop()
-        self.pool.close()
-        status.clear(self.ws.status_file)
-        self.journal.close()
+        """Stop every started part, newest first (see the module docstring)."""
+        self._stop_started()
         log.info("simulator.stopped")
-        threading.excepthook = threading.__excepthook__
-        self._unlock()
         self.stopped.set()
 
-    # -- the workspace lock ------------------------------------------------------------------
-    def _lock(self) -> None:
-        """One simulator per workspace. The lock is held on the workspace folder itself, not
-        on a file in .s3sim/: deleting the state folder must not let a second one in."""
-        fd = os.open(self.ws.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise WorkspaceLocked(str(self.ws.root), _holder(self.ws.pid_file)) from None
-        self._lock_fd = fd
-        self._write_pid()
-
-    def _write_pid(self) -> None:
-        """Who holds the lock, for the message a second `s3sim run` prints."""
-        self.ws.state.mkdir(parents=True, exist_ok=True)
-        self.ws.pid_file.write_text(f"pid {os.getpid()}")
-
-    def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            self.ws.pid_file.unlink(missing_ok=True)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+    def _stop_started(self) -> None:
+        while self._started:
+            stop = self._started.pop()
+            try:
+                stop()
+            except Exception:  # stop the rest regardless
+                log.exception("simulator.stop_failed", part=getattr(stop, "__qualname__", "?"))
 
     # -- the state folder --------------------------------------------------------------------
     def _check_state(self) -> None:
@@ -264,7 +312,7 @@ class Runtime:
             return
         self.journal.restore()
         logs.configure(self.ws.log_file, self._console, self._console_json)
-        self._write_pid()
+        self._lock.note_holder()
         self.pool.reap(0)  # warm environments lost their /tmp; new ones get a fresh one
         self.source.remember()
         log.warning(
@@ -276,8 +324,5 @@ class Runtime:
         )
 
 
-def _holder(pid_file: Path) -> str:
-    try:
-        return pid_file.read_text().strip() or "unknown process"
-    except OSError:
-        return "unknown process"
+def _restore_excepthook() -> None:
+    threading.excepthook = threading.__excepthook__

@@ -104,7 +104,7 @@ class SimulatorProcess:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def stop(self, grace_s: float = 30.0) -> None:
+    def stop(self, grace_s: float = 60.0) -> None:
         """SIGTERM, then SIGKILL if it has not exited within `grace_s`."""
         if self.proc is None or self.proc.poll() is not None:
             return

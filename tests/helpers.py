@@ -174,13 +174,20 @@ def results(out: Path) -> list[dict[str, Any]]:
 
 @contextmanager
 def running(root: Path) -> Iterator[tuple[Runtime, EventLog]]:
+    """An in-process simulator with its supervisor loop on a thread of the test's, stopped
+    (supervisor first, then every part) when the block ends, passed or failed."""
     log = EventLog()
     runtime = Runtime(root, console=log, console_json=True)
     runtime.start()  # returns once `simulator.ready` is logged, as a user would wait for it
+    stop = threading.Event()
+    supervisor = threading.Thread(target=runtime.supervise, args=(stop,), name="supervisor")
+    supervisor.start()
     try:
         log.wait_for(log.named("simulator.ready"))
         yield runtime, log
     finally:
+        stop.set()
+        supervisor.join(30)
         runtime.stop()
 
 

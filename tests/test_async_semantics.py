@@ -203,3 +203,26 @@ def test_refire_existing_objects_and_status(
     assert report["functions"]["fn"]["done"] == 2 and report["functions"]["fn"]["dead"] == 0
     assert cli(ws, "status") == 0
     assert capsys.readouterr().out.startswith("simulator: not running")
+
+
+def test_a_throttled_event_past_its_age_is_given_up_unrun(tmp_path: Path) -> None:
+    """In backoff mode a throttled event goes back on the queue with Lambda's backoff, but
+    never beyond its maximum age: then it ends with EventAgeExceeded, not run."""
+    ws = workspace(
+        tmp_path,
+        settings={"throttle": "backoff", "time_scale": 0.001},
+        reserved_concurrency=1,
+        max_event_age=60,  # 60 ms at this time scale; the backoff passes it within 7 throttles
+        timeout=10,
+    )
+    with running(ws) as (_, log):
+        drop(ws / "buckets/uploads/sleep.txt")  # holds the only slot
+        log.wait_for(log.named("invoke.start", key="sleep.txt"))
+        drop(ws / "buckets/uploads/late.txt")
+        (dead,) = log.wait_for(log.named("event.dead_lettered", key="late.txt"))
+    assert dead["condition"] == "EventAgeExceeded" and dead["attempts"] == 0
+    throttles = [e for e in log.matching(log.named("invoke.throttled")) if "delivery_id" in e]
+    assert [e["throttles"] for e in throttles] == list(range(1, len(throttles) + 1))
+    assert {r["event"]["Records"][0]["s3"]["object"]["key"] for r in results(tmp_path / "out")} == {
+        "sleep.txt"
+    }

@@ -22,3 +22,9 @@ def test_time_scale_compresses_delays_and_age_alike() -> None:
     assert retry.after_failure(1, 2, 0, 0.01, 60, time_scale=0.01) == retry.GiveUp(
         "EventAgeExceeded"
     )
+
+
+def test_throttle_backoff_starts_at_one_second_doubles_and_stops_at_five_minutes() -> None:
+    delays = [retry.throttle_delay_s(n) for n in range(11)]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 300.0, 300.0]
+    assert retry.throttle_delay_s(3, time_scale=0.01) == 0.08

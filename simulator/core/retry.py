@@ -7,6 +7,8 @@ from typing import Literal
 
 # Lambda waits about one minute before the first retry and two before the second.
 RETRY_DELAYS_S = (60.0, 120.0)
+# A throttled asynchronous event goes back on Lambda's queue: 1 s, doubling, at most 5 minutes.
+THROTTLE_BACKOFF_S = (1.0, 300.0)
 
 
 @dataclass(frozen=True)
@@ -43,3 +45,9 @@ def after_failure(
     if due_s - accepted_s > max_event_age_s * time_scale:
         return GiveUp("EventAgeExceeded")
     return RetryAt(due_s, delay_s)
+
+
+def throttle_delay_s(throttles_so_far: int, time_scale: float = 1.0) -> float:
+    """How long an event throttled `throttles_so_far` times before waits now."""
+    low, high = THROTTLE_BACKOFF_S
+    return min(low * 2.0**throttles_so_far, high) * time_scale

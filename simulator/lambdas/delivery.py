@@ -1,12 +1,12 @@
 """Asynchronous delivery: the scheduler thread and its invocation threads.
 
-Journal rows are the truth; memory holds only ids. The scheduler thread is the one place
-that decides what runs next (per-function concurrency, throttling), records outcomes (in
-batches, one transaction per pass) and turns failures into retries or dead letters. Retries
-are rows with a due time, never sleeping threads.
+Journal rows are the truth; memory holds only jobs (delivery ids). The scheduler thread is
+the one place that decides what runs next (per-function concurrency, throttling) and hands
+finished invocations to the recorder (recording.py), which turns them into done rows,
+retries or dead letters. Retries are rows with a due time, never sleeping threads.
 
 Chaos (settings duplicate_fraction / reorder_window_ms): a duplicated event is queued a second
-time under its negated id; the copy runs with the same request id and records nothing.
+time as a duplicate job; the copy runs with the same request id and records nothing.
 """
 
 from __future__ import annotations
@@ -20,50 +20,49 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import structlog
 
-from simulator.core import retry
+from simulator.core import lambda_errors, retry
 from simulator.core.arn import FunctionArn
-from simulator.core.config import Config
+from simulator.core.config import Config, Settings
 from simulator.lambdas.environment import Result
 from simulator.lambdas.invoker import Invocation, Invoker
 from simulator.lambdas.outcomes import Outcomes
-from simulator.store.journal import FINISH_SQL, RESCHEDULE_SQL, Delivery, Journal, NewDelivery
+from simulator.lambdas.recording import Completion, Recorder
+from simulator.store.journal import Delivery, Journal
 
 log = structlog.get_logger("s3sim")
-THROTTLE_BACKOFF_S = (1.0, 300.0)  # Lambda: 1 s, doubling, at most 5 minutes
-THROTTLED = "TooManyRequestsException"
 RECORD_BATCH = 64  # outcomes recorded per transaction, at most RECORD_DELAY_S after the first
 RECORD_DELAY_S = 0.02
+JOIN_S = 30.0  # the longest a stop waits for the scheduler thread's last pass
 
-Completion = tuple[Delivery, Invocation, "retry.GiveUp | None"]
+
+@dataclass(frozen=True, order=True)
+class Job:
+    """One run of a delivery. A duplicate (chaos) runs with the same request id and records
+    nothing: the journal row belongs to the original."""
+
+    delivery_id: int
+    duplicate: bool = False
 
 
 @dataclass
 class _Queues:
-    ready: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))
-    delayed: list[tuple[float, int, str]] = field(default_factory=list)  # heap by due time
+    ready: dict[str, deque[Job]] = field(default_factory=lambda: defaultdict(deque))
+    delayed: list[tuple[float, Job, str]] = field(default_factory=list)  # heap by due time
     inflight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     completions: list[Completion] = field(default_factory=list)
     throttled: set[str] = field(default_factory=set)  # functions now at their cap
-    backoffs: dict[int, int] = field(default_factory=dict)  # id -> throttles so far
+    backoffs: dict[int, int] = field(default_factory=dict)  # delivery id -> throttles so far
     first_completion: float = 0.0  # monotonic time the oldest unrecorded outcome arrived
-    unrecorded: deque[_Batch] = field(default_factory=deque)  # decided, not yet committed
-    record_retry_at: float = 0.0  # monotonic time of the next commit try after a failure
 
 
-@dataclass
-class _Batch:
-    """Outcomes decided once and committed as one transaction. Deciding has effects (a
-    destination record written, lines to log), so a failed commit is retried as it is,
-    never decided again and never re-run."""
-
-    updates: list[tuple[str, tuple[Any, ...]]]
-    follow_ups: list[NewDelivery]
-    dues: list[tuple[float, int, str]]
-    lines: list[tuple[str, str, dict[str, Any]]]
+def chaos_plan(rng: random.Random, settings: Settings) -> tuple[float, bool]:
+    """(hold-back delay in s, deliver twice?) for one fresh event, from the chaos settings."""
+    window_ms, duplicate = settings.reorder_window_ms, settings.duplicate_fraction
+    delay_s = rng.uniform(0, window_ms / 1000) if window_ms else 0.0
+    return delay_s, bool(duplicate) and rng.random() < duplicate
 
 
 class Deliverer:
@@ -74,18 +73,17 @@ class Deliverer:
         config: Callable[[], Config],
         buckets_dir: Path,
         clock: Callable[[], float] = time.time,
-        tick: Callable[[], None] | None = None,
         rng: random.Random | None = None,
         max_threads: int = 64,
     ) -> None:
         self._journal, self._invoker, self._config = journal, invoker, config
-        self._clock, self._tick = clock, tick
+        self._clock = clock
         self._rng = rng or random.Random()
         self._outcomes = Outcomes(buckets_dir, clock)
+        self._recorder = Recorder(journal, config, self._outcomes, clock)
         self._q = _Queues()
         self._cond = threading.Condition()
         self._stopping = False
-        self._last_tick = 0.0
         self._executor = ThreadPoolExecutor(max_threads, thread_name_prefix="s3sim-invoke")
         self._thread = threading.Thread(target=self._loop, name="s3sim-scheduler", daemon=True)
 
@@ -97,7 +95,7 @@ class Deliverer:
     def start(self) -> None:
         now = self._clock()
         for delivery_id, function, due_s in self._journal.open_deliveries():
-            self._enqueue(delivery_id, function, due_s, now)
+            self._enqueue(Job(delivery_id), function, due_s, now)
         self._thread.start()
 
     def stop(self, grace_s: float = 5.0) -> None:
@@ -110,7 +108,11 @@ class Deliverer:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join()
+        self._thread.join(JOIN_S)
+        if self._thread.is_alive():  # the recorder is its own: leave outcomes to the journal
+            log.error("scheduler.stuck", action="stopping without it; pending events stay pending")
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            return
         with self._cond:
             while sum(self._q.inflight.values()) and time.monotonic() < deadline:
                 self._cond.wait(0.05)
@@ -124,13 +126,7 @@ class Deliverer:
         now = self._clock()
         with self._cond:
             for delivery_id, function in items:
-                self._chaos(
-                    delivery_id,
-                    function,
-                    settings.reorder_window_ms,
-                    settings.duplicate_fraction,
-                    now,
-                )
+                self._queue_fresh(Job(delivery_id), function, settings, now)
             if not self._stopping:
                 self._dispatch()  # straight to a free slot: no wait for the scheduler thread
             self._cond.notify_all()
@@ -142,7 +138,7 @@ class Deliverer:
                 or self._q.delayed
                 or any(self._q.inflight.values())
                 or self._q.completions
-                or self._q.unrecorded
+                or self._recorder.pending()
             )
 
     def inflight(self) -> dict[str, int]:
@@ -150,27 +146,25 @@ class Deliverer:
             return {f: n for f, n in self._q.inflight.items() if n}
 
     # -- queues (callers hold the condition) ---------------------------------------------------
-    def _enqueue(self, delivery_id: int, function: str, due_s: float, now: float) -> None:
+    def _enqueue(self, job: Job, function: str, due_s: float, now: float) -> None:
         if due_s <= now:
-            self._q.ready[function].append(delivery_id)
+            self._q.ready[function].append(job)
         else:
-            heapq.heappush(self._q.delayed, (due_s, delivery_id, function))
+            heapq.heappush(self._q.delayed, (due_s, job, function))
 
-    def _chaos(
-        self, delivery_id: int, function: str, window_ms: int, duplicate: float, now: float
-    ) -> None:
-        delay_s = self._rng.uniform(0, window_ms / 1000) if window_ms else 0.0
+    def _queue_fresh(self, job: Job, function: str, settings: Settings, now: float) -> None:
+        delay_s, twice = chaos_plan(self._rng, settings)
         if delay_s:
             log.info(
                 "delivery.delayed",
-                delivery_id=delivery_id,
+                delivery_id=job.delivery_id,
                 function=function,
                 delay_ms=round(delay_s * 1000, 1),
             )
-        self._enqueue(delivery_id, function, now + delay_s, now)
-        if duplicate and self._rng.random() < duplicate:
-            log.info("delivery.duplicated", delivery_id=delivery_id, function=function)
-            self._enqueue(-delivery_id, function, now + delay_s, now)
+        self._enqueue(job, function, now + delay_s, now)
+        if twice:
+            log.info("delivery.duplicated", delivery_id=job.delivery_id, function=function)
+            self._enqueue(Job(job.delivery_id, duplicate=True), function, now + delay_s, now)
 
     # -- scheduler thread --------------------------------------------------------------------
     def _loop(self) -> None:
@@ -193,20 +187,10 @@ class Deliverer:
         with self._cond:
             if not self._stopping:
                 self._dispatch()
-        self._maybe_tick()
-
-    def _maybe_tick(self) -> None:
-        now = time.monotonic()
-        if self._tick is not None and now - self._last_tick >= 1.0:
-            self._last_tick = now
-            try:
-                self._tick()
-            except Exception:
-                log.exception("scheduler.tick_failed")
 
     def _wait_s(self) -> float:
-        if self._q.unrecorded:  # a journal write failed (disk full?): try again soon
-            return max(0.0, min(self._q.record_retry_at - time.monotonic(), 1.0))
+        if self._recorder.pending():  # a journal write failed (disk full?): try again soon
+            return self._recorder.wait_s()
         if self._dispatchable() or len(self._q.completions) >= RECORD_BATCH:
             return 0
         if self._q.completions:  # record in batches: one transaction per many outcomes
@@ -226,8 +210,8 @@ class Deliverer:
 
     def _promote_due(self, now: float) -> None:
         while self._q.delayed and self._q.delayed[0][0] <= now:
-            _, delivery_id, function = heapq.heappop(self._q.delayed)
-            self._q.ready[function].append(delivery_id)
+            _, job, function = heapq.heappop(self._q.delayed)
+            self._q.ready[function].append(job)
 
     def _cap(self, function: str) -> int:
         config = self._config()
@@ -241,15 +225,15 @@ class Deliverer:
             cap = self._cap(function)
             if cap == 0:  # reserved concurrency 0: straight to the failure destination
                 while queue:
-                    self._give_up_unrun(queue.popleft(), function, "RetriesExhausted")
+                    self._give_up_unrun(queue.popleft(), function, retry.GiveUp("RetriesExhausted"))
                 continue
             while queue and self._q.inflight[function] < cap:
-                delivery_id = queue.popleft()
+                job = queue.popleft()
                 self._q.inflight[function] += 1
-                self._executor.submit(self._run, delivery_id, function)
+                self._executor.submit(self._run, job, function)
             self._throttle(function, queue, cap)
 
-    def _throttle(self, function: str, queue: deque[int], cap: int) -> None:
+    def _throttle(self, function: str, queue: deque[Job], cap: int) -> None:
         """Events beyond the cap: wait their turn (logged once per episode) or, in `backoff`
         mode, go back on the queue with Lambda's throttle backoff, within the event age."""
         if not queue:
@@ -264,73 +248,68 @@ class Deliverer:
                     function=function,
                     queued=len(queue),
                     cap=cap,
-                    reason="ReservedFunctionConcurrentInvocationLimitExceeded",
+                    reason=lambda_errors.THROTTLED_REASON,
                 )
             return
         now = self._clock()
         while queue:
-            delivery_id = queue.popleft()
-            count = self._q.backoffs.get(abs(delivery_id), 0)
-            self._q.backoffs[abs(delivery_id)] = count + 1
-            low, high = THROTTLE_BACKOFF_S
-            delay_s = min(low * 2**count, high) * config.settings.time_scale
-            if self._past_event_age(config, delivery_id, now + delay_s):
-                self._give_up_unrun(delivery_id, function, "EventAgeExceeded")
+            job = queue.popleft()
+            count = self._q.backoffs.get(job.delivery_id, 0)
+            self._q.backoffs[job.delivery_id] = count + 1
+            delay_s = retry.throttle_delay_s(count, config.settings.time_scale)
+            if self._past_event_age(config, job, now + delay_s):
+                self._give_up_unrun(job, function, retry.GiveUp("EventAgeExceeded"))
                 continue
             log.info(
                 "invoke.throttled",
                 function=function,
-                delivery_id=delivery_id,
+                delivery_id=job.delivery_id,
                 throttles=count + 1,
                 retry_in_s=round(delay_s, 3),
             )
-            heapq.heappush(self._q.delayed, (now + delay_s, delivery_id, function))
+            heapq.heappush(self._q.delayed, (now + delay_s, job, function))
 
-    def _past_event_age(self, config: Config, delivery_id: int, at_s: float) -> bool:
-        if delivery_id < 0:
+    def _past_event_age(self, config: Config, job: Job, at_s: float) -> bool:
+        if job.duplicate:
             return False
-        d = self._journal.load(delivery_id)
+        d = self._journal.load(job.delivery_id)
         fn = config.functions.get(d.function)
         if fn is None:
             return False
         max_age_s = fn.async_config(FunctionArn.parse(d.target).qualifier).max_event_age_s
         return at_s - d.accepted_s > max_age_s * config.settings.time_scale
 
-    def _give_up_unrun(self, delivery_id: int, function: str, condition: str) -> None:
-        if delivery_id < 0:
+    def _give_up_unrun(self, job: Job, function: str, why: retry.GiveUp) -> None:
+        if job.duplicate:
             return  # a chaos duplicate that never ran has nothing to record
-        delivery = self._journal.load(delivery_id)
+        delivery = self._journal.load(job.delivery_id)
         payload = {
-            "errorType": THROTTLED,
+            "errorType": lambda_errors.THROTTLED,
             "errorMessage": "Rate Exceeded.",
-            "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+            "Reason": lambda_errors.THROTTLED_REASON,
         }
         invocation = Invocation(
-            delivery.request_id,
-            delivery.target,
-            function,
-            None,
-            None,
-            Result(False, payload, THROTTLED, 0.0, 0, None),
-            False,
+            request_id=delivery.request_id,
+            invoked=delivery.target,
+            function=function,
+            result=Result.failed(payload),
         )
-        forced = retry.GiveUp(
-            "EventAgeExceeded" if condition == "EventAgeExceeded" else "RetriesExhausted"
-        )
-        self._complete((delivery, invocation, forced))
+        self._complete(Completion(delivery, invocation, why))
 
     # -- invocation threads ------------------------------------------------------------------
-    def _run(self, job: int, function: str) -> None:
+    def _run(self, job: Job, function: str) -> None:
         """Run `job`, then keep taking this function's next ready job while there is one:
         a slot goes straight on to the next event instead of waiting for the scheduler."""
-        next_job: int | None = job
+        next_job: Job | None = job
         while next_job is not None:
             job = next_job
             delivery, invocation = self._invoke(job)
             with self._cond:
-                if job > 0 and delivery is not None and invocation is not None:
-                    self._complete((delivery, invocation, None))
-                elif job > 0:  # could not even run: try again shortly
+                if job.duplicate:
+                    pass  # its outcome belongs to the original's row
+                elif delivery is not None and invocation is not None:
+                    self._complete(Completion(delivery, invocation))
+                else:  # could not even run: try again shortly
                     heapq.heappush(self._q.delayed, (self._clock() + 1.0, job, function))
                 next_job = self._next_for(function)
                 if next_job is None:  # a slot is free: the scheduler may have work for it
@@ -344,7 +323,7 @@ class Deliverer:
             self._q.first_completion = time.monotonic()
         self._q.completions.append(completion)
 
-    def _next_for(self, function: str) -> int | None:
+    def _next_for(self, function: str) -> Job | None:
         """The next ready job of `function` for a slot that just finished (caller holds the
         condition; the slot stays counted as in flight)."""
         queue = self._q.ready.get(function)
@@ -352,9 +331,9 @@ class Deliverer:
             return None
         return queue.popleft()
 
-    def _invoke(self, job: int) -> tuple[Delivery | None, Invocation | None]:
+    def _invoke(self, job: Job) -> tuple[Delivery | None, Invocation | None]:
         try:
-            delivery = self._journal.load(abs(job))
+            delivery = self._journal.load(job.delivery_id)
             return delivery, self._invoker.invoke(
                 self._config(),
                 FunctionArn.parse(delivery.target),
@@ -363,109 +342,20 @@ class Deliverer:
                 attempt=delivery.attempts + 1,
                 bucket=delivery.bucket,
                 key=delivery.key,
-                duplicate=job < 0,
+                duplicate=job.duplicate,
             )
         except Exception as exc:  # the invocation thread must always report back
-            log.exception("invoke.crashed", delivery_id=abs(job), error=str(exc))
+            log.exception("invoke.crashed", delivery_id=job.delivery_id, error=str(exc))
             return None, None
 
     # -- outcomes ----------------------------------------------------------------------------
     def _record(self, completions: list[Completion]) -> None:
-        if completions:
-            self._q.unrecorded.append(self._decide(completions))
-        self._commit_decided()
-
-    def _decide(self, completions: list[Completion]) -> _Batch:
-        config, now = self._config(), self._clock()
-        batch = _Batch([], [], [], [])
-        for delivery, invocation, forced in completions:
-            self._q.backoffs.pop(delivery.id, None)
-            update, due = self._outcome(config, delivery, invocation, forced, now, batch.follow_ups)
-            batch.updates.append(update)
-            if due is not None:
-                batch.dues.append((due, delivery.id, delivery.function))
-        batch.lines = self._outcomes.take_lines()
-        return batch
-
-    def _commit_decided(self) -> None:
-        """Commit decided outcomes in order. A failed write (disk full, state folder gone)
-        is logged and retried a second later; until then the deliveries stay pending in the
-        journal, so even a crash meanwhile loses nothing (they run again on the next start)."""
-        while self._q.unrecorded and time.monotonic() >= self._q.record_retry_at:
-            batch = self._q.unrecorded[0]
-            try:
-                with self._journal.transaction() as db:
-                    for sql, args in batch.updates:
-                        db.execute(sql, args)
-                    new_ids = [(Journal.insert(db, f), f.function) for f in batch.follow_ups]
-            except Exception as exc:
-                self._q.record_retry_at = time.monotonic() + 1.0
-                log.error(
-                    "journal.write_failed",
-                    error=str(exc),
-                    outcomes=len(batch.updates),
-                    action="retrying in 1 s; the events stay pending until recorded",
-                )
-                return
-            self._q.unrecorded.popleft()
-            Outcomes.emit(batch.lines)
-            with self._cond:
-                for due in batch.dues:
-                    heapq.heappush(self._q.delayed, due)
-                for delivery_id, function in new_ids:
-                    self._q.ready[function].append(delivery_id)
-
-    def _outcome(
-        self,
-        config: Config,
-        d: Delivery,
-        inv: Invocation,
-        forced: retry.GiveUp | None,
-        now: float,
-        follow_ups: list[NewDelivery],
-    ) -> tuple[tuple[str, tuple[Any, ...]], float | None]:
-        attempts = d.attempts + (0 if forced else 1)
-        fn = config.functions.get(d.function)
-        cfg = fn.async_config(FunctionArn.parse(d.target).qualifier) if fn else None
-        if inv.result.ok:
-            if cfg is not None:
-                self._outcomes.succeeded(cfg, d, inv, attempts, follow_ups)
-            return (FINISH_SQL, ("done", attempts, None, None, inv.version, now, d.id)), None
-        error = _error_text(inv.result.payload)
-        decision: retry.Decision = forced or (
-            retry.GiveUp("RetriesExhausted")
-            if cfg is None
-            else retry.after_failure(
-                attempts,
-                cfg.retries,
-                d.accepted_s,
-                now,
-                cfg.max_event_age_s,
-                config.settings.time_scale,
-            )
-        )
-        if isinstance(decision, retry.RetryAt):
-            self._outcomes.log(
-                "warning",
-                "retry.scheduled",
-                request_id=d.request_id,
-                function=d.function,
-                attempt=attempts + 1,
-                delay_s=round(decision.delay_s, 3),
-                error_type=inv.result.error_type,
-            )
-            return (
-                RESCHEDULE_SQL,
-                (attempts, decision.due_s, error, inv.version, d.id),
-            ), decision.due_s
-        self._outcomes.dead(cfg, d, inv, decision.condition, attempts, follow_ups)
-        return (
-            FINISH_SQL,
-            ("dead", attempts, decision.condition, error, inv.version, now, d.id),
-        ), None
-
-
-def _error_text(payload: Any) -> str:
-    if isinstance(payload, dict):
-        return f"{payload.get('errorType', '')}: {payload.get('errorMessage', '')}"
-    return str(payload)
+        for c in completions:
+            self._q.backoffs.pop(c.delivery.id, None)
+        committed = self._recorder.record(completions)
+        with self._cond:
+            for due in committed.retries:
+                due_s, delivery_id, function = due
+                heapq.heappush(self._q.delayed, (due_s, Job(delivery_id), function))
+            for delivery_id, function in committed.ready:
+                self._q.ready[function].append(Job(delivery_id))

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from simulator.core import lambda_env
+from simulator.core import lambda_env, lambda_errors
 from simulator.lambdas import processes
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
@@ -52,17 +52,22 @@ class Spec:
         return (self.function, self.version, self.generation)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Result:
     """What one invocation produced, before the invoker turns it into log lines."""
 
     ok: bool
     payload: Any
-    error_type: str | None
-    duration_ms: float
-    max_memory_mb: int
-    init_ms: float | None  # set on a cold start
+    error_type: str | None = None
+    duration_ms: float = 0.0
+    max_memory_mb: int = 0
+    init_ms: float | None = None  # set on a cold start
     environment_lost: bool = False  # timeout or crash: the environment must be replaced
+
+    @classmethod
+    def failed(cls, payload: dict[str, Any], **measures: Any) -> Result:
+        """A failure whose type is the payload's `errorType`, as Lambda reports it."""
+        return cls(ok=False, payload=payload, error_type=str(payload.get("errorType")), **measures)
 
 
 class Environment:
@@ -148,13 +153,13 @@ class Environment:
         elif not self._peer_closed:
             init_ms = (time.monotonic() - started) * 1000
             payload = {
-                "errorType": "Sandbox.Timedout",
+                "errorType": lambda_errors.TIMED_OUT,
                 "errorMessage": f"Error: Init timed out after {init_ms / 1000:.2f} seconds",
             }
         else:
             payload, init_ms = self._exit_payload(""), (time.monotonic() - started) * 1000
         self.stop()
-        return Result(False, payload, str(payload.get("errorType")), 0.0, 0, init_ms, True)
+        return Result.failed(payload, init_ms=init_ms, environment_lost=True)
 
     def stop(self) -> None:
         """Kill the worker's process tree and close the pipes; safe to call twice, from two threads
@@ -196,24 +201,20 @@ class Environment:
         if message is not None:
             self.peak_mb = max(self.peak_mb, int(message["max_memory_mb"]))
             return Result(
-                bool(message["ok"]),
-                message["payload"],
-                message["error_type"],
-                float(message["duration_ms"]),
-                self.peak_mb,
-                None,
+                ok=bool(message["ok"]),
+                payload=message["payload"],
+                error_type=message["error_type"],
+                duration_ms=float(message["duration_ms"]),
+                max_memory_mb=self.peak_mb,
             )
         if self.out_of_memory:
             self.stop()
             text = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
-            return Result(
-                False,
-                {"errorType": "Runtime.OutOfMemory", "errorMessage": text},
-                "Runtime.OutOfMemory",
-                elapsed_ms,
-                self.peak_mb,
-                None,
-                True,
+            return Result.failed(
+                {"errorType": lambda_errors.OUT_OF_MEMORY, "errorMessage": text},
+                duration_ms=elapsed_ms,
+                max_memory_mb=self.peak_mb,
+                environment_lost=True,
             )
         if not self._peer_closed:  # still running at the deadline: timed out
             self.stop()
@@ -221,18 +222,14 @@ class Environment:
                 f"RequestId: {request_id} Error: Task timed out after "
                 f"{self.spec.timeout_s:.2f} seconds"
             )
-            return Result(
-                False,
-                {"errorType": "Sandbox.Timedout", "errorMessage": text},
-                "Sandbox.Timedout",
-                elapsed_ms,
-                0,
-                None,
-                True,
+            return Result.failed(
+                {"errorType": lambda_errors.TIMED_OUT, "errorMessage": text},
+                duration_ms=elapsed_ms,
+                environment_lost=True,
             )
         payload = self._exit_payload(request_id)
         self.stop()
-        return Result(False, payload, "Runtime.ExitError", elapsed_ms, 0, None, True)
+        return Result.failed(payload, duration_ms=elapsed_ms, environment_lost=True)
 
     def _exit_payload(self, request_id: str) -> dict[str, str]:
         code = None
@@ -249,7 +246,7 @@ class Environment:
         else:
             reason = f"Runtime exited with error: exit status {code}"
         prefix = f"RequestId: {request_id} " if request_id else ""
-        return {"errorType": "Runtime.ExitError", "errorMessage": f"{prefix}Error: {reason}"}
+        return {"errorType": lambda_errors.EXIT_ERROR, "errorMessage": f"{prefix}Error: {reason}"}
 
     # -- framing ---------------------------------------------------------------------------
     def _send(self, message: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import random
@@ -15,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from simulator.core import aliases
+from simulator.core import aliases, lambda_errors
 from simulator.core.arn import LATEST, FunctionArn
 from simulator.core.config import Config
 from simulator.errors import LambdaApiError, SimulatorError, VersionIntegrityError
@@ -25,20 +26,18 @@ from simulator.store.versions import VersionStore
 
 log = structlog.get_logger("s3sim")
 INIT_LIMIT_S = 10.0  # Lambda's init phase limit for on-demand functions
-INTEGRITY_ERROR = "S3sim.VersionIntegrityError"  # a published version's code or settings
-# no longer match their seal; the invocation fails (and is retried / dead-lettered as usual)
 RUNTIME_VERSION = f"python:{sys.version_info[0]}.{sys.version_info[1]}.s3sim"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Invocation:
     request_id: str
-    invoked: str
+    invoked: str  # the ARN invoked (often an alias ARN)
     function: str
-    version: str | None  # None when the ARN did not resolve
-    alias: str | None
+    version: str | None = None  # the executed version; None when the ARN did not resolve
+    alias: str | None = None
     result: Result
-    cold: bool
+    cold: bool = False
 
 
 class Invoker:
@@ -70,13 +69,10 @@ class Invoker:
         except LambdaApiError as exc:
             bound.error("invoke.failed", arn=str(arn), error_type=exc.code, error=exc.message)
             return Invocation(
-                request_id,
-                str(arn),
-                arn.function,
-                None,
-                None,
-                _failure(exc.code, exc.message),
-                False,
+                request_id=request_id,
+                invoked=str(arn),
+                function=arn.function,
+                result=_failure(exc.code, exc.message),
             )
         bound = bound.bind(version=resolution.version, alias=resolution.alias)
         if resolution.alias is not None:
@@ -86,19 +82,24 @@ class Invoker:
         try:
             spec = self.spec(config, resolution.function, resolution.version)
         except SimulatorError as exc:
-            bound.error("invoke.failed", error_type=INTEGRITY_ERROR, error=str(exc))
+            bound.error("invoke.failed", error_type=lambda_errors.VERSION_INTEGRITY, error=str(exc))
             return Invocation(
-                request_id,
-                str(arn),
-                arn.function,
-                resolution.version,
-                resolution.alias,
-                _failure(INTEGRITY_ERROR, str(exc)),
-                False,
+                request_id=request_id,
+                invoked=str(arn),
+                function=arn.function,
+                version=resolution.version,
+                alias=resolution.alias,
+                result=_failure(lambda_errors.VERSION_INTEGRITY, str(exc)),
             )
         result, cold = self._run(spec, arn, event, request_id, bound)
         return Invocation(
-            request_id, str(arn), arn.function, resolution.version, resolution.alias, result, cold
+            request_id=request_id,
+            invoked=str(arn),
+            function=arn.function,
+            version=resolution.version,
+            alias=resolution.alias,
+            result=result,
+            cold=cold,
         )
 
     def spec(self, config: Config, function: str, version: str) -> Spec:
@@ -153,7 +154,7 @@ class Invoker:
                 self._store.verify(spec.function, int(spec.version))
             except SimulatorError as exc:
                 _log_integrity(exc, spec)
-                return _failure(INTEGRITY_ERROR, str(exc), environment_lost=True)
+                return _failure(lambda_errors.VERSION_INTEGRITY, str(exc), environment_lost=True)
         log.bind(request_id=request_id, function=spec.function, version=spec.version).info(
             "invoke.init_start", runtime=RUNTIME_VERSION
         )
@@ -165,7 +166,7 @@ class Invoker:
 
     @staticmethod
     def _log_finish(bound: Any, spec: Spec, result: Result, request_id: str) -> None:
-        if result.error_type == "Sandbox.Timedout":
+        if result.error_type == lambda_errors.TIMED_OUT:
             stamp = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
             bound.error(
                 "function.log",
@@ -195,14 +196,8 @@ def _log_integrity(exc: SimulatorError, spec: Spec) -> None:
 
 def _failure(error_type: str, message: str, environment_lost: bool = False) -> Result:
     """An invocation that failed before the handler ran."""
-    return Result(
-        False,
-        {"errorType": error_type, "errorMessage": message},
-        error_type,
-        0.0,
-        0,
-        None,
-        environment_lost,
+    return Result.failed(
+        {"errorType": error_type, "errorMessage": message}, environment_lost=environment_lost
     )
 
 
@@ -222,15 +217,7 @@ def report_fields(result: Result, memory_mb: int) -> dict[str, Any]:
 
 
 def _with_init(result: Result, init_ms: float) -> Result:
-    return Result(
-        result.ok,
-        result.payload,
-        result.error_type,
-        result.duration_ms,
-        result.max_memory_mb,
-        init_ms,
-        result.environment_lost,
-    )
+    return dataclasses.replace(result, init_ms=init_ms)
 
 
 def _error_message(payload: Any) -> str:

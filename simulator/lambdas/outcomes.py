@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from simulator.core import destinations
+from simulator.core import destinations, lambda_errors
 from simulator.core.arn import FunctionArn
 from simulator.core.config import AsyncConfig, Destination
 from simulator.errors import ArnError
@@ -78,7 +78,7 @@ class Outcomes:
             delivery_id=d.id,
         )
         if cfg is not None and cfg.on_failure is not None:
-            status = 429 if inv.result.error_type == "TooManyRequestsException" else 200
+            status = 429 if inv.result.error_type == lambda_errors.THROTTLED else 200
             body = self._record(d, inv, condition, attempts, inv.result.payload, status)
             self._send(cfg.on_failure, d, body, follow_ups)
 

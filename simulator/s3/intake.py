@@ -7,64 +7,32 @@ waiting hint, then commits all resulting changes in one transaction.
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import json
 import os
 import queue
-import stat
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
-from simulator.core import keys
+from simulator.core import index_diff, keys
 from simulator.core.config import Config
 from simulator.core.s3_events import ObjectChange
+from simulator.core.settle import Debouncer
+from simulator.s3 import objects, requests
+from simulator.s3.objects import TooLarge, Vanished, skipped
 from simulator.s3.staging import Stager
 from simulator.s3.watching import Hint
-from simulator.store.journal import DEAD_LETTER_STATES, IndexEntry, Journal, NewDelivery
+from simulator.store.journal import IndexEntry, Journal
 
 log = structlog.get_logger("s3sim")
-_CHUNK = 1 << 20
 HASH_INLINE_BYTES = 8 << 20  # larger files are hashed aside
 COMMIT_EVERY = 256  # changes per journal transaction during a burst
-
-
-@dataclass
-class _Pending:
-    due: float
-    size: int = -1
-    mtime_ns: int = -1
-
-
-SYMLINKED_BUCKET = (
-    "bucket folders must be real folders: a symlinked one is not watched "
-    "live, so it is not read at all (move the data under buckets/, or "
-    "bind-mount it there)"
-)
-
-
-class Vanished(Exception):
-    """The file disappeared or changed type between its event and reading it."""
-
-    level = "info"  # a normal race: the file is simply gone
-
-
-class NotAnObject(Vanished):
-    """The path is there but cannot be an object (a link leaving the buckets, a loop, a
-    device): the user should hear about it."""
-
-    level = "warning"
-
-
-def _skipped(bucket: str, key: str, reason: str, level: str = "warning") -> None:
-    getattr(log, level)("s3.object_skipped", bucket=bucket, key=keys.shown(key), reason=reason)
+JOIN_S = 10.0  # the longest a stop waits for the intake's last pass
 
 
 class Intake:
@@ -81,11 +49,11 @@ class Intake:
         self._stager = Stager(journal, config, submit)
         self._control = control  # hints about config.yaml, functions/ and versions/
         self.hints: queue.SimpleQueue[Hint | None] = queue.SimpleQueue()
-        self._settling: dict[str, _Pending] = {}
-        self._deleting: dict[str, float] = {}
+        self._timers = Debouncer()
         self._recover_at: float | None = None
         self._overflow_pending = False
-        self._requests_at = 0.0  # when the CLI's requests table was last read
+        # CLI requests handed over by the runtime's main loop, carried out on this thread.
+        self._requests: queue.SimpleQueue[tuple[int, str, dict[str, Any]]] = queue.SimpleQueue()
         self._hashing: set[str] = set()
         self._rehash: set[str] = set()
         self._hasher = ThreadPoolExecutor(1, thread_name_prefix="s3sim-hash")
@@ -101,7 +69,9 @@ class Intake:
 
     def stop(self) -> None:
         self.hints.put(None)
-        self._thread.join()
+        self._thread.join(JOIN_S)
+        if self._thread.is_alive():  # a pass stuck in I/O: what it holds is found by a rescan
+            log.error("intake.stuck", action="stopping without it; the next start rescans")
         # A large file still being hashed is not in the index yet: the next start finds it.
         self._hasher.shutdown(wait=False, cancel_futures=True)
 
@@ -109,8 +79,8 @@ class Intake:
         return (
             self.hints.empty()
             and not self._busy.is_set()
-            and not self._settling
-            and not self._deleting
+            and not self._timers
+            and self._requests.empty()
             and self._recover_at is None
             and not self._hashing
         )
@@ -125,6 +95,11 @@ class Intake:
         self._rescans.put((fire, reason, done))
         self.hints.put(Hint("rescan"))
         return done
+
+    def carry_out(self, request_id: int, kind: str, body: dict[str, Any]) -> None:
+        """A request of the CLI's (replay, refire), read by the runtime's main loop."""
+        self._requests.put((request_id, kind, body))
+        self.hints.put(Hint("request"))
 
     # -- the loop ----------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -171,13 +146,10 @@ class Intake:
             self._overflow_pending = False
             self._rescan(True, "overflow")
         self._run_timers(time.monotonic())
-        self._take_requests()
         self._stager.commit()
 
     def _wait_s(self) -> float:
-        dues = [p.due for p in self._settling.values()] + list(self._deleting.values())
-        if self._recover_at is not None:
-            dues.append(self._recover_at)
+        dues = [d for d in (self._timers.next_due(), self._recover_at) if d is not None]
         return max(0.0, min(dues) - time.monotonic()) if dues else 1.0
 
     # -- hints -------------------------------------------------------------------------------
@@ -194,7 +166,18 @@ class Intake:
         if kind == "hashed":
             self._hashed(hint.path, hint.dest)
             return
-        if kind == "rescan":
+        if kind == "request":
+            request_id, request_kind, body = self._requests.get_nowait()
+            requests.carry_out(
+                self._journal,
+                self._stager,
+                self._buckets_dir,
+                self._ignore(),
+                request_id,
+                request_kind,
+                body,
+            )
+        elif kind == "rescan":
             fire, reason, done = self._rescans.get_nowait()
             self._rescan(fire, reason)
             self._scanned.append(done)
@@ -226,13 +209,19 @@ class Intake:
                 self._control(Hint(kind, path))
             return
         bucket, key = located
-        if keys.is_ignored(key, self._config().settings.ignore):
+        if keys.is_ignored(key, self._ignore()):
             return
         why_not = keys.problem(key)
         if why_not is not None:
-            _skipped(bucket, key, why_not)
+            skipped(bucket, key, why_not)
             return
         action(path, bucket, key)
+
+    def _ignore(self) -> tuple[str, ...]:
+        return self._config().settings.ignore
+
+    def _quiet_s(self) -> float:
+        return self._config().settings.settle_ms / 1000
 
     def _route_dir(self, path: str) -> None:
         """A folder went away (deleted or moved out): every indexed key under it may be gone."""
@@ -245,35 +234,31 @@ class Intake:
                 self._delete_later(os.path.join(self._buckets_dir, bucket, key), bucket, key)
 
     def _put_tree(self, path: str) -> None:
-        for file_path in _walk_files(path):
+        for file_path in objects.walk_files(path):
             self._route(file_path, self._put_now)
 
     # -- decisions ---------------------------------------------------------------------------
     def _settle(self, path: str, bucket: str, key: str) -> None:
-        due = time.monotonic() + self._config().settings.settle_ms / 1000
-        pending = self._settling.setdefault(path, _Pending(due))
-        pending.due = due
+        self._timers.settle(path, time.monotonic(), self._quiet_s())
 
     def _delete_later(self, path: str, bucket: str, key: str) -> None:
-        # A short grace: editors replace a file by rename; if it is back, it was an overwrite.
-        self._deleting[path] = time.monotonic() + self._config().settings.settle_ms / 1000
+        self._timers.delete_later(path, time.monotonic(), self._quiet_s())
 
     def _put_now(self, path: str, bucket: str, key: str) -> None:
-        self._settling.pop(path, None)
-        self._deleting.pop(path, None)
+        self._timers.forget(path)
         if path in self._hashing:  # a newer write while hashing: hash again when it is done
             self._rehash.add(path)
             return
         try:
-            size, mtime_ns, etag = _read(path, self._buckets_dir, HASH_INLINE_BYTES)
+            size, mtime_ns, etag = objects.read(path, self._buckets_dir, HASH_INLINE_BYTES)
         except TooLarge:
             self._hash_aside(path)
             return
         except Vanished as exc:
-            _skipped(bucket, key, str(exc), exc.level)
+            skipped(bucket, key, str(exc), exc.level)
             return
         except OSError as exc:
-            _skipped(bucket, key, exc.strerror or str(exc))
+            skipped(bucket, key, exc.strerror or str(exc))
             return
         self._stage_put(bucket, key, size, mtime_ns, etag)
 
@@ -283,7 +268,7 @@ class Intake:
 
         def job() -> None:
             try:
-                result = json.dumps(_read(path, self._buckets_dir))
+                result = json.dumps(objects.read(path, self._buckets_dir))
             except Vanished as exc:
                 result = json.dumps(str(exc))
             except Exception as exc:  # reported back either way: the path must not stay busy
@@ -304,7 +289,7 @@ class Intake:
         if located is None:
             return
         if isinstance(result, str):
-            _skipped(located[0], located[1], result)
+            skipped(located[0], located[1], result)
             return
         self._stage_put(located[0], located[1], *result)
 
@@ -320,29 +305,23 @@ class Intake:
         if self._recover_at is not None and self._recover_at <= now:
             self._recover_at = None
             self._rescan(True, "recovering from an intake error")
-        for path, pending in list(self._settling.items()):
-            if pending.due <= now:
-                self._check_settled(path, pending, now)
-        for path, due in list(self._deleting.items()):
-            if due <= now:
-                del self._deleting[path]
-                self._route(path, self._delete_if_gone)
+        for path in self._timers.settle_due(now):
+            self._check_settled(path, now)
+        for path in self._timers.deletes_due(now):
+            self._route(path, self._delete_if_gone)
 
-    def _check_settled(self, path: str, pending: _Pending, now: float) -> None:
+    def _check_settled(self, path: str, now: float) -> None:
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            del self._settling[path]
+            self._timers.forget(path)
             return
         except OSError:  # a symlink loop, a dangling or unreadable link: _put_now says why
-            del self._settling[path]
+            self._timers.forget(path)
             self._route(path, self._put_now)
             return
-        if (st.st_size, st.st_mtime_ns) != (pending.size, pending.mtime_ns):
-            pending.size, pending.mtime_ns = st.st_size, st.st_mtime_ns
-            pending.due = now + self._config().settings.settle_ms / 1000
+        if self._timers.still_changing(path, st.st_size, st.st_mtime_ns, now, self._quiet_s()):
             return
-        del self._settling[path]
         located = keys.locate(self._buckets_dir, path)
         if located is None:
             return
@@ -361,99 +340,19 @@ class Intake:
             return
         self._stager.stage(ObjectChange(bucket, key, "delete"), None)
 
-    # -- requests from the CLI (replay, refire) ---------------------------------------------
-    def _take_requests(self) -> None:
-        now = time.monotonic()
-        if now - self._requests_at < 0.5:
-            return
-        self._requests_at = now
-        for request_id, kind, body in self._journal.open_requests():
-            if kind == "replay":
-                self._replay(body.get("ids", []), body.get("request_ids", {}))
-            elif kind == "refire":
-                self._refire(str(body.get("bucket", "")), str(body.get("prefix", "")))
-            self._stager.requests_done.append(request_id)
-
-    def _replay(self, ids: list[int], request_ids: dict[str, str]) -> None:
-        """Dead letters again, through the current alias mapping, with new request ids (the
-        ones `s3sim replay` chose and recorded when it marked them replayed)."""
-        for dead in self._journal.load_many(ids):
-            if dead.state not in DEAD_LETTER_STATES:
-                continue
-            request_id = request_ids.get(str(dead.id)) or str(uuid.uuid4())
-            new = NewDelivery(
-                request_id,
-                dead.target,
-                dead.function,
-                dead.bucket,
-                dead.key,
-                dead.payload,
-                time.time(),
-            )
-            self._stager.replays.append((dead.id, new))
-            log.info(
-                "event.replayed",
-                delivery_id=dead.id,
-                request_id=new.request_id,
-                replay_of=dead.request_id,
-                function=dead.function,
-                bucket=dead.bucket,
-                key=dead.key,
-            )
-
-    def _refire(self, bucket: str, prefix: str) -> None:
-        """Events for objects that already exist, as if each had just been written."""
-        count = 0
-        for path, key in self._objects(bucket, prefix):
-            try:
-                size, mtime_ns, etag = _read(path, self._buckets_dir)
-            except Vanished:
-                continue
-            self._stager.stage(
-                ObjectChange(bucket, key, "put", size, etag), IndexEntry(size, mtime_ns, etag)
-            )
-            count += 1
-        log.info("bucket.refired", bucket=bucket, prefix=prefix, objects=count)
-
-    def _objects(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, str]]:
-        """(path, key) of every file in a bucket folder that is an object, not noise."""
-        ignore = self._config().settings.ignore
-        folder = os.path.join(self._buckets_dir, bucket)
-        if os.path.islink(folder):
-            log.warning(
-                "bucket.refused",
-                bucket=bucket,
-                target=os.path.realpath(folder),
-                reason=SYMLINKED_BUCKET,
-            )
-            return
-        for path in _walk_files(folder):
-            located = keys.locate(self._buckets_dir, path)
-            if (
-                located is None
-                or not located[1].startswith(prefix)
-                or keys.is_ignored(located[1], ignore)
-            ):
-                continue
-            why_not = keys.problem(located[1])
-            if why_not is not None:
-                _skipped(bucket, located[1], why_not)
-                continue
-            yield path, located[1]
-
     # -- rescan ------------------------------------------------------------------------------
     def _rescan(self, fire: bool, reason: str) -> None:
         started = time.monotonic()
-        ignore = self._config().settings.ignore
         buckets = (
             {e.name for e in os.scandir(self._buckets_dir) if e.is_dir()}
             if os.path.isdir(self._buckets_dir)
             else set()
-        )  # symlinked ones: refused below
+        )  # symlinked ones are refused by objects.in_bucket
         counts = {"put": 0, "delete": 0}
         for bucket in sorted(buckets | set(self._journal.indexed_buckets())):
-            for kind in self._rescan_bucket(bucket, ignore, fire):
-                counts[kind] += 1
+            changed, removed = self._rescan_bucket(bucket, fire)
+            counts["put"] += changed
+            counts["delete"] += removed
         self._stager.baseline_pending = True
         log.info(
             "watch.rescanned",
@@ -465,80 +364,38 @@ class Intake:
             duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
 
-    def _rescan_bucket(self, bucket: str, ignore: tuple[str, ...], fire: bool) -> Iterator[str]:
-        index = self._journal.index(bucket)
-        for path, key in self._objects(bucket):
+    def _rescan_bucket(self, bucket: str, fire: bool) -> tuple[int, int]:
+        """Stage what changed in one bucket since the index was written: (puts, deletes)."""
+        ignore = self._ignore()
+        index = {k: (e.size, e.mtime_ns) for k, e in self._journal.index(bucket).items()}
+        found: dict[str, tuple[int, int]] = {}
+        paths: dict[str, str] = {}
+        for path, key in objects.in_bucket(self._buckets_dir, bucket, ignore):
             try:
                 st = os.lstat(path)
-            except FileNotFoundError:  # gone since the walk: if indexed, it is a delete below
+            except FileNotFoundError:  # gone since the walk: if indexed, it is a delete
                 continue
-            known = index.pop(key, None)
-            if known is not None and (known.size, known.mtime_ns) == (st.st_size, st.st_mtime_ns):
-                continue
-            if fire:
-                self._put_now(path, bucket, key)
-            else:
-                try:
-                    _object_stat(path, self._buckets_dir)
-                except Vanished as exc:
-                    _skipped(bucket, key, str(exc), exc.level)
-                    continue
-                self._stager.stage(
-                    ObjectChange(bucket, key, "put", st.st_size),
-                    IndexEntry(st.st_size, st.st_mtime_ns, ""),
-                    fire=False,
-                )
-            yield "put"
-        for key in index:
-            if not keys.is_ignored(key, ignore):
-                self._stager.stage(ObjectChange(bucket, key, "delete"), None, fire)
-                yield "delete"
+            found[key], paths[key] = (st.st_size, st.st_mtime_ns), path
+        changed, gone = index_diff.diff(index, found)
+        for key in changed:
+            self._stage_found(bucket, key, paths[key], found[key], fire)
+        gone = [key for key in gone if not keys.is_ignored(key, ignore)]
+        for key in gone:
+            self._stager.stage(ObjectChange(bucket, key, "delete"), None, fire)
+        return len(changed), len(gone)
 
-
-class TooLarge(Exception):
-    """Larger than the caller wants to hash inline."""
-
-
-def _object_stat(path: str, root: str) -> os.stat_result:
-    """The stat of the file an object is read from; links may not leave the buckets."""
-    try:
-        st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode):
-            real = os.path.realpath(path)
-            if not real.startswith(root + os.sep):
-                raise NotAnObject("symlink points outside the buckets folder")
-            st = os.stat(real)
-    except FileNotFoundError:
-        raise Vanished("file vanished before it could be read") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise NotAnObject("symlink loop: the link never reaches a file") from None
-        raise NotAnObject(f"unreadable: {exc.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise NotAnObject("not a regular file")
-    return st
-
-
-def _read(path: str, root: str, inline_limit: int | None = None) -> tuple[int, int, str]:
-    """(size, mtime_ns, MD5 hex) streamed in chunks; refuses links that leave the buckets."""
-    try:
-        st = _object_stat(path, root)
-        if inline_limit is not None and st.st_size > inline_limit:
-            raise TooLarge()
-        digest = hashlib.md5(usedforsecurity=False)
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                digest.update(chunk)
-            size = f.tell()
-        return size, st.st_mtime_ns, digest.hexdigest()
-    except FileNotFoundError:
-        raise Vanished("file vanished before it could be read") from None
-    except PermissionError as exc:
-        raise NotAnObject(f"unreadable: {exc.strerror}") from None
-
-
-def _walk_files(root: str) -> Iterator[str]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            yield os.path.join(dirpath, name)
+    def _stage_found(
+        self, bucket: str, key: str, path: str, stamp: tuple[int, int], fire: bool
+    ) -> None:
+        if fire:
+            self._put_now(path, bucket, key)
+            return
+        try:  # record only (a first start): no eTag yet, but it must be a real object
+            objects.object_stat(path, self._buckets_dir)
+        except Vanished as exc:
+            skipped(bucket, key, str(exc), exc.level)
+            return
+        size, mtime_ns = stamp
+        self._stager.stage(
+            ObjectChange(bucket, key, "put", size), IndexEntry(size, mtime_ns, ""), fire=False
+        )

@@ -105,6 +105,33 @@ class VersionSeal:
     first_seen_s: float = 0.0
 
 
+@dataclass(frozen=True, kw_only=True)
+class Finished:
+    """A delivery's last word: done, or dead after its last attempt."""
+
+    delivery_id: int
+    state: str  # done | dead
+    attempts: int
+    version: str | None  # the executed version
+    finished_s: float
+    condition: str | None = None  # why it is dead: RetriesExhausted | EventAgeExceeded
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rescheduled:
+    """A failed attempt with a retry due later (same request id)."""
+
+    delivery_id: int
+    attempts: int
+    due_s: float
+    version: str | None
+    error: str
+
+
+Outcome = Finished | Rescheduled
+
+
 @dataclass(frozen=True)
 class IndexEntry:
     size: int
@@ -355,6 +382,35 @@ class Journal:
         )
         return int(cursor.lastrowid or 0)
 
+    @staticmethod
+    def record(db: sqlite3.Connection, outcome: Outcome) -> None:
+        if isinstance(outcome, Finished):
+            db.execute(
+                "UPDATE deliveries SET state = ?, attempts = ?, condition = ?, last_error = ?, "
+                "executed_version = ?, finished_s = ? WHERE id = ?",
+                (
+                    outcome.state,
+                    outcome.attempts,
+                    outcome.condition,
+                    outcome.error,
+                    outcome.version,
+                    outcome.finished_s,
+                    outcome.delivery_id,
+                ),
+            )
+        else:
+            db.execute(
+                "UPDATE deliveries SET attempts = ?, due_s = ?, last_error = ?, "
+                "executed_version = ? WHERE id = ?",
+                (
+                    outcome.attempts,
+                    outcome.due_s,
+                    outcome.error,
+                    outcome.version,
+                    outcome.delivery_id,
+                ),
+            )
+
     def load(self, delivery_id: int) -> Delivery:
         rows = self._read(
             f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
@@ -415,16 +471,6 @@ class Journal:
                 "SELECT function, state, count(*) FROM deliveries GROUP BY function, state"
             ).fetchall()
         return {(f, s): int(n) for f, s, n in rows}
-
-
-FINISH_SQL = (
-    "UPDATE deliveries SET state = ?, attempts = ?, condition = ?, last_error = ?, "
-    "executed_version = ?, finished_s = ? WHERE id = ?"
-)
-RESCHEDULE_SQL = (
-    "UPDATE deliveries SET attempts = ?, due_s = ?, last_error = ?, "
-    "executed_version = ? WHERE id = ?"
-)
 
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:
