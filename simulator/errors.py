@@ -1,4 +1,18 @@
-"""One exception tree for the whole package. Every error carries the data that explains it."""
+"""One exception tree for the whole package. Every error carries the data that explains it.
+
+    SimulatorError                  raised on purpose; the CLI turns it into a message
+    ├── ConfigError                 config.yaml is invalid: every Problem (path + message)
+    ├── ArnError                    an ARN that cannot be parsed
+    ├── LambdaApiError              what Lambda's API would answer (`code`, AWS's message)
+    │   ├── ResourceNotFound        ResourceNotFoundException
+    │   ├── InvalidParameterValue   InvalidParameterValueException
+    │   └── ValidationFailed        ValidationException
+    ├── VersionIntegrityError       a published version's sealed code or settings changed
+    └── WorkspaceLocked             another simulator runs on the workspace
+
+Foreign code (handlers, watchdog callbacks) is caught broadly only where it runs, and turned
+into a result or a log event.
+"""
 
 from __future__ import annotations
 

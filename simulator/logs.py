@@ -147,6 +147,11 @@ def _close_previous(json_file: int | None) -> None:
     _OPEN[:] = [] if json_file is None else [json_file]
 
 
+def close() -> None:
+    """Close the JSON file of the configuration in force (for embedders and tests)."""
+    _close_previous(None)
+
+
 def _is_devnull(stream: Console) -> bool:
     try:
         fileno = getattr(stream, "fileno", None)

@@ -1,4 +1,5 @@
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,18 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    """Each test starts and ends with structlog's defaults and no log file open."""
+    import structlog
+
+    from simulator import logs
+
+    yield
+    structlog.reset_defaults()
+    logs.close()
 
 
 @pytest.fixture

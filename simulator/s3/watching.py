@@ -130,11 +130,7 @@ class Watcher:
 
     def start(self) -> None:
         """Start watching; raises OSError if even the top folders cannot be watched."""
-        _shorten_move_hold()
-        # watchdog warns on a benign race when folders appear fast (mkdir -p); the message
-        # embeds every watch, so it grows with the tree. The duplicate event it implies is
-        # harmless here: the intake dedupes against the object index.
-        warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
+        tune_watchdog()
         for name in self._LOGGERS:
             logging.getLogger(name).addHandler(self._detector)
         polling = self._polling_interval_s is not None
@@ -197,7 +193,13 @@ def _report_watch_limit(observer: BaseObserver, sink: Callable[[Hint], None]) ->
     inotify_fd.add_callback = reporting_add_callback
 
 
-def _shorten_move_hold() -> None:
+def tune_watchdog() -> None:
+    """The one place that changes watchdog's process-wide state (idempotent):
+    - the hold after a move out of the tree (500 ms, blocking every later event) is shortened;
+    - watchdog's warning about a benign race when folders appear fast (mkdir -p) is silenced:
+      its message embeds every watch, so it grows with the tree, and the duplicate event it
+      implies is harmless (the intake dedupes against the object index)."""
+    warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
     try:
         from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
     except ImportError:  # not on Linux, or watchdog changed its internals
