@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -115,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     except SimulatorError as exc:
         _err(str(exc))
         return 1
+    except sqlite3.Error as exc:
+        _err(f"the journal (.s3sim/journal.sqlite3) cannot be used: {exc}")
+        return 1
+    except OSError as exc:  # a full disk, a permission: say what and where, no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        _err(f"{exc.strerror or exc}{where}")
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -178,7 +186,12 @@ def _run(ws: Path, exit_when_idle: bool, as_json: bool) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())  # only hands off; the main thread stops
-    runtime.start()
+    from simulator.runtime import StartCancelled
+
+    try:
+        runtime.start(cancel=stop)
+    except StartCancelled:
+        return 0  # stopped as asked, before it was ready: nothing runs on
     try:
         runtime.supervise(stop, exit_when_idle)
     finally:
@@ -190,8 +203,16 @@ def _run(ws: Path, exit_when_idle: bool, as_json: bool) -> int:
 
 
 def _out(text: str | dict[str, Any] | list[Any]) -> None:
-    print(text if isinstance(text, str) else json.dumps(text, indent=2))
+    from simulator.logs import printable
+
+    if not isinstance(text, str):
+        text = json.dumps(text, indent=2)
+    print("\n".join(printable(line) for line in text.split("\n")))
 
 
 def _err(text: str) -> None:
-    print(f"s3sim: {text}", file=sys.stderr)
+    from simulator.logs import printable
+
+    # A message may span lines (one per config problem); what is inside a line may not.
+    lines = [printable(line) for line in text.split("\n")]
+    print(f"s3sim: {chr(10).join(lines)}", file=sys.stderr)

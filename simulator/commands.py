@@ -479,6 +479,7 @@ def _event(
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:
+    rows = [tuple(logstream.printable(c) for c in row) for row in rows]  # names from files
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = io.StringIO()
     for row in rows:

@@ -110,6 +110,26 @@ class Sinks:
         return orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
 
 
+class Repeats:
+    """Says whether a failure that keeps happening (a full disk, once a second) is worth a
+    line: the first time, when its text changes, then every `every`-th time."""
+
+    def __init__(self, every: int = 30) -> None:
+        self._every, self._last, self._count = every, "", 0
+
+    def worth_logging(self, text: str) -> bool:
+        self._count = self._count + 1 if text == self._last else 1
+        self._last = text
+        return self._count == 1 or self._count % self._every == 0
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def reset(self) -> None:
+        self._last, self._count = "", 0
+
+
 def configure(
     json_path: Path | None, console: Console | None, console_json: bool = False, level: str = "info"
 ) -> None:

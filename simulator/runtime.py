@@ -29,6 +29,7 @@ import structlog
 
 from simulator import logs
 from simulator.core.config import Config
+from simulator.errors import SimulatorError
 from simulator.lambdas.delivery import Deliverer
 from simulator.lambdas.invoker import Invoker
 from simulator.lambdas.pool import Pool
@@ -41,6 +42,10 @@ from simulator.store.versions import VersionStore
 from simulator.store.workspace import Workspace, WorkspaceLock
 
 log = structlog.get_logger("s3sim")
+
+
+class StartCancelled(SimulatorError):
+    """Asked to stop (a signal) before the simulator was ready; nothing was left running."""
 
 
 class Runtime:
@@ -59,11 +64,15 @@ class Runtime:
         self.fatal = threading.Event()
         self.fatal_reason = ""
         self._handed_over: set[int] = set()  # CLI request ids given to the intake
+        self._status_failures = logs.Repeats()
+        self._config_due: float | None = None  # when a config.yaml still being saved reloads
 
     # -- start -------------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, cancel: threading.Event | None = None) -> None:
         """Start every part in order; returns once `simulator.ready` is logged. If a part
-        fails, the parts already started are stopped (newest first) and the error raised."""
+        fails, or `cancel` is set meanwhile (SIGTERM during a long start-up scan), the parts
+        already started are stopped (newest first) and the error (StartCancelled) raised."""
+        self._cancel = cancel or threading.Event()
         try:
             self._start_parts()
         except BaseException:
@@ -154,7 +163,10 @@ class Runtime:
         written during the scan is missed either."""
         fire = not first_start and config.settings.catch_up == "fire"
         reason = "first start: recording what the buckets hold" if first_start else "catch-up"
-        self.intake.rescan(fire, reason).wait()
+        done = self.intake.rescan(fire, reason)
+        while not done.wait(0.05):
+            if self._cancel.is_set():  # the scan is interrupted as the intake stops
+                raise StartCancelled("stopped during the start-up scan")
 
     def _start_watcher(self, polling_s: float | None) -> None:
         self.watcher = Watcher(self.ws.root, self.intake.hints.put, polling_s)
@@ -197,16 +209,33 @@ class Runtime:
         reaped = self.pool.reap(settings.keep_alive_s)
         if reaped:
             log.info("environment.reaped", count=reaped, keep_alive_s=settings.keep_alive_s)
-        status.write(self.ws.status_file, self.deliverer.inflight(), self.pool.warm_count())
+        try:
+            status.write(self.ws.status_file, self.deliverer.inflight(), self.pool.warm_count())
+            self._status_failures.reset()
+        except OSError as exc:  # a full disk: `s3sim status` reads it as not running
+            if self._status_failures.worth_logging(str(exc)):
+                log.warning(
+                    "status.not_written",
+                    error=exc.strerror or str(exc),
+                    times=self._status_failures.count,
+                )
 
     def _control(self, hint: Hint) -> None:
-        """Hints outside buckets/ (on the intake thread): config, $LATEST code, versions.
-        Hints about the watcher itself go to its owner, the supervisor."""
+        """Hints outside buckets/ (from the intake thread): handed to the supervisor, so the
+        intake never waits for a reload, a re-seal or a new watcher."""
+        self._watch_hints.put(hint)
+
+    def _on_hint(self, hint: Hint) -> None:
+        """On the supervisor: the watcher, config.yaml, $LATEST code, published versions."""
         path = Path(hint.path)
-        if hint.kind == "watch_limit" or path == self.ws.buckets:
-            self._watch_hints.put(hint)
+        if hint.kind == "watch_limit":
+            if not self.watcher.polling:
+                self.watcher.stop()
+                self._fall_back_to_polling(f"{hint.dest} at {hint.path}")
+        elif path == self.ws.buckets:
+            self._buckets_folder_changed(hint.kind)
         elif path == self.ws.config:
-            self.source.reload()
+            self._config_changed(hint.kind)
         elif self.ws.functions in path.parents:
             function = path.relative_to(self.ws.functions).parts[0]
             if not path.name.endswith((".pyc", "~")) and "__pycache__" not in path.parts:
@@ -220,6 +249,20 @@ class Runtime:
         elif self.ws.versions in path.parents:
             self.source.refresh_versions()
             self._seal_unseen_versions()
+
+    def _config_changed(self, kind: str) -> None:
+        """A close or a rename means the save is complete: reload now. A created or modified
+        sign (the polling watcher, or no close event) may be a save in progress: reload once
+        the file has been quiet for a while, never from the middle of a write."""
+        if kind in ("closed", "moved", "deleted"):
+            self._config_due = None
+            self.source.reload()
+            return
+        settings = self.source.current.settings
+        quiet_s = settings.settle_ms / 1000
+        if self.watcher.polling:  # changes are seen once per poll: wait for two quiet polls
+            quiet_s = max(quiet_s, 2 * settings.polling_interval_ms / 1000)
+        self._config_due = time.monotonic() + quiet_s
 
     def _buckets_folder_changed(self, kind: str) -> None:
         """buckets/ itself went away or came back: its watch died with it; watch it anew."""
@@ -244,7 +287,12 @@ class Runtime:
 
     # -- supervise / stop --------------------------------------------------------------------
     def idle(self) -> bool:
-        return self.intake.idle() and self.deliverer.idle() and self._watch_hints.empty()
+        return (
+            self.intake.idle()
+            and self.deliverer.idle()
+            and self._watch_hints.empty()
+            and self._config_due is None
+        )
 
     def supervise(self, stop: threading.Event, exit_when_idle: bool = False) -> None:
         """The supervisor loop; returns when `stop` is set, on a fatal error, or (with
@@ -252,8 +300,8 @@ class Runtime:
         chores = [(0.5, self._hand_over_requests), (1.0, self._housekeeping)]
         next_at = [0.0] * len(chores)
         idle_checks = 0
-        while not stop.wait(0.05) and not self.fatal.is_set():
-            self._guarded(self._watch_duty)
+        while not stop.is_set() and not self.fatal.is_set():
+            self._guarded(self._watch_duty)  # waits up to 50 ms for a hint
             now = time.monotonic()
             for i, (every_s, chore) in enumerate(chores):
                 if now >= next_at[i]:
@@ -270,14 +318,16 @@ class Runtime:
             log.exception("supervisor.error", chore=chore.__name__)
 
     def _watch_duty(self) -> None:
-        while not self._watch_hints.empty():
-            hint = self._watch_hints.get_nowait()
-            if hint.kind == "watch_limit":
-                if not self.watcher.polling:
-                    self.watcher.stop()
-                    self._fall_back_to_polling(f"{hint.dest} at {hint.path}")
-            else:
-                self._buckets_folder_changed(hint.kind)
+        try:
+            hint: Hint | None = self._watch_hints.get(timeout=0.05)
+        except queue.Empty:
+            hint = None
+        while hint is not None:
+            self._on_hint(hint)
+            hint = None if self._watch_hints.empty() else self._watch_hints.get_nowait()
+        if self._config_due is not None and time.monotonic() >= self._config_due:
+            self._config_due = None
+            self.source.reload()
 
     def _hand_over_requests(self) -> None:
         """Requests the CLI left in the journal, each handed to the intake once."""

@@ -125,7 +125,7 @@ def test_intake_fault_is_recovered_by_rescan(
     monkeypatch.setattr(Journal, "put_object", staticmethod(flaky))
     with running(ws) as (_, log):
         drop(ws / "buckets/uploads/a.txt")
-        log.wait_for(log.named("intake.error"))
+        log.wait_for(log.named("journal.write_failed"))  # an OSError writing it
         log.wait_for(log.named("invoke.report"))
     assert keys(ws) == ["a.txt"]
 

@@ -28,6 +28,7 @@ from simulator.core.config_reader import Reader, shown
 from simulator.core.s3_events import EVENT_TYPES
 from simulator.errors import ArnError, ConfigError, Problem
 
+OVERLAPS_SHOWN = 10  # overlap errors listed per bucket (S3 itself names just one)
 _ENV_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]+$")
 _FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -51,12 +52,12 @@ def build(raw: Any) -> tuple[Config, list[Problem]]:
     settings = config_settings.parse(r, r.mapping(top.get("simulator"), "simulator"))
     functions = {
         str(name): _function(r, str(name), body, f"functions.{name}")
-        for name, body in r.mapping(top.get("functions"), "functions").items()
+        for name, body in r.named(top.get("functions"), "functions").items()
     }
     config = Config(region, account, functions, {}, settings)
     buckets = {
         str(name): _bucket(r, config, str(name), body, f"buckets.{name}")
-        for name, body in r.mapping(top.get("buckets"), "buckets").items()
+        for name, body in r.named(top.get("buckets"), "buckets").items()
     }
     config = Config(region, account, functions, buckets, settings)
     _check_destinations(r, config)
@@ -140,15 +141,14 @@ def _function(r: Reader, name: str, raw: Any, path: str) -> Function:
         on_success=_destination(r, body.get("on_success"), f"{path}.on_success"),
         aliases={
             str(alias): _alias(r, str(alias), value, f"{path}.aliases.{alias}")
-            for alias, value in r.mapping(body.get("aliases"), f"{path}.aliases").items()
+            for alias, value in r.named(body.get("aliases"), f"{path}.aliases").items()
         },
     )
 
 
 def _environment(r: Reader, raw: Any, path: str) -> dict[str, str]:
     env: dict[str, str] = {}
-    for key, value in r.mapping(raw, path).items():
-        key = str(key)
+    for key, value in r.named(raw, path).items():
         if not _ENV_KEY.match(key):
             r.fail(
                 f"{path}.{key}",
@@ -163,10 +163,16 @@ def _environment(r: Reader, raw: Any, path: str) -> dict[str, str]:
                 f"that are currently not supported for modification. Reserved keys used in "
                 f"this request: {key}",
             )
-        if isinstance(value, (dict, list)) or value is None:
-            r.fail(f"{path}.{key}", f"must be a string, got {value!r}")
+        if not isinstance(value, (str, int, float, bool)):  # bytes (!!binary), maps, lists
+            r.fail(f"{path}.{key}", f"must be a string, got {shown(value)}")
             continue
-        env[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if "\0" in text:
+            r.fail(
+                f"{path}.{key}", "contains a NUL character, which no environment variable can hold"
+            )
+            continue
+        env[key] = text
     if sum(len(k) + len(v) for k, v in env.items()) > 4096:
         r.fail(
             path,
@@ -427,7 +433,14 @@ def _parse_arn(text: str) -> FunctionArn | None:
 
 
 def _check_overlaps(r: Reader, notes: tuple[Notification, ...], bucket_path: str) -> None:
-    for i, j in overlapping_pairs(notes):
+    pairs = overlapping_pairs(notes, limit=OVERLAPS_SHOWN + 1)
+    if len(pairs) > OVERLAPS_SHOWN:
+        pairs = pairs[:OVERLAPS_SHOWN]
+        r.fail(
+            bucket_path,
+            f"more than {OVERLAPS_SHOWN} pairs of configurations overlap; the first are listed",
+        )
+    for i, j in pairs:
         a, b = notes[i], notes[j]
         where = f"{bucket_path}: configurations {a.id!r} and {b.id!r}"
         if not (a.prefix or a.suffix or b.prefix or b.suffix):

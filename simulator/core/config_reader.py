@@ -45,6 +45,25 @@ class Reader:
             return {}
         return value
 
+    def named(self, value: Any, path: str) -> dict[str, Any]:
+        """A mapping keyed by names. A key YAML did not read as text (`yes` is true, `~` is
+        null, `1.5` a number) is reported, not turned into text: `yes` must not silently
+        become an alias called 'True'. Whole numbers are names (a function may be `123`)."""
+        named: dict[str, Any] = {}
+        for key, item in self.mapping(value, path).items():
+            if isinstance(key, int) and not isinstance(key, bool):
+                key = str(key)
+            if not isinstance(key, str):
+                self.fail(
+                    f"{path}.{key}",
+                    f"the key {shown(key)} is not text: unquoted yes, "
+                    "no, on, off, true and false read as booleans and ~ "
+                    "as null in YAML; quote the name",
+                )
+                continue
+            named[key] = item
+        return named
+
     def typed(self, value: Any, kind: type[T], path: str, default: T) -> T:
         """`value` if it is of `kind` (an int counts as a float; a bool is not a number)."""
         if value is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from simulator.core import index_diff, keys
 from simulator.core.config import Config
 from simulator.core.s3_events import ObjectChange
 from simulator.core.settle import Debouncer
+from simulator.logs import Repeats
 from simulator.s3 import objects, requests
 from simulator.s3.objects import TooLarge, Vanished, skipped
 from simulator.s3.staging import Stager
@@ -33,6 +35,10 @@ log = structlog.get_logger("s3sim")
 HASH_INLINE_BYTES = 8 << 20  # larger files are hashed aside
 COMMIT_EVERY = 256  # changes per journal transaction during a burst
 JOIN_S = 10.0  # the longest a stop waits for the intake's last pass
+
+
+class _Interrupted(Exception):
+    """The owner is stopping the intake in the middle of a long pass."""
 
 
 class Intake:
@@ -58,6 +64,8 @@ class Intake:
         self._rehash: set[str] = set()
         self._hasher = ThreadPoolExecutor(1, thread_name_prefix="s3sim-hash")
         self._busy = threading.Event()
+        self._stopping = threading.Event()
+        self._failures = Repeats()
         # Rescans asked for by the owner, each with an event set once its changes are committed.
         self._rescans: queue.SimpleQueue[tuple[bool, str, threading.Event]] = queue.SimpleQueue()
         self._scanned: list[threading.Event] = []  # set after the next successful commit
@@ -68,6 +76,7 @@ class Intake:
         self._thread.start()
 
     def stop(self) -> None:
+        self._stopping.set()  # a long rescan gives up at its next file: the next start redoes it
         self.hints.put(None)
         self._thread.join(JOIN_S)
         if self._thread.is_alive():  # a pass stuck in I/O: what it holds is found by a rescan
@@ -115,14 +124,37 @@ class Intake:
                 self._pass(hint)
                 if self._recover_at is None:
                     self._release_scanned()
-            except Exception:
+                    self._failures.reset()
+            except _Interrupted:  # stopping: nothing of the pass is committed, none of it lost
+                self._stager.discard()
+                return
+            except Exception as exc:
                 # Keep running on the last good state. Whatever was staged is not in the index
                 # (the transaction rolled back), so a rescan finds it again: nothing is lost.
-                log.exception("intake.error", action="rescanning every bucket")
+                self._report(exc)
                 self._stager.discard()
                 self._recover_at = time.monotonic() + 1.0  # not at once: the fault may persist
             finally:
                 self._busy.clear()
+
+    def _report(self, exc: Exception) -> None:
+        """A journal that cannot be written (disk full, state folder gone) is said plainly;
+        anything else with its traceback. A failure repeating every second is not repeated
+        on every line."""
+        text = f"{type(exc).__name__}: {exc}"
+        if not self._failures.worth_logging(text):
+            return
+        if isinstance(exc, (sqlite3.OperationalError, OSError)):
+            log.error(
+                "journal.write_failed",
+                error=str(exc),
+                times=self._failures.count,
+                action="rescanning in 1 s; the changes are accepted once written",
+            )
+        else:
+            log.exception(
+                "intake.error", times=self._failures.count, action="rescanning every bucket"
+            )
 
     def _release_scanned(self) -> None:
         for done in self._scanned:
@@ -343,6 +375,7 @@ class Intake:
     # -- rescan ------------------------------------------------------------------------------
     def _rescan(self, fire: bool, reason: str) -> None:
         started = time.monotonic()
+        log.info("watch.rescanning", reason=reason, fire=fire)
         buckets = (
             {e.name for e in os.scandir(self._buckets_dir) if e.is_dir()}
             if os.path.isdir(self._buckets_dir)
@@ -371,6 +404,8 @@ class Intake:
         found: dict[str, tuple[int, int]] = {}
         paths: dict[str, str] = {}
         for path, key in objects.in_bucket(self._buckets_dir, bucket, ignore):
+            if self._stopping.is_set():
+                raise _Interrupted()
             try:
                 st = os.lstat(path)
             except FileNotFoundError:  # gone since the walk: if indexed, it is a delete

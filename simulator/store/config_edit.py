@@ -37,6 +37,10 @@ EDIT_ATTEMPTS = 5  # re-reads when the file changes under an edit, before giving
 _ROUTING_KEYS = ("version", "weights")
 
 
+# The loader validation uses (libyaml where PyYAML has it), so both read a file alike.
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class SpliceError(SimulatorError):
     """The file's layout is one the in-place editor does not handle; nothing was written."""
 
@@ -57,7 +61,7 @@ def set_alias(
     not be blocked by them either, since it may be the first step of the repair."""
 
     def change(text: str) -> tuple[str, list[Problem]]:
-        old = aliases_in(yaml.safe_load(text), function).get(alias)
+        old = aliases_in(yaml.load(text, Loader=LOADER), function).get(alias)
         value = alias_value(old, version, weights)
         new_text = set_in_text(text, ["functions", function, "aliases", alias], value)
         return new_text, _validate(new_text, function, alias, store)
@@ -75,7 +79,7 @@ def aliases_in(raw: Any, function: str) -> Mapping[str, Any]:
 def _validate(text: str, function: str, alias: str, store: VersionStore) -> list[Problem]:
     """The checks of a hand edit. The alias being set must name versions that exist; other
     references to missing versions were there before and are returned, not raised."""
-    config = config_parse.parse(yaml.safe_load(text))
+    config = config_parse.parse(yaml.load(text, Loader=LOADER))
     published, last = store.published(), store.last_numbers()
     check_published(only_alias(config, function, alias), published, last)
     try:
@@ -114,17 +118,36 @@ def _in_old_order(
 def set_in_text(text: str, path: list[str], value: Any) -> str:
     """`text` with the value at `path` (mapping keys from the root) set to `value`, touching
     nothing else. Raises SpliceError when the result would not be exactly that document."""
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    root = yaml.compose(text, Loader=LOADER)
     if not isinstance(root, MappingNode):
         raise SpliceError("config.yaml is not a mapping")
-    editor = _Editor(text, _version_quote(root), _indent_unit(root))
+    editor = _Editor(text, _version_quote(root), _indent_unit(root), _shared(root))
     new_text = _apply(text, editor.set_path(root, path, value))
     _check_result(text, new_text, path, value)
     return new_text
 
 
+def _shared(root: Node) -> set[int]:
+    """Nodes reached more than once: an anchor (&name) and its aliases (*name) compose to the
+    same node object."""
+    seen: set[int] = set()
+    shared: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            shared.add(id(node))
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            stack += [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
+    return shared
+
+
 def _check_result(old_text: str, new_text: str, path: list[str], value: Any) -> None:
-    expected = yaml.safe_load(old_text)
+    expected = yaml.load(old_text, Loader=LOADER)
     node = expected
     for key in path[:-1]:
         if node.get(key) is None:
@@ -132,7 +155,7 @@ def _check_result(old_text: str, new_text: str, path: list[str], value: Any) -> 
         node = node[key]
     node[path[-1]] = value
     try:
-        actual = yaml.safe_load(new_text)
+        actual = yaml.load(new_text, Loader=LOADER)
     except yaml.YAMLError as exc:
         raise SpliceError(
             f"editing {'.'.join(path)} in place produced invalid YAML ({exc}); "
@@ -301,11 +324,18 @@ def _indent_unit(root: MappingNode) -> int:
 
 
 class _Editor:
-    def __init__(self, text: str, quote: str, unit: int) -> None:
+    def __init__(self, text: str, quote: str, unit: int, shared: set[int]) -> None:
         self.text, self.quote, self.unit = text, quote, unit
+        self.shared = shared  # ids of nodes that appear in more than one place
 
     def set_path(self, node: MappingNode, path: list[str], value: Any) -> list[Edit]:
         key, rest = path[0], path[1:]
+        if id(node) in self.shared:  # an anchor used elsewhere: an edit would change all
+            raise SpliceError(
+                f"cannot edit {'.'.join(path)} in place: the mapping holding it is a YAML "
+                f"anchor that other places share through an alias; nothing was written, "
+                f"edit config.yaml by hand"
+            )
         entry = _entry(node, key)
         if entry is None:
             return [self._insert(node, path, value)]
@@ -479,9 +509,15 @@ def edit_file(
 
 def _replace(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text, encoding="utf-8")
     try:
-        os.chmod(tmp, os.stat(path).st_mode & 0o7777)  # keep the file's permissions
-    except OSError:
-        pass
-    os.replace(tmp, path)
+        tmp.write_text(text, encoding="utf-8")
+        try:
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)  # keep the file's permissions
+        except OSError:
+            pass
+        os.replace(tmp, path)
+    except OSError as exc:  # e.g. a full disk: config.yaml is untouched, no temp file stays
+        tmp.unlink(missing_ok=True)
+        raise SimulatorError(
+            f"could not write {path}: {exc.strerror or exc}; nothing was changed"
+        ) from None

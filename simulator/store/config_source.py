@@ -16,6 +16,10 @@ from simulator.store import config_yaml
 from simulator.store.versions import VersionStore
 
 log = structlog.get_logger("s3sim")
+EMPTY = (
+    "the file holds no configuration (it is empty, or only comments); applying it would "
+    "remove every function and bucket. To mean exactly that, write {}"
+)
 
 
 def read(
@@ -42,6 +46,8 @@ def load(
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem("", f"cannot read: {exc}")], str(path.name)) from None
     raw, problems = config_yaml.load(text, str(path.name))
+    if raw is None and not problems:  # an empty save (a full disk, `: > config.yaml`)
+        problems.append(Problem("", EMPTY))
     config, more = config_parse.build(raw if raw is not None else {})
     problems += more
     if check_versions:

@@ -153,6 +153,7 @@ class Journal:
         self._lock = threading.RLock()
         self._read_lock = threading.Lock()
         self._db, self._reader, self._identity = self._open()
+        self._wal_identity: tuple[int, int] | None = None  # first seen by `removed`
         self._db.executescript(_SCHEMA)
         self._migrate()
 
@@ -170,14 +171,21 @@ class Journal:
         return db, reader, (st.st_dev, st.st_ino)
 
     def removed(self) -> bool:
-        """The database file was deleted or replaced under the open connections (someone
-        removed the state folder): writes still go to the unlinked file, so nothing is lost
-        yet, but no other process can see them."""
+        """The database file or its WAL was deleted or replaced under the open connections
+        (someone removed the state folder, or just the -wal): writes still go to the unlinked
+        files, so nothing is lost yet, but no other process sees them and a crash would lose
+        them. While this process holds its connections SQLite never deletes the WAL itself."""
         try:
             st = os.stat(self.path)
+            wal = os.stat(f"{self.path}-wal")
         except FileNotFoundError:
             return True
-        return (st.st_dev, st.st_ino) != self._identity
+        if self._wal_identity is None:
+            self._wal_identity = (wal.st_dev, wal.st_ino)
+        return (st.st_dev, st.st_ino) != self._identity or (
+            wal.st_dev,
+            wal.st_ino,
+        ) != self._wal_identity
 
     def restore(self) -> None:
         """Write the open database (what the unlinked file holds, WAL included) back to its
@@ -194,6 +202,7 @@ class Journal:
             self._db.close()
             self._reader.close()
             self._db, self._reader, self._identity = self._open()
+            self._wal_identity = None
 
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
         with self._read_lock:

@@ -22,8 +22,12 @@ def write(path: Path, inflight: Mapping[str, int], warm: Mapping[str, int]) -> N
         "warm_environments": dict(warm),
     }
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    tmp.write_text(json.dumps(body))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(body))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk must not fill the state folder with halves
+        raise
 
 
 def clear(path: Path) -> None:

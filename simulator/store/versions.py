@@ -237,7 +237,8 @@ class VersionStore:
             raise ResourceNotFound(f"Function not found: {function.name} (no folder {source})")
         folder = self.root / function.name
         folder.mkdir(parents=True, exist_ok=True)
-        staging = folder / f".staging-{uuid.uuid4().hex}"
+        _sweep_abandoned(folder)
+        staging = folder / f".staging-{os.getpid()}-{uuid.uuid4().hex}"
         try:
             for rel, path in code_files(source):
                 target = staging / "code" / rel
@@ -341,6 +342,27 @@ def _make_read_only(root: Path) -> None:
             os.chmod(Path(dirpath, name), stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     for dirpath, _, _ in os.walk(root, topdown=False):
         os.chmod(dirpath, 0o555)
+
+
+def _sweep_abandoned(folder: Path) -> None:
+    """Staging copies left by a publish that was killed (`.staging-<pid>-<id>` of a process
+    that is gone); a live publish's own copy is left alone."""
+    for path in folder.glob(".staging-*"):
+        pid = path.name.split("-")[1]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        _make_writable(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _make_writable(root: Path) -> None:
