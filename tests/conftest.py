@@ -78,3 +78,19 @@ def simulator() -> Any:
     yield make
     for sim in made:
         sim.stop()
+
+
+REPO = Path(__file__).parents[1]
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    """The repository's own demo workspace (config.yaml, versions 1 and 2, functions)."""
+    import shutil
+
+    ws = tmp_path / "demo"
+    ws.mkdir()
+    shutil.copy(REPO / "config.yaml", ws / "config.yaml")
+    shutil.copytree(REPO / "versions", ws / "versions")
+    shutil.copytree(REPO / "functions", ws / "functions")
+    return ws

@@ -4,7 +4,6 @@ repoint, flow maps and comments kept, concurrent commands and hand edits never l
 from __future__ import annotations
 
 import difflib
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,7 +19,6 @@ from simulator.store.versions import VersionStore
 from tests.helpers import handler_source
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[1]
 ARN = "arn:aws:lambda:us-east-1:123456789012:function"
 
 
@@ -35,17 +33,6 @@ def changed_lines(before: str, after: str) -> list[str]:
         for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
         if line[:1] in "+-" and not line.startswith(("+++", "---"))
     ]
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    """The repository's own demo workspace (config.yaml, versions 1 and 2, functions)."""
-    ws = tmp_path / "demo"
-    ws.mkdir()
-    shutil.copy(REPO / "config.yaml", ws / "config.yaml")
-    shutil.copytree(REPO / "versions", ws / "versions")
-    shutil.copytree(REPO / "functions", ws / "functions")
-    return ws
 
 
 @pytest.mark.parametrize(

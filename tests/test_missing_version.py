@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from simulator.cli import main
-from tests.test_config_edits import REPO
 
 pytestmark = pytest.mark.integration
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer"
@@ -41,16 +40,6 @@ def remove_tree(path: Path) -> None:
     for dirpath, _, _ in os.walk(path):
         os.chmod(dirpath, stat.S_IRWXU)  # published versions are read-only
     shutil.rmtree(path)
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    ws = tmp_path / "demo"
-    ws.mkdir()
-    shutil.copy(REPO / "config.yaml", ws / "config.yaml")
-    shutil.copytree(REPO / "versions", ws / "versions")
-    shutil.copytree(REPO / "functions", ws / "functions")
-    return ws
 
 
 def test_commands_report_a_lost_version_and_alias_set_repairs_it(

@@ -83,15 +83,9 @@ class Invoker:
             spec = self.spec(config, resolution.function, resolution.version)
         except SimulatorError as exc:
             bound.error("invoke.failed", error_type=lambda_errors.VERSION_INTEGRITY, error=str(exc))
-            return Invocation(
-                request_id=request_id,
-                invoked=str(arn),
-                function=arn.function,
-                version=resolution.version,
-                alias=resolution.alias,
-                result=_failure(lambda_errors.VERSION_INTEGRITY, str(exc)),
-            )
-        result, cold = self._run(spec, arn, event, request_id, bound)
+            result, cold = _failure(lambda_errors.VERSION_INTEGRITY, str(exc)), False
+        else:
+            result, cold = self._run(spec, arn, event, request_id, bound)
         return Invocation(
             request_id=request_id,
             invoked=str(arn),
