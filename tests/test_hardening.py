@@ -21,23 +21,15 @@ from simulator.core import config_parse
 from simulator.errors import ConfigError
 from simulator.store.config_edit import SpliceError, set_in_text
 from simulator.store.config_source import EMPTY
-from tests.faults import COUNTING_HANDLER, calls, journal_rows, write_files
-from tests.helpers import ARN, drop, make_workspace, running, simple_config
-from tests.test_trust import wait_until
+from tests.faults import calls, journal_rows, write_files
+from tests.helpers import ARN, drop, running
+from tests.test_trust import wait_until, workspace
 
 
 def problems_of(raw: Any) -> list[str]:
     with pytest.raises(ConfigError) as info:
         config_parse.parse(raw)
     return [str(p) for p in info.value.problems]
-
-
-def workspace(tmp_path: Path, **settings: Any) -> Path:
-    out = tmp_path / "out"
-    out.mkdir(exist_ok=True)
-    config = simple_config(out)
-    config["simulator"].update(settings)
-    return make_workspace(tmp_path / "ws", config, {"fn": {"handler.py": COUNTING_HANDLER}})
 
 
 def test_a_thousand_identical_rules_report_ten_overlaps_not_half_a_million() -> None:
