@@ -169,7 +169,7 @@ def test_sigterm_during_a_long_start_up_scan_is_honoured_at_once(tmp_path: Path)
             proc.wait()
         reader.join(10)
     assert code == 0
-    assert waited_s < 3, f"SIGTERM took {waited_s:.1f} s to honour"  # the whole scan, before
+    assert waited_s < 5, f"SIGTERM took {waited_s:.1f} s to honour"  # >10 s before: the scan
     assert calls(tmp_path / "out") == []  # nothing half-accepted ran
 
 
