@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from simulator.core.arn import FunctionArn
 from simulator.core.config import AsyncConfig, Destination
 from simulator.errors import ArnError
 from simulator.lambdas.invoker import Invocation
+from simulator.store import files
 from simulator.store.journal import Delivery, NewDelivery
 
 log = structlog.get_logger("s3sim")
@@ -153,7 +153,5 @@ def write_object(bucket_dir: Path, key: str, body: Any) -> Path:
     """Write a JSON object atomically (temp dotfile + rename), so the watcher sees it whole."""
     path = bucket_dir / key
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".s3sim-{uuid.uuid4().hex}.tmp"
-    tmp.write_text(json.dumps(body, indent=2) + "\n")
-    os.replace(tmp, path)
+    files.write_atomic(path, json.dumps(body, indent=2) + "\n")
     return path

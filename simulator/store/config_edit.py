@@ -16,8 +16,6 @@ is compared before it is replaced, so concurrent commands and hand edits are nev
 from __future__ import annotations
 
 import fcntl
-import os
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +27,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from simulator.core import config_parse
 from simulator.core.config import check_published, only_alias
 from simulator.errors import ConfigError, Problem, SimulatorError
+from simulator.store import files
 from simulator.store.versions import VersionStore
 
 T = TypeVar("T")
@@ -508,16 +507,9 @@ def edit_file(
 
 
 def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        try:
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)  # keep the file's permissions
-        except OSError:
-            pass
-        os.replace(tmp, path)
+        files.write_atomic(path, text, keep_mode=True)
     except OSError as exc:  # e.g. a full disk: config.yaml is untouched, no temp file stays
-        tmp.unlink(missing_ok=True)
         raise SimulatorError(
             f"could not write {path}: {exc.strerror or exc}; nothing was changed"
         ) from None

@@ -12,7 +12,7 @@ import structlog
 from simulator.core import config_parse, lambda_env
 from simulator.core.config import Alias, Config, published_problems
 from simulator.errors import ConfigError, Problem
-from simulator.store import config_yaml
+from simulator.store import config_yaml, files
 from simulator.store.versions import VersionStore
 
 log = structlog.get_logger("s3sim")
@@ -126,9 +126,7 @@ class ConfigSource:
             return
         try:
             self._last_good.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._last_good.with_name(self._last_good.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, self._last_good)
+            files.write_atomic(self._last_good, text)
         except OSError as exc:
             log.warning(
                 "config.last_good_not_saved",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from simulator.store import files
 from simulator.store.journal import Journal
 
 
@@ -21,13 +21,7 @@ def write(path: Path, inflight: Mapping[str, int], warm: Mapping[str, int]) -> N
         "inflight": dict(inflight),
         "warm_environments": dict(warm),
     }
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    try:
-        tmp.write_text(json.dumps(body))
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a full disk must not fill the state folder with halves
-        raise
+    files.write_atomic(path, json.dumps(body))
 
 
 def clear(path: Path) -> None:
