@@ -418,14 +418,16 @@ def invoke(
     """One synchronous invocation, outside any running simulator (its own environments)."""
     from simulator.lambdas.invoker import Invoker
     from simulator.lambdas.pool import Pool
+    from simulator.lambdas.runtimes import Runtimes
 
     with _sealed(ws_root) as (ws, store, config):
         arn = _arn(config, arn_text)
         event = _event(ws, config, event_file, bucket, key)
         logstream.configure(None, sys.stderr)
         pool = Pool(ws.state / "tmp", config.settings.log_limit_bytes)
+        runtimes = Runtimes(ws.state / "runtimes")
         invoker = Invoker(
-            ws.root, pool, store, store.published, random.Random(config.settings.seed)
+            ws.root, pool, store, store.published, random.Random(config.settings.seed), runtimes
         )
         try:
             inv = invoker.invoke(config, arn, event, str(uuid.uuid4()))

@@ -8,6 +8,7 @@
     │   ├── InvalidParameterValue   InvalidParameterValueException
     │   └── ValidationFailed        ValidationException
     ├── VersionIntegrityError       a published version's sealed code or settings changed
+    ├── RuntimeUnavailable          a function's runtime cannot run here (not installed, ...)
     └── WorkspaceLocked             another simulator runs on the workspace
 
 Foreign code (handlers, watchdog callbacks) is caught broadly only where it runs, and turned
@@ -32,6 +33,11 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class RuntimeUnavailable(SimulatorError):
+    """A function's runtime cannot be started here: its interpreter is missing, or its
+    packages cannot be installed. The invocation fails with `Runtime.Unavailable`."""
 
 
 class ConfigError(SimulatorError):

@@ -202,13 +202,17 @@ def render(event: MutableMapping[str, Any]) -> str:
     tag = f"[{event.get('function', '?')}:{event.get('version', '?')}]"
     rid = event.get("request_id", "")
     if name == "invoke.init_start":
-        return f"{stamp} {tag} INIT_START Runtime Version: {event.get('runtime')}"
+        return (
+            f"{stamp} {tag} INIT_START Runtime Version: {event.get('runtime')}"
+            f"\tRuntime Version ARN: {event.get('runtime_arn')}"
+        )
     if name == "invoke.start":
         return f"{stamp} {tag} START RequestId: {rid} Version: {event.get('version')}"
     if name == "invoke.report":
         return f"{stamp} {tag} END RequestId: {rid}\n{stamp} {tag} {report_line(event)}"
-    if name == "function.log":
-        return f"{stamp} {tag} {printable(str(event.get('message', '')))}"
+    if name == "function.log":  # a multi-line record (a traceback) keeps its lines
+        lines = str(event.get("message", "")).split("\n")
+        return "\n".join(f"{stamp} {tag} {printable(line)}" for line in lines)
     level = str(event.get("level", "info")).upper()
     fields = " ".join(
         f"{k}={_value(v)}"

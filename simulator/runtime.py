@@ -31,8 +31,10 @@ from simulator import logs
 from simulator.core.config import Config
 from simulator.errors import SimulatorError
 from simulator.lambdas.delivery import Deliverer
+from simulator.lambdas.environment import Spec
 from simulator.lambdas.invoker import Invoker
 from simulator.lambdas.pool import Pool
+from simulator.lambdas.runtimes import Runtimes
 from simulator.s3.intake import Intake
 from simulator.s3.watching import Hint, Watcher
 from simulator.store import status
@@ -116,11 +118,14 @@ class Runtime:
 
     def _start_delivery(self, config: Config) -> None:
         settings = config.settings
+        runtimes = Runtimes(self.ws.state / "runtimes")
         self.pool = Pool(
             self.ws.state / "tmp",
             settings.log_limit_bytes,
             settings.force_cold_start,
             settings.spare_runtimes,
+            runtimes.default(),
+            _idle_output,
         )
         self._started.append(self.pool.close)
         self.invoker = Invoker(
@@ -129,6 +134,7 @@ class Runtime:
             self.store,
             lambda: self.source.published,
             random.Random(settings.seed),
+            runtimes,
         )
         self.deliverer = Deliverer(
             self.journal,
@@ -376,3 +382,8 @@ class Runtime:
 
 def _restore_excepthook() -> None:
     threading.excepthook = threading.__excepthook__
+
+
+def _idle_output(spec: Spec, text: str) -> None:
+    """What an environment wrote while no invocation was in flight: no request id."""
+    log.info("function.log", function=spec.function, version=spec.version, message=text)

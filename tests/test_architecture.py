@@ -82,12 +82,12 @@ def test_the_core_uses_only_the_standard_library(path: Path) -> None:
     assert outside <= {"simulator", "__future__"}, f"{module_name(path)} imports {outside}"
 
 
-def test_the_worker_imports_nothing_but_the_standard_library() -> None:
-    """worker.py runs inside the execution environment as a script (`python -I`): the
-    handler's process must not see the simulator or its dependencies."""
-    worker = PACKAGE / "lambdas" / "worker.py"
-    outside = {m.split(".")[0] for m in imports(worker)} - set(sys.stdlib_module_names)
-    assert outside <= {"__future__"}, outside
+def test_the_launcher_imports_nothing_but_the_standard_library_and_the_runtime_client() -> None:
+    """launcher.py runs inside the execution environment as a script (`python -I -S`): the
+    handler's process must not see the simulator or its dependencies, only AWS's runtime."""
+    launcher = PACKAGE / "lambdas" / "launcher.py"
+    outside = {m.split(".")[0] for m in imports(launcher)} - set(sys.stdlib_module_names)
+    assert outside <= {"__future__", "awslambdaric"}, outside
 
 
 def test_the_s3_side_and_the_lambda_side_never_meet() -> None:

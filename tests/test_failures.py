@@ -157,10 +157,14 @@ def test_init_failures_use_runtime_error_types(
 
 
 def test_handler_without_a_dot_is_refused_by_validation_and_by_the_runtime(tmp_path: Path) -> None:
-    """Validation now refuses it (it used to reach the runtime); the runtime keeps its own
-    check, with the same text, for versions published before validation refused it."""
+    """Validation refuses it with the text AWS's runtime client gives a version published
+    before validation refused it (the client checks it too)."""
+    from awslambdaric.bootstrap import _get_handler  # type: ignore[import-untyped]
+    from awslambdaric.lambda_runtime_exception import (  # type: ignore[import-untyped]
+        FaultException,
+    )
+
     from simulator.errors import ConfigError
-    from simulator.lambdas.worker import InitError, load_handler
     from simulator.store import config_source
     from simulator.store.versions import VersionStore
 
@@ -169,12 +173,9 @@ def test_handler_without_a_dot_is_refused_by_validation_and_by_the_runtime(tmp_p
     with pytest.raises(ConfigError) as info:
         config_source.read(ws / "config.yaml", VersionStore(ws / "versions"))
     assert [str(p) for p in info.value.problems] == [f"functions.fn.handler: {message}"]
-    with pytest.raises(InitError) as init:
-        load_handler("handler")
-    assert (init.value.payload["errorType"], init.value.payload["errorMessage"]) == (
-        "Runtime.MalformedHandlerName",
-        message,
-    )
+    with pytest.raises(FaultException) as init:
+        _get_handler("handler")
+    assert (init.value.exception_type, init.value.msg) == ("Runtime.MalformedHandlerName", message)
 
 
 def test_handler_output_is_capped_per_invocation(tmp_path: Path) -> None:

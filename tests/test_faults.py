@@ -219,7 +219,7 @@ def test_ten_thousand_files_with_thirty_percent_failures_exactly_accounted(
 ) -> None:
     ws = workspace(
         tmp_path,
-        settings={"time_scale": 0.0005, "concurrency": 4},
+        settings={"time_scale": 0.002, "concurrency": 4},  # max event age 43 s
         environment={"OUT": str(tmp_path / "out"), "FAIL_FRACTION": "0.3"},
     )
     drop(ws / "buckets/uploads/.keep")

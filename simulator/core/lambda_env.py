@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import sys
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 # Dummy credentials: a handler must never reach a real AWS account by accident.
 DUMMY_CREDENTIALS = {
@@ -14,6 +14,7 @@ DUMMY_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "s3sim/local/dummy/secret/not/a/real/key0",
     "AWS_SESSION_TOKEN": "s3sim-local-dummy-session-token",
 }
+XRAY_DAEMON = "127.0.0.1:2000"  # nothing listens: X-Ray SDKs send UDP segments into the void
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -24,6 +25,20 @@ def references(value: str) -> list[str]:
 
 def expand(value: str, host: Mapping[str, str]) -> str:
     return _REFERENCE.sub(lambda m: host.get(m.group(1), ""), value)
+
+
+@dataclass(frozen=True)
+class RuntimeVars:
+    """What the runtime process needs besides the function's identity."""
+
+    api: str  # AWS_LAMBDA_RUNTIME_API, host:port
+    execution_env: str  # AWS_Lambda_python3.11; "" for custom runtimes
+    runtime_dir: str  # LAMBDA_RUNTIME_DIR: the runtime's own packages
+    telemetry_fd: int | None = None  # _LAMBDA_TELEMETRY_LOG_FD
+    log_format: str | None = None  # AWS_LAMBDA_LOG_FORMAT (Text | JSON)
+    log_level: str | None = None  # AWS_LAMBDA_LOG_LEVEL (TRACE ... FATAL)
+    bin_dirs: tuple[str, ...] = ()  # the layers' bin/ folders (Lambda's /opt/bin)
+    lib_dirs: tuple[str, ...] = ()  # the layers' lib/ folders (Lambda's /opt/lib)
 
 
 def build(
@@ -38,6 +53,7 @@ def build(
     log_stream: str,
     user_env: Mapping[str, str],
     host: Mapping[str, str],
+    runtime: RuntimeVars,
 ) -> dict[str, str]:
     """Lambda's variables, then the function's own (with `${NAME}` taken from the host).
 
@@ -53,14 +69,19 @@ def build(
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info[0]}.{sys.version_info[1]}",
+        "AWS_LAMBDA_RUNTIME_API": runtime.api,
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+        "AWS_XRAY_DAEMON_ADDRESS": XRAY_DAEMON,
+        "_AWS_XRAY_DAEMON_ADDRESS": XRAY_DAEMON.split(":")[0],
+        "_AWS_XRAY_DAEMON_PORT": XRAY_DAEMON.split(":")[1],
         "_HANDLER": handler,
         "LAMBDA_TASK_ROOT": code_dir,
-        "LAMBDA_RUNTIME_DIR": code_dir,
+        "LAMBDA_RUNTIME_DIR": runtime.runtime_dir,
         "PWD": code_dir,
-        "PATH": host.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "PATH": ":".join([host.get("PATH", "/usr/local/bin:/usr/bin:/bin"), *runtime.bin_dirs]),
+        "LD_LIBRARY_PATH": ":".join([code_dir, f"{code_dir}/lib", *runtime.lib_dirs]),
         "LANG": "en_US.UTF-8",
+        "LC_CTYPE": "C.UTF-8",
         "TZ": ":UTC",
         "HOME": tmp_dir,
         "TMPDIR": tmp_dir,
@@ -70,6 +91,14 @@ def build(
         "AWS_EC2_METADATA_DISABLED": "true",
         **DUMMY_CREDENTIALS,
     }
+    if runtime.execution_env:
+        env["AWS_EXECUTION_ENV"] = runtime.execution_env
+    if runtime.telemetry_fd is not None:
+        env["_LAMBDA_TELEMETRY_LOG_FD"] = str(runtime.telemetry_fd)
+    if runtime.log_format:
+        env["AWS_LAMBDA_LOG_FORMAT"] = runtime.log_format
+    if runtime.log_level:
+        env["AWS_LAMBDA_LOG_LEVEL"] = runtime.log_level
     env.update({key: expand(value, host) for key, value in user_env.items()})
     return env
 
@@ -78,3 +107,9 @@ def log_stream_name(version: str) -> str:
     """`YYYY/MM/DD/[<version>]<32 hex>` as Lambda names an environment's log stream."""
     day = dt.datetime.now(dt.UTC).strftime("%Y/%m/%d")
     return f"{day}/[{version}]{uuid.uuid4().hex}"
+
+
+def trace_header(epoch_s: int, root: str, parent: str) -> str:
+    """An X-Ray trace header as Lambda hands it over (Lambda-Runtime-Trace-Id, and
+    _X_AMZN_TRACE_ID in the runtime): `root` is 24 hex digits, `parent` 16."""
+    return f"Root=1-{epoch_s:08x}-{root};Parent={parent};Sampled=0"

@@ -1,33 +1,39 @@
-"""One execution environment: a worker process bound to one function version.
+"""One execution environment: a runtime process bound to one function version, talking to its
+own Runtime API endpoint (runtime_api.py).
 
-The parent side of the pipe protocol in `worker.py`. An Environment is used by one invocation
-at a time (the pool guarantees it) and is owned by the pool, which starts and stops it.
+A Python environment is AWS's runtime interface client started by `launcher.py`; a custom
+runtime is the function's own `bootstrap`. Either way the process learns of invocations only
+through `next` and reports through `/response`, `/error` or `/init/error`, and everything it
+writes (stdout and stderr at the descriptor level, the telemetry log descriptor) comes back
+as messages on one queue. An Environment is used by one invocation at a time (the pool
+guarantees it) and is owned by the pool, which starts and stops it.
 """
 
 from __future__ import annotations
 
 import os
-import select
+import queue
 import signal
-import struct
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from simulator.core import lambda_env, lambda_errors
-from simulator.lambdas import processes
+from simulator.lambdas import processes, runtime_api
+from simulator.lambdas.runtime_api import Endpoint, Message, RuntimeApi, Work
+from simulator.lambdas.runtimes import LAUNCHER, Runtime
 
-WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 MEMORY_SAMPLE_S = 0.02  # how often a running handler's resident memory is checked
+EXIT_GRACE_S = 5.0  # how long a process that closed its pipes gets to be reaped
 _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 4096 / 2**20
-_HEADER = struct.Struct(">I")
+TOO_LARGE = "Function.ResponseSizeTooLarge"
+PEAK_READ_MS = 20.0  # invocations longer than this read the process's peak memory
 
 
 @dataclass(frozen=True)
@@ -42,10 +48,14 @@ class Spec:
     memory_mb: int
     user_env: Mapping[str, str]  # the function's own variables (may hold ${NAME} references)
     region: str
+    runtime: Runtime
     generation: int = 0  # bumps when $LATEST code changes, so stale environments retire
     pycache_dir: Path | None = None  # byte-code goes here, never into the code folder
     cache_bytecode: bool = True  # off for $LATEST: a same-size edit within a second would
     # otherwise match the old .pyc's (mtime, size) stamp and run stale code
+    import_path: tuple[str, ...] = ()  # after the task root: the build, then the layers
+    layers: tuple[Path, ...] = ()  # their bin/ and lib/ join PATH and LD_LIBRARY_PATH
+    logging: Mapping[str, str] = field(default_factory=dict)  # log_format, log_level
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -70,56 +80,162 @@ class Result:
         return cls(ok=False, payload=payload, error_type=str(payload.get("errorType")), **measures)
 
 
+@dataclass
+class Blank:
+    """A started runtime process, with its own Runtime API endpoint and message queue, that
+    has not yet been told which function it runs."""
+
+    proc: subprocess.Popen[bytes]
+    runtime: Runtime
+    api: RuntimeApi
+    endpoint: Endpoint
+    messages: queue.SimpleQueue[Message]
+    output_fd: int  # we read its stdout + stderr here
+    telemetry_fd: int | None  # and its telemetry frames here
+    telemetry_child_fd: int | None  # the descriptor number it writes them to
+    control_fd: int | None  # its init message goes here (None: a custom runtime, started set)
+
+    def close_fds(self) -> None:
+        for fd in (self.output_fd, self.telemetry_fd, self.control_fd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.control_fd = None
+
+    def discard(self) -> None:
+        processes.stop_tree(self.proc)
+        self.api.close(self.endpoint)
+        self.close_fds()
+
+
 class Environment:
-    def __init__(self, spec: Spec, tmp_dir: Path, log_limit: int) -> None:
-        self.spec, self.tmp_dir, self._log_limit = spec, tmp_dir, log_limit
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._rfd = self._wfd = -1
-        self._buffer = b""
+    def __init__(
+        self,
+        spec: Spec,
+        tmp_dir: Path,
+        log_limit: int,
+        api: RuntimeApi,
+        on_idle_output: Callable[[str], None] | None = None,
+    ) -> None:
+        self.spec, self.tmp_dir, self._log_limit, self._api = spec, tmp_dir, log_limit, api
+        self._on_idle_output = on_idle_output or (lambda text: None)
+        self._blank: Blank | None = None
+        self._endpoint: Endpoint | None = None
+        self._messages: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self.invocations = 0
         self.init_ms = 0.0
-        self._started = 0.0
         self.peak_mb = 0
-        self.out_of_memory = False
-        self._peer_closed = False
         self._stop_lock = threading.Lock()
         self.alive = False
+        self._exited = False
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(
         self, on_output: Callable[[str], None], deadline: float, blank: Blank | None = None
     ) -> Result | None:
         """Turn a blank runtime (a spare, or one started now) into this environment and run
-        the handler module's init. Returns a failure Result, or None.
+        the handler module's init. Returns a failure Result, or None once the runtime has
+        asked for its first invocation.
 
-        Init Duration counts from then to the handler being loaded: what the cold start
-        costs the caller, like Lambda's runtime + module init.
+        Init Duration counts from then to that first `next`: what the cold start costs the
+        caller, like Lambda's runtime + module init.
         """
-        self._started = time.monotonic()
+        started = time.monotonic()
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        spec = self.spec
-        init = {
-            "code_dir": str(spec.code_dir),
-            "handler": spec.handler,
-            "log_limit": self._log_limit,
-            "env": self._process_env(),
-            "output": str(self.tmp_dir / "runtime.out"),
-            "pycache_prefix": self._pycache_prefix(),
-            "cache_bytecode": spec.cache_bytecode,
-        }
+        if self.spec.runtime.custom:
+            self._start_custom()
+        else:
+            self._start_python(blank)
+        while True:
+            message = self._next_message(deadline)
+            if message is not None and message.kind == "output":
+                on_output(message.text)
+                continue
+            break
+        self.init_ms = (time.monotonic() - started) * 1000
+        if message is not None and message.kind == "ready":
+            return None
+        if message is not None and message.kind == "init_error":
+            payload = _error_payload(message.body, message.error_type)
+            self._drain_output(on_output, EXIT_GRACE_S)  # the runtime logs it, then exits
+        elif message is None:
+            payload = {
+                "errorType": lambda_errors.TIMED_OUT,
+                "errorMessage": f"Error: Init timed out after {self.init_ms / 1000:.2f} seconds",
+            }
+        else:
+            payload = self._exit_payload("")
+        self.stop()
+        return Result.failed(payload, init_ms=self.init_ms, environment_lost=True)
+
+    def _start_python(self, blank: Blank | None) -> None:
         for candidate in (blank, None):
-            adopted = candidate or launch_blank()
-            self._proc, self._rfd, self._wfd = adopted.proc, adopted.rfd, adopted.wfd
-            self.alive = True
+            adopted = candidate or launch_blank(self.spec.runtime, self._api)
+            self._adopt(adopted)
+            init = {
+                "env": self._process_env(adopted.telemetry_child_fd),
+                "code_dir": str(self.spec.code_dir),
+                "path": [str(self.spec.code_dir), *self.spec.import_path],
+                "handler": self.spec.handler,
+                "pycache_prefix": self._pycache_prefix(),
+                "cache_bytecode": self.spec.cache_bytecode,
+            }
             try:
-                self._send(init)
-                break
+                _write_all(adopted.control_fd, orjson.dumps(init))
+                assert adopted.control_fd is not None
+                os.close(adopted.control_fd)
+                adopted.control_fd = None
+                return
             except OSError:  # a spare that died while waiting: start a fresh one instead
                 self.stop()
-        return self._await_init(on_output, deadline)
+                self._exited = False
 
-    def _process_env(self) -> dict[str, str]:
+    def _start_custom(self) -> None:
+        """`bootstrap` from the code folder, started with the environment already set."""
+        out_r, out_w = os.pipe()
+        self._endpoint = self._api.open(self._messages, out_r, None)
+        env = self._process_env(None)
+        bootstrap = self.spec.code_dir / "bootstrap"
+        try:
+            proc = processes.spawn(
+                [str(bootstrap)],
+                env=env,
+                cwd=str(self.spec.code_dir),
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=out_w,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            os.close(out_w)
+            self._messages.put(Message("init_error", body=_bootstrap_error(exc)))
+            self._messages.put(Message("exited"))
+            self._blank = None
+            return
+        os.close(out_w)
+        self._blank = Blank(
+            proc,
+            self.spec.runtime,
+            self._api,
+            self._endpoint,
+            self._messages,
+            out_r,
+            None,
+            None,
+            None,
+        )
+        self.alive = True
+        self._api.watch(self._endpoint, proc.pid)
+
+    def _adopt(self, blank: Blank) -> None:
+        self._blank, self._endpoint, self._messages = blank, blank.endpoint, blank.messages
+        self.alive = True
+
+    def _process_env(self, telemetry_fd: int | None) -> dict[str, str]:
         spec = self.spec
+        assert self._endpoint is not None
         return lambda_env.build(
             function=spec.function,
             version=spec.version,
@@ -131,6 +247,16 @@ class Environment:
             log_stream=lambda_env.log_stream_name(spec.version),
             user_env=spec.user_env,
             host=os.environ,
+            runtime=lambda_env.RuntimeVars(
+                api=f"127.0.0.1:{self._endpoint.port}",
+                execution_env=spec.runtime.execution_env,
+                runtime_dir=str(spec.runtime.packages or spec.code_dir),
+                telemetry_fd=telemetry_fd,
+                log_format=spec.logging.get("log_format"),
+                log_level=spec.logging.get("log_level"),
+                bin_dirs=tuple(str(layer / "bin") for layer in spec.layers),
+                lib_dirs=tuple(str(layer / "lib") for layer in spec.layers),
+            ),
         )
 
     def _pycache_prefix(self) -> str | None:
@@ -142,36 +268,25 @@ class Environment:
             return str(self.spec.pycache_dir / "never-written")
         return str(self.spec.pycache_dir)
 
-    def _await_init(self, on_output: Callable[[str], None], deadline: float) -> Result | None:
-        started = self._started
-        message = self._receive_until(deadline, on_output)
-        if message is not None and message["type"] == "ready":
-            self.init_ms = (time.monotonic() - started) * 1000
-            return None
-        if message is not None:  # init_error: the runtime reports it and exits
-            payload, init_ms = message["payload"], (time.monotonic() - started) * 1000
-        elif not self._peer_closed:
-            init_ms = (time.monotonic() - started) * 1000
-            payload = {
-                "errorType": lambda_errors.TIMED_OUT,
-                "errorMessage": f"Error: Init timed out after {init_ms / 1000:.2f} seconds",
-            }
-        else:
-            payload, init_ms = self._exit_payload(""), (time.monotonic() - started) * 1000
-        self.stop()
-        return Result.failed(payload, init_ms=init_ms, environment_lost=True)
+    def usable(self) -> bool:
+        """Alive, and its process has not exited while it sat idle."""
+        if not self.alive or self._blank is None or self._blank.proc.poll() is not None:
+            return False
+        return not self._exited
 
     def stop(self) -> None:
-        """Kill the worker's process tree and close the pipes; safe to call twice, from two threads
-        (the pool stops busy environments at shutdown while their invocation still waits)."""
+        """Kill the process tree, close the endpoint and the pipes; safe to call twice, from
+        two threads (the pool stops busy environments at shutdown while their invocation
+        still waits)."""
         with self._stop_lock:
-            if self._proc is not None:
-                processes.stop_tree(self._proc)  # the worker and all its handler started
-            for fd in (self._rfd, self._wfd):
-                if fd >= 0:
-                    os.close(fd)
-            self._rfd = self._wfd = -1
+            if self._blank is not None:
+                processes.stop_tree(self._blank.proc)  # the runtime and all its handler started
+            if self._endpoint is not None:
+                self._api.close(self._endpoint)
+            if self._blank is not None:
+                self._blank.close_fds()
             self.alive = False
+            self._messages.put(Message("exited"))  # wakes an invocation still waiting
 
     # -- invocation ------------------------------------------------------------------------
     def invoke(
@@ -181,64 +296,89 @@ class Environment:
         event: Any,
         on_output: Callable[[str], None],
         deadline_ms: int,
+        trace_id: str = "",
     ) -> Result:
         deadline = time.monotonic() + (deadline_ms - time.time() * 1000) / 1000
         self.invocations += 1
+        self._drain_idle()
+        output = _Capped(on_output, self._log_limit)
         started = time.perf_counter()
-        try:
-            self._send(
-                {
-                    "request_id": request_id,
-                    "invoked_arn": invoked_arn,
-                    "event": event,
-                    "deadline_ms": deadline_ms,
-                }
-            )
-        except OSError:
-            pass  # the process died; receiving reports it as Runtime.ExitError
-        message = self._receive_until(deadline, on_output)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        if message is not None:
-            self.peak_mb = max(self.peak_mb, int(message["max_memory_mb"]))
+        assert self._endpoint is not None
+        work = Work(request_id, orjson.dumps(event), deadline_ms, invoked_arn, trace_id)
+        self._api.submit(self._endpoint, work)
+        while True:
+            message = self._next_message(deadline)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            if message is None:
+                return self._timed_out(request_id, elapsed_ms)
+            if message.kind == "output":
+                output(message.text)
+            elif message.kind in ("response", "error", "too_large"):
+                return self._finished(message, elapsed_ms)
+            elif message.kind == "over_memory":
+                return self._out_of_memory(request_id, elapsed_ms)
+            elif message.kind == "exited":
+                self._drain_output(output, 0.05)
+                return self._crashed(request_id, elapsed_ms)
+
+    def _finished(self, message: Message, elapsed_ms: float) -> Result:
+        # The kernel's peak (VmHWM) costs ~0.3 ms to read, the current size ~0.02 ms: a short
+        # invocation, whose peak the current size shows, reads only the latter.
+        long_run = elapsed_ms > PEAK_READ_MS
+        self.peak_mb = max(self.peak_mb, self._peak_mb() if long_run else _rss_mb(self.pid))
+        if message.kind == "response":
+            value = runtime_api.decode_json(message.body)
             return Result(
-                ok=bool(message["ok"]),
-                payload=message["payload"],
-                error_type=message["error_type"],
-                duration_ms=float(message["duration_ms"]),
-                max_memory_mb=self.peak_mb,
+                ok=True, payload=value, duration_ms=elapsed_ms, max_memory_mb=self.peak_mb
             )
-        if self.out_of_memory:
-            self.stop()
-            text = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
-            return Result.failed(
-                {"errorType": lambda_errors.OUT_OF_MEMORY, "errorMessage": text},
-                duration_ms=elapsed_ms,
-                max_memory_mb=self.peak_mb,
-                environment_lost=True,
-            )
-        if not self._peer_closed:  # still running at the deadline: timed out
-            self.stop()
+        if message.kind == "too_large":
             text = (
-                f"RequestId: {request_id} Error: Task timed out after "
-                f"{self.spec.timeout_s:.2f} seconds"
+                f"Response payload size ({message.size} bytes) exceeded maximum allowed "
+                f"payload size ({runtime_api.MAX_PAYLOAD} bytes)."
             )
-            return Result.failed(
-                {"errorType": lambda_errors.TIMED_OUT, "errorMessage": text},
-                duration_ms=elapsed_ms,
-                environment_lost=True,
-            )
+            payload: dict[str, Any] = {"errorMessage": text, "errorType": TOO_LARGE}
+        else:
+            payload = _error_payload(message.body, message.error_type)
+        return Result.failed(payload, duration_ms=elapsed_ms, max_memory_mb=self.peak_mb)
+
+    def _timed_out(self, request_id: str, elapsed_ms: float) -> Result:
+        self.peak_mb = max(self.peak_mb, self._peak_mb())
+        self.stop()
+        text = (
+            f"RequestId: {request_id} Error: Task timed out after {self.spec.timeout_s:.2f} seconds"
+        )
+        return Result.failed(
+            {"errorType": lambda_errors.TIMED_OUT, "errorMessage": text},
+            duration_ms=elapsed_ms,
+            max_memory_mb=self.peak_mb,
+            environment_lost=True,
+        )
+
+    def _out_of_memory(self, request_id: str, elapsed_ms: float) -> Result:
+        self.stop()
+        text = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+        return Result.failed(
+            {"errorType": lambda_errors.OUT_OF_MEMORY, "errorMessage": text},
+            duration_ms=elapsed_ms,
+            max_memory_mb=self.peak_mb,
+            environment_lost=True,
+        )
+
+    def _crashed(self, request_id: str, elapsed_ms: float) -> Result:
         payload = self._exit_payload(request_id)
         self.stop()
-        return Result.failed(payload, duration_ms=elapsed_ms, environment_lost=True)
+        return Result.failed(
+            payload, duration_ms=elapsed_ms, max_memory_mb=self.peak_mb, environment_lost=True
+        )
 
     def _exit_payload(self, request_id: str) -> dict[str, str]:
         code = None
-        if self._proc is not None:
+        if self._blank is not None:
             try:
-                code = self._proc.wait(timeout=5)  # it closed its pipe: it is exiting
+                code = self._blank.proc.wait(timeout=EXIT_GRACE_S)  # it is exiting
             except subprocess.TimeoutExpired:
                 self.stop()
-                code = self._proc.returncode
+                code = self._blank.proc.returncode
         if code is None or code == 0:
             reason = "Runtime exited without providing a reason"
         elif code < 0:
@@ -248,97 +388,156 @@ class Environment:
         prefix = f"RequestId: {request_id} " if request_id else ""
         return {"errorType": lambda_errors.EXIT_ERROR, "errorMessage": f"{prefix}Error: {reason}"}
 
-    # -- framing ---------------------------------------------------------------------------
-    def _send(self, message: dict[str, Any]) -> None:
-        body = orjson.dumps(message)
-        data = memoryview(_HEADER.pack(len(body)) + body)
-        while data:
-            data = data[os.write(self._wfd, data) :]
-
-    def _receive_until(
-        self, deadline: float, on_output: Callable[[str], None]
-    ) -> dict[str, Any] | None:
-        """The next non-log frame, forwarding log frames; None on timeout or process exit."""
+    # -- messages --------------------------------------------------------------------------
+    def _next_message(self, deadline: float) -> Message | None:
+        """The next message from the endpoint; `over_memory` when the process is over its
+        memory; `exited` when it is gone; None at the deadline."""
         while True:
-            frame = self._next_frame(deadline)
-            if frame is None or frame.get("type") != "log":
-                return frame
-            on_output(str(frame["data"]))
-
-    def _next_frame(self, deadline: float) -> dict[str, Any] | None:
-        while True:
-            if len(self._buffer) >= _HEADER.size:
-                size = _HEADER.unpack_from(self._buffer)[0]
-                if len(self._buffer) >= _HEADER.size + size:
-                    body = self._buffer[_HEADER.size : _HEADER.size + size]
-                    self._buffer = self._buffer[_HEADER.size + size :]
-                    return orjson.loads(body)  # type: ignore[no-any-return]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            rfd = self._rfd
-            if rfd < 0:  # stopped from another thread (shutdown)
-                self._peer_closed = True
-                return None
-            poller = select.poll()  # poll, not select: descriptors may exceed FD_SETSIZE
-            poller.register(rfd, select.POLLIN)
-            if not poller.poll(min(remaining, MEMORY_SAMPLE_S) * 1000):
-                if self._over_memory():
-                    return None
-                continue
             try:
-                chunk = os.read(rfd, 1 << 16) if self._rfd == rfd else b""
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self._peer_closed = True  # the process exited (or closed its end)
-                return None
-            self._buffer += chunk
+                message = self._messages.get(timeout=min(remaining, MEMORY_SAMPLE_S))
+            except queue.Empty:
+                if self._over_memory():
+                    return Message("over_memory")
+                if self._blank is None or self._blank.proc.poll() is not None:
+                    self._exited = True  # no pidfd here, or its message is still on its way
+                    return Message("exited")
+                continue
+            if message.kind == "exited":
+                self._exited = True
+            return message
+
+    def _drain_idle(self) -> None:
+        """Output written between invocations has no request id: it is logged without one."""
+        while True:
+            try:
+                message = self._messages.get_nowait()
+            except queue.Empty:
+                return
+            if message.kind == "output":
+                self._on_idle_output(message.text)
+            elif message.kind == "exited":
+                self._exited = True
+
+    def _drain_output(self, on_output: Callable[[str], None], wait_s: float) -> None:
+        """Output still on its way after a process ended (until its pipes close)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                message = self._messages.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return
+            if message.kind == "output":
+                on_output(message.text)
+            elif message.kind == "exited":
+                self._exited = True
+                if wait_s < EXIT_GRACE_S:
+                    continue
+                return
 
     def _over_memory(self) -> bool:
-        """Sample the process's resident size; True (and remember it) once over the limit."""
+        """Sample the process's resident size; True once over the limit."""
         rss_mb = _rss_mb(self.pid)
         self.peak_mb = max(self.peak_mb, rss_mb)
-        self.out_of_memory = rss_mb > self.spec.memory_mb
-        return self.out_of_memory
+        return rss_mb > self.spec.memory_mb
+
+    def _peak_mb(self) -> int:
+        """The process's peak resident size (VmHWM), as Max Memory Used reports it."""
+        try:
+            with open(f"/proc/{self.pid}/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"VmHWM:"):
+                        return max(1, round(int(line.split()[1]) / 1024))
+        except (OSError, ValueError, IndexError):
+            pass
+        return self.peak_mb
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._blank.proc.pid if self._blank is not None else None
 
 
-@dataclass(frozen=True)
-class Blank:
-    """A started runtime process that has not yet been told which function it runs."""
+class _Capped:
+    """Forwards one invocation's output up to the log limit, then says it was cut."""
 
-    proc: subprocess.Popen[bytes]
-    rfd: int  # we read its frames here
-    wfd: int  # and write ours here
+    def __init__(self, sink: Callable[[str], None], limit: int) -> None:
+        self._sink, self._limit, self._used = sink, limit, 0
 
-    def discard(self) -> None:
-        processes.stop_tree(self.proc)
-        os.close(self.rfd)
-        os.close(self.wfd)
+    def __call__(self, text: str) -> None:
+        if self._used >= self._limit:
+            return
+        self._used += len(text)
+        if self._used >= self._limit:
+            text = text[: max(0, self._limit - (self._used - len(text)))]
+            text += f"\n[s3sim] output of this invocation truncated at {self._limit} bytes"
+        self._sink(text)
 
 
-def launch_blank() -> Blank:
-    """`python -I worker.py`: nothing of the simulator's environment but PATH and LANG."""
-    to_child_r, to_child_w = os.pipe()
-    from_child_r, from_child_w = os.pipe()
+def launch_blank(runtime: Runtime, api: RuntimeApi) -> Blank:
+    """The launcher under the runtime's interpreter, isolated and without `site`: nothing of
+    the simulator's environment but PATH and LANG, its output on two pipes of ours, and the
+    address of its own endpoint (the runtime client reads it as it loads)."""
+    assert runtime.interpreter is not None and runtime.packages is not None
+    control_r, control_w = os.pipe()
+    out_r, out_w = os.pipe()
+    tel_r, tel_w = os.pipe()
+    messages: queue.SimpleQueue[Message] = queue.SimpleQueue()
+    endpoint = api.open(messages, out_r, tel_r)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{endpoint.port}",
+    }
     try:
         proc = processes.spawn(
-            [sys.executable, "-I", str(WORKER_SCRIPT), str(to_child_r), str(from_child_w)],
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+            [runtime.interpreter, "-I", "-S", str(LAUNCHER), str(control_r), str(runtime.packages)],
+            env=env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            pass_fds=(to_child_r, from_child_w),
+            stdout=out_w,
+            stderr=out_w,
+            pass_fds=(control_r, tel_w),
             start_new_session=True,
         )
+    except BaseException:
+        api.close(endpoint)
+        for fd in (control_w, out_r, tel_r):
+            os.close(fd)
+        raise
     finally:
-        os.close(to_child_r)
-        os.close(from_child_w)
-    return Blank(proc, from_child_r, to_child_w)
+        for fd in (control_r, out_w, tel_w):
+            os.close(fd)
+    api.watch(endpoint, proc.pid)
+    return Blank(proc, runtime, api, endpoint, messages, out_r, tel_r, tel_w, control_w)
+
+
+def _write_all(fd: int | None, data: bytes) -> None:
+    if fd is None:
+        raise OSError("no control descriptor")
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _error_payload(body: bytes, error_type: str) -> dict[str, Any]:
+    """An error a runtime posted: its JSON body when it is an object, else one built from the
+    Lambda-Runtime-Function-Error-Type header, as Lambda does."""
+    try:
+        payload = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        payload = None
+    if isinstance(payload, dict):
+        return payload
+    return {
+        "errorType": error_type or "Runtime.Unknown",
+        "errorMessage": body.decode("utf-8", "replace"),
+    }
+
+
+def _bootstrap_error(exc: OSError) -> bytes:
+    message = f"Couldn't find valid bootstrap(s): [{exc.filename}] ({exc.strerror})"
+    return orjson.dumps({"errorType": "Runtime.InvalidEntrypoint", "errorMessage": message})
 
 
 def _rss_mb(pid: int | None) -> int:

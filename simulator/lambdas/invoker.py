@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import math
 import random
-import sys
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -16,17 +16,23 @@ from typing import Any
 
 import structlog
 
-from simulator.core import aliases, lambda_errors
+from simulator.core import aliases, lambda_env, lambda_errors
 from simulator.core.arn import LATEST, FunctionArn
 from simulator.core.config import Config
-from simulator.errors import LambdaApiError, SimulatorError, VersionIntegrityError
+from simulator.errors import (
+    LambdaApiError,
+    RuntimeUnavailable,
+    SimulatorError,
+    VersionIntegrityError,
+)
 from simulator.lambdas.environment import Environment, Result, Spec
 from simulator.lambdas.pool import Pool
+from simulator.lambdas.runtimes import Runtimes
 from simulator.store.versions import VersionStore
 
 log = structlog.get_logger("s3sim")
 INIT_LIMIT_S = 10.0  # Lambda's init phase limit for on-demand functions
-RUNTIME_VERSION = f"python:{sys.version_info[0]}.{sys.version_info[1]}.s3sim"
+RUNTIME_UNAVAILABLE = "Runtime.Unavailable"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,8 +54,10 @@ class Invoker:
         store: VersionStore,
         published: Callable[[], Mapping[str, frozenset[int]]],
         rng: random.Random,
+        runtimes: Runtimes,
     ) -> None:
         self._workspace = workspace
+        self._runtimes = runtimes
         self._pool = pool
         self._store = store
         self._published = published
@@ -82,8 +90,13 @@ class Invoker:
         try:
             spec = self.spec(config, resolution.function, resolution.version)
         except SimulatorError as exc:
-            bound.error("invoke.failed", error_type=lambda_errors.VERSION_INTEGRITY, error=str(exc))
-            result, cold = _failure(lambda_errors.VERSION_INTEGRITY, str(exc)), False
+            kind = (
+                RUNTIME_UNAVAILABLE
+                if isinstance(exc, RuntimeUnavailable)
+                else lambda_errors.VERSION_INTEGRITY
+            )
+            bound.error("invoke.failed", error_type=kind, error=str(exc))
+            result, cold = _failure(kind, str(exc)), False
         else:
             result, cold = self._run(spec, arn, event, request_id, bound)
         return Invocation(
@@ -113,6 +126,7 @@ class Invoker:
             int(settings["memory"]),
             settings["environment"],
             config.region,
+            self._runtimes.resolve(settings.get("runtime")),
             generation,
             self._workspace / ".s3sim" / "pycache",
             cache_bytecode=version != LATEST,
@@ -132,7 +146,10 @@ class Invoker:
                     return failure, cold
             self._log_start(bound, spec)
             deadline_ms = int(time.time() * 1000) + spec.timeout_s * 1000
-            result = env.invoke(request_id, str(arn), event, on_output, deadline_ms)
+            trace = lambda_env.trace_header(
+                int(time.time()), secrets.token_hex(12), secrets.token_hex(8)
+            )
+            result = env.invoke(request_id, str(arn), event, on_output, deadline_ms, trace)
             if cold:
                 result = _with_init(result, env.init_ms)
             self._log_finish(bound, spec, result, request_id)
@@ -150,9 +167,12 @@ class Invoker:
                 _log_integrity(exc, spec)
                 return _failure(lambda_errors.VERSION_INTEGRITY, str(exc), environment_lost=True)
         log.bind(request_id=request_id, function=spec.function, version=spec.version).info(
-            "invoke.init_start", runtime=RUNTIME_VERSION
+            "invoke.init_start",
+            runtime=spec.runtime.version_name,
+            runtime_arn=spec.runtime.version_arn(spec.region),
         )
-        return env.start(on_output, time.monotonic() + INIT_LIMIT_S, self._pool.spares.take())
+        spare = self._pool.spares.take(spec.runtime)
+        return env.start(on_output, time.monotonic() + INIT_LIMIT_S, spare)
 
     @staticmethod
     def _log_start(bound: Any, spec: Spec) -> None:
@@ -219,8 +239,9 @@ def _error_message(payload: Any) -> str:
 
 
 def _output_logger(bound: Any) -> Callable[[str], None]:
+    """One log event per line of output, or per telemetry record (a traceback stays whole)."""
+
     def emit(text: str) -> None:
-        for line in text.splitlines() or [""]:
-            bound.info("function.log", message=line)
+        bound.info("function.log", message=text)
 
     return emit

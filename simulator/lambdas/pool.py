@@ -11,18 +11,24 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from simulator.lambdas import processes
 from simulator.lambdas.environment import Blank, Environment, Spec, launch_blank
+from simulator.lambdas.runtime_api import RuntimeApi
+from simulator.lambdas.runtimes import Runtime
 
 
 class Spares:
-    """Blank runtimes started ahead of need: a cold start then skips interpreter start-up
-    (about 30-100 ms here) and pays only for loading the handler. Owns its refill thread."""
+    """Blank runtimes of the default Python runtime started ahead of need, the runtime client
+    already imported: a cold start then skips interpreter start-up and those imports (about
+    40-100 ms here) and pays only for loading the handler. Owns its refill thread."""
 
-    def __init__(self, count: int) -> None:
-        self._count = count
+    def __init__(self, count: int, runtime: Runtime | None, api: RuntimeApi) -> None:
+        self._count = count if runtime is not None else 0
+        self._runtime = runtime
+        self._api = api
         self._ready: list[Blank] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -33,7 +39,9 @@ class Spares:
         if self._count > 0:
             self._thread.start()
 
-    def take(self) -> Blank | None:
+    def take(self, runtime: Runtime) -> Blank | None:
+        if runtime != self._runtime:
+            return None
         with self._lock:
             while self._ready:
                 blank = self._ready.pop()
@@ -48,8 +56,9 @@ class Spares:
     def _loop(self) -> None:
         while not self._stopping:
             while len(self._ready) < self._count and not self._stopping:
+                assert self._runtime is not None
                 try:
-                    blank = launch_blank()
+                    blank = launch_blank(self._runtime, self._api)
                 except Exception:  # e.g. out of processes or disk: cold starts launch their own
                     break
                 with self._lock:
@@ -70,11 +79,19 @@ class Spares:
 
 class Pool:
     def __init__(
-        self, tmp_root: Path, log_limit: int, force_cold: bool = False, spares: int = 0
+        self,
+        tmp_root: Path,
+        log_limit: int,
+        force_cold: bool = False,
+        spares: int = 0,
+        default_runtime: Runtime | None = None,
+        on_idle_output: Callable[[Spec, str], None] | None = None,
     ) -> None:
         self._tmp_root = tmp_root
-        self.spares = Spares(spares)
+        self.api = RuntimeApi()  # one event loop serves every environment's Runtime API
+        self.spares = Spares(spares, default_runtime, self.api)
         self.spares.start()
+        self._on_idle_output = on_idle_output
         self._log_limit = log_limit
         self.force_cold = force_cold  # a fresh environment for every invocation
         self._idle_since: dict[Environment, float] = {}
@@ -84,6 +101,13 @@ class Pool:
         self._slots: dict[tuple[str, str], set[int]] = defaultdict(set)
         self._generations: dict[str, int] = defaultdict(int)
         self._closed = False
+        self._dead: list[Environment] = []  # found dead at checkout; stopped at the next reap
+
+    def _idle_sink(self, spec: Spec) -> Callable[[str], None] | None:
+        sink = self._on_idle_output
+        if sink is None:
+            return None
+        return lambda text: sink(spec, text)
 
     def generation(self, function: str) -> int:
         return self._generations[function]
@@ -92,12 +116,18 @@ class Pool:
         """A warm environment for `spec`, or a new unstarted one (second value: is it cold)."""
         with self._lock:
             idle = self._idle.get(spec.key)
-            if idle:
+            while idle:
                 env = idle.pop()
                 self._idle_since.pop(env, None)
+                if not env.usable():  # its runtime exited while idle (a crash after a result)
+                    self._release_slot(env)
+                    self._dead.append(env)
+                    continue
                 self._busy.add(env)
                 return env, False
-            env = Environment(spec, self._claim_slot(spec), self._log_limit)
+            env = Environment(
+                spec, self._claim_slot(spec), self._log_limit, self.api, self._idle_sink(spec)
+            )
             self._busy.add(env)
             return env, True
 
@@ -148,6 +178,8 @@ class Pool:
                 self._idle[env.spec.key].remove(env)
                 del self._idle_since[env]
                 self._release_slot(env)
+            expired += self._dead
+            self._dead = []
         for env in expired:
             env.stop()
         processes.sweep()  # orphans of a worker that died while idle
@@ -170,10 +202,12 @@ class Pool:
         with self._lock:
             self._closed = True
             envs = [e for idle in self._idle.values() for e in idle] + list(self._busy)
+            envs += self._dead
             self._idle.clear()
             self._idle_since.clear()
         for env in envs:  # busy ones too: their events stay pending and run at the next start
             env.stop()
+        self.api.shutdown()
 
     def _claim_slot(self, spec: Spec) -> Path:
         taken = self._slots[(spec.function, spec.version)]
