@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 from simulator import logs as logstream
 from simulator.core import routing, s3_events
 from simulator.core.arn import LATEST, FunctionArn
-from simulator.core.config import Config, check_published, is_valid_alias_name
+from simulator.core.config import Config, Function, check_published, is_valid_alias_name
 from simulator.errors import ArnError, ConfigError, Problem, ResourceNotFound, SimulatorError
 from simulator.s3.staging import build_event
 from simulator.store import config_source
@@ -96,11 +96,28 @@ def publish(ws_root: Path, function: str, description: str | None) -> str:
         fn = config.functions.get(function)
         if fn is None:
             raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
-        version, created = store.publish(fn, ws.functions / function, description)
+        build, layers = _build_and_layers(ws.root, fn)
+        version, created = store.publish(fn, ws.functions / function, description, build, layers)
     arn = config.function_arn(function, str(version.number))
     note = "published" if created else "unchanged since last publish; returning"
     print(f"{note} {arn} (CodeSha256 {version.code_sha256})", file=sys.stderr)
     return str(version.number)
+
+
+def _build_and_layers(root: Path, fn: Function) -> tuple[Path | None, tuple[Path, ...]]:
+    """What a version snapshots besides the code: the requirements.txt build (made now if
+    needed) and the layers."""
+    from simulator.lambdas.builds import Builds
+    from simulator.lambdas.runtimes import Runtimes
+
+    state = root / ".s3sim"
+    runtime = Runtimes(state / "runtimes").resolve(fn.runtime)
+    build = (
+        None
+        if runtime.custom
+        else Builds(state / "builds").current(fn.name, root / "functions" / fn.name, runtime)
+    )
+    return build, tuple(root / layer for layer in fn.layers)
 
 
 def versions(ws_root: Path, function: str) -> str:
@@ -416,6 +433,7 @@ def invoke(
     ws_root: Path, arn_text: str, event_file: Path | None, bucket: str | None, key: str | None
 ) -> tuple[str, bool]:
     """One synchronous invocation, outside any running simulator (its own environments)."""
+    from simulator.lambdas.builds import Builds
     from simulator.lambdas.invoker import Invoker
     from simulator.lambdas.pool import Pool
     from simulator.lambdas.runtimes import Runtimes
@@ -427,7 +445,13 @@ def invoke(
         pool = Pool(ws.state / "tmp", config.settings.log_limit_bytes)
         runtimes = Runtimes(ws.state / "runtimes")
         invoker = Invoker(
-            ws.root, pool, store, store.published, random.Random(config.settings.seed), runtimes
+            ws.root,
+            pool,
+            store,
+            store.published,
+            random.Random(config.settings.seed),
+            runtimes,
+            Builds(ws.state / "builds"),
         )
         try:
             inv = invoker.invoke(config, arn, event, str(uuid.uuid4()))

@@ -30,6 +30,7 @@ import structlog
 from simulator import logs
 from simulator.core.config import Config
 from simulator.errors import SimulatorError
+from simulator.lambdas.builds import Builds
 from simulator.lambdas.delivery import Deliverer
 from simulator.lambdas.environment import Spec
 from simulator.lambdas.invoker import Invoker
@@ -119,6 +120,7 @@ class Runtime:
     def _start_delivery(self, config: Config) -> None:
         settings = config.settings
         runtimes = Runtimes(self.ws.state / "runtimes")
+        builds = Builds(self.ws.state / "builds")
         self.pool = Pool(
             self.ws.state / "tmp",
             settings.log_limit_bytes,
@@ -135,6 +137,7 @@ class Runtime:
             lambda: self.source.published,
             random.Random(settings.seed),
             runtimes,
+            builds,
         )
         self.deliverer = Deliverer(
             self.journal,

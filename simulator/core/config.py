@@ -99,6 +99,10 @@ class Function:
     on_failure: Destination | None = None
     on_success: Destination | None = None
     aliases: Mapping[str, Alias] = field(default_factory=dict)
+    runtime: str | None = None  # python3.X or provided.al2023; None: the simulator's Python
+    layers: tuple[str, ...] = ()  # workspace-relative folders, mapped as Lambda maps /opt
+    log_format: str | None = None  # Lambda's LoggingConfig.LogFormat: Text | JSON
+    log_level: str | None = None  # LoggingConfig.ApplicationLogLevel (JSON format only)
 
     def async_config(self, qualifier: str | None) -> AsyncConfig:
         alias = self.aliases.get(qualifier or "")
@@ -120,6 +124,11 @@ class Function:
             "memory": self.memory_mb,
             "environment": dict(self.environment),
             "description": self.description,
+            # Only when set, so versions published before these existed keep their digests.
+            **({"runtime": self.runtime} if self.runtime else {}),
+            **({"layers": list(self.layers)} if self.layers else {}),
+            **({"log_format": self.log_format} if self.log_format else {}),
+            **({"log_level": self.log_level} if self.log_level else {}),
         }
 
 

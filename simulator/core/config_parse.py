@@ -91,7 +91,14 @@ _FUNCTION_KEYS = {
     "on_failure",
     "on_success",
     "aliases",
+    "runtime",
+    "layers",
+    "log_format",
+    "log_level",
 }
+_RUNTIME = re.compile(r"^(python3\.\d{1,2}|provided|provided\.al2|provided\.al2023)$")
+_LOG_FORMATS = ("Text", "JSON")
+_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 _ALIAS_KEYS = {
     "version",
     "weights",
@@ -143,7 +150,53 @@ def _function(r: Reader, name: str, raw: Any, path: str) -> Function:
             str(alias): _alias(r, str(alias), value, f"{path}.aliases.{alias}")
             for alias, value in r.named(body.get("aliases"), f"{path}.aliases").items()
         },
+        runtime=_runtime(r, body.get("runtime"), f"{path}.runtime"),
+        layers=_layers(r, body.get("layers"), f"{path}.layers"),
+        **_logging(r, body, path),
     )
+
+
+def _runtime(r: Reader, raw: Any, path: str) -> str | None:
+    runtime = r.typed(raw, str, path, "") or None
+    if runtime is not None and not _RUNTIME.match(runtime):
+        r.fail(path, f"runtime must be python3.X, provided.al2023 or provided.al2, got {runtime!r}")
+    return runtime
+
+
+def _layers(r: Reader, raw: Any, path: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        r.fail(path, f"must be a list of folders, got {shown(raw)}")
+        return ()
+    layers = []
+    for i, item in enumerate(raw):
+        where = f"{path}[{i}]"
+        if not isinstance(item, str) or not item.strip():
+            r.fail(where, f"must be a folder of the workspace, got {shown(item)}")
+        elif item.startswith("/") or ".." in item.split("/") or "\0" in item:
+            r.fail(where, f"must be a relative folder inside the workspace, got {item!r}")
+        else:
+            layers.append(item.rstrip("/"))
+    if len(layers) > 5:
+        r.fail(path, f"a function can use at most 5 layers, got {len(layers)}")
+    return tuple(layers)
+
+
+def _logging(r: Reader, body: Mapping[Any, Any], path: str) -> dict[str, str | None]:
+    """Lambda's LoggingConfig: LogFormat Text | JSON; an application log level needs JSON."""
+    fmt = r.typed(body.get("log_format"), str, f"{path}.log_format", "") or None
+    level = r.typed(body.get("log_level"), str, f"{path}.log_level", "") or None
+    if fmt is not None and fmt not in _LOG_FORMATS:
+        r.fail(f"{path}.log_format", f"must be one of {', '.join(_LOG_FORMATS)}, got {fmt!r}")
+    if level is not None and level not in _LOG_LEVELS:
+        r.fail(f"{path}.log_level", f"must be one of {', '.join(_LOG_LEVELS)}, got {level!r}")
+    elif level is not None and fmt != "JSON":
+        r.fail(
+            f"{path}.log_level",
+            "an application log level can only be set with log_format: JSON (as in Lambda)",
+        )
+    return {"log_format": fmt, "log_level": level}
 
 
 def _environment(r: Reader, raw: Any, path: str) -> dict[str, str]:

@@ -18,16 +18,17 @@ import structlog
 
 from simulator.core import aliases, lambda_env, lambda_errors
 from simulator.core.arn import LATEST, FunctionArn
-from simulator.core.config import Config
+from simulator.core.config import Config, Function
 from simulator.errors import (
     LambdaApiError,
     RuntimeUnavailable,
     SimulatorError,
     VersionIntegrityError,
 )
+from simulator.lambdas.builds import Builds
 from simulator.lambdas.environment import Environment, Result, Spec
 from simulator.lambdas.pool import Pool
-from simulator.lambdas.runtimes import Runtimes
+from simulator.lambdas.runtimes import Runtime, Runtimes
 from simulator.store.versions import VersionStore
 
 log = structlog.get_logger("s3sim")
@@ -55,9 +56,11 @@ class Invoker:
         published: Callable[[], Mapping[str, frozenset[int]]],
         rng: random.Random,
         runtimes: Runtimes,
+        builds: Builds,
     ) -> None:
         self._workspace = workspace
         self._runtimes = runtimes
+        self._builds = builds
         self._pool = pool
         self._store = store
         self._published = published
@@ -114,9 +117,14 @@ class Invoker:
         if version == LATEST:
             code_dir, settings = self._workspace / "functions" / function, fn.version_settings()
             generation = self._pool.generation(function)
+            runtime = self._runtimes.resolve(settings.get("runtime"))
+            build = None if runtime.custom else self._builds.current(function, code_dir, runtime)
+            layers = self.layer_dirs(fn)
         else:
             published = self._store.load(function, int(version), verify=False)
             code_dir, settings, generation = published.code_dir, published.settings, 0
+            runtime = self._runtimes.resolve(settings.get("runtime"))
+            build, layers = published.build_dir, published.layer_dirs
         return Spec(
             function,
             version,
@@ -126,11 +134,24 @@ class Invoker:
             int(settings["memory"]),
             settings["environment"],
             config.region,
-            self._runtimes.resolve(settings.get("runtime")),
+            runtime,
             generation,
             self._workspace / ".s3sim" / "pycache",
             cache_bytecode=version != LATEST,
+            import_path=import_path(runtime, build, layers),
+            layers=layers,
+            logging={k: str(settings[k]) for k in ("log_format", "log_level") if settings.get(k)},
         )
+
+    def layer_dirs(self, fn: Function) -> tuple[Path, ...]:
+        """$LATEST's layers: folders of the workspace, which must exist."""
+        folders = tuple(self._workspace / layer for layer in fn.layers)
+        for layer, folder in zip(fn.layers, folders, strict=True):
+            if not folder.is_dir():
+                raise RuntimeUnavailable(
+                    f"layer {layer!r} of function {fn.name} is not a folder of the workspace"
+                )
+        return folders
 
     def _run(
         self, spec: Spec, arn: FunctionArn, event: Any, request_id: str, bound: Any
@@ -193,6 +214,21 @@ class Invoker:
             )
         # One event ends an invocation; the console shows it as CloudWatch's END + REPORT.
         bound.info("invoke.report", **report_fields(result, spec.memory_mb))
+
+
+def import_path(runtime: Runtime, build: Path | None, layers: tuple[Path, ...]) -> tuple[str, ...]:
+    """What follows the task root on sys.path: the build (Lambda has it in the task root),
+    then each layer's `python/lib/python3.X/site-packages` and `python/`, the last layer
+    first (in Lambda a later layer's files overwrite an earlier one's in /opt)."""
+    if runtime.custom:
+        return ()
+    path = [str(build)] if build is not None else []
+    for layer in reversed(layers):
+        path += [
+            str(layer / "python" / "lib" / runtime.name / "site-packages"),
+            str(layer / "python"),
+        ]
+    return tuple(path)
 
 
 def _log_integrity(exc: SimulatorError, spec: Spec) -> None:

@@ -1,7 +1,8 @@
 """Published versions: immutable, person-readable snapshots under `versions/<function>/<N>/`.
 
-Each version holds `code/` (a copy of the function's folder at publish time) and
-`version.json` (the version-level settings, CodeSha256, SettingsSha256 and a SHA-256 per
+Each version holds `code/` (a copy of the function's folder at publish time), `build/` (the
+packages its requirements.txt installed, if any), `layers/<i>/` (a copy of each layer, in
+order), and `version.json` (the version-level settings, CodeSha256, SettingsSha256 and a SHA-256 per
 file). Files are made read-only. A file cannot vouch for itself, so the seal (CodeSha256,
 SettingsSha256, file hashes) is also kept outside the folder, in the journal: recorded at
 publish, or when a version is first seen (a fresh clone has versions but no journal: trust on
@@ -53,6 +54,18 @@ class Version:
     def meta_path(self) -> Path:
         return self.code_dir.parent / "version.json"
 
+    @property
+    def build_dir(self) -> Path | None:
+        build = self.code_dir.parent / "build"
+        return build if build.is_dir() else None
+
+    @property
+    def layer_dirs(self) -> tuple[Path, ...]:
+        layers = self.code_dir.parent / "layers"
+        if not layers.is_dir():
+            return ()
+        return tuple(sorted((d for d in layers.iterdir() if d.name.isdigit()), key=_number))
+
     def claimed_seal(self) -> VersionSeal:
         """The seal version.json claims for itself."""
         return VersionSeal(
@@ -82,6 +95,25 @@ def _ignored(name: str) -> bool:
 
 def file_hashes(root: Path) -> dict[str, str]:
     return {rel: hashlib.sha256(path.read_bytes()).hexdigest() for rel, path in code_files(root)}
+
+
+def artifact_hashes(folder: Path) -> dict[str, str]:
+    """The file hashes of a version folder: its code by relative path (as before builds and
+    layers existed, so older digests stand), then `/build/...` and `/layers/<i>/...`, whose
+    leading slash no code path can have."""
+    files = file_hashes(folder / "code")
+    if (folder / "build").is_dir():
+        files.update({f"/build/{rel}": h for rel, h in file_hashes(folder / "build").items()})
+    layers = folder / "layers"
+    if layers.is_dir():
+        for layer in layers.iterdir():
+            for rel, h in file_hashes(layer).items():
+                files[f"/layers/{layer.name}/{rel}"] = h
+    return files
+
+
+def _number(path: Path) -> int:
+    return int(path.name)
 
 
 def code_sha256(files: dict[str, str]) -> str:
@@ -169,7 +201,7 @@ class VersionStore:
         the copy this process cached earlier (its settings are what environments get).
         Raises VersionIntegrityError naming what changed; returns the verified version."""
         fresh = self._read(function, number)
-        actual = file_hashes(fresh.code_dir)
+        actual = artifact_hashes(fresh.code_dir.parent)
         seal = self._seal(fresh, actual)
         alterations = _alterations(fresh, actual, seal)
         if alterations:
@@ -230,9 +262,15 @@ class VersionStore:
         return sealed, problems
 
     def publish(
-        self, function: Function, source: Path, description: str | None = None
+        self,
+        function: Function,
+        source: Path,
+        description: str | None = None,
+        build: Path | None = None,
+        layers: tuple[Path, ...] = (),
     ) -> tuple[Version, bool]:
-        """Snapshot `source` + the function's version settings. Returns (version, created)."""
+        """Snapshot `source`, its `build` and `layers` + the function's version settings.
+        Returns (version, created)."""
         if not source.is_dir():
             raise ResourceNotFound(f"Function not found: {function.name} (no folder {source})")
         folder = self.root / function.name
@@ -240,12 +278,14 @@ class VersionStore:
         _sweep_abandoned(folder)
         staging = folder / f".staging-{os.getpid()}-{uuid.uuid4().hex}"
         try:
-            for rel, path in code_files(source):
-                target = staging / "code" / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
-            (staging / "code").mkdir(parents=True, exist_ok=True)
-            files = file_hashes(staging / "code")
+            _copy_tree(source, staging / "code")
+            if build is not None:
+                _copy_tree(build, staging / "build")
+            for i, layer in enumerate(layers):
+                if not layer.is_dir():
+                    raise ResourceNotFound(f"Layer folder not found: {layer}")
+                _copy_tree(layer, staging / "layers" / str(i))
+            files = artifact_hashes(staging)
             sha, settings = code_sha256(files), function.version_settings()
             latest = self._last_published(function.name)
             if latest is not None and latest.code_sha256 == sha and latest.settings == settings:
@@ -292,6 +332,14 @@ class VersionStore:
             self._journal.seal_version(version.claimed_seal(), replace=True)
         counter.write_text(json.dumps({"last": number}) + "\n")
         return self._cache(version)
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for rel, path in code_files(source):
+        copied = target / rel
+        copied.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, copied)
 
 
 def _alterations(version: Version, actual: dict[str, str], seal: VersionSeal) -> list[Alteration]:

@@ -1,0 +1,232 @@
+"""What a handler's process can run and import: layers, requirements.txt builds, custom
+runtimes, runtimes that are not installed, and Lambda's logging config."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator import commands
+from tests.helpers import drop, make_workspace, running, simple_config
+
+pytestmark = pytest.mark.integration
+
+
+def workspace(tmp_path: Path, files: dict[str, str], **function: Any) -> Path:
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    return make_workspace(tmp_path / "ws", simple_config(out, retries=0, **function), {"fn": files})
+
+
+def invoke(ws: Path, qualifier: str = "live", key: str = "a.txt") -> tuple[bool, Any]:
+    """`s3sim invoke` of one object: (succeeded, payload), as the CLI prints them."""
+    drop(ws / "buckets/uploads" / key)
+    text, ok = commands.invoke(ws, f"fn:{qualifier}", None, "uploads", key)
+    return ok, json.loads(text.split("Payload: ", 1)[1])
+
+
+def tiny_wheel(folder: Path, name: str = "tinydep", value: str = "from-a-wheel") -> Path:
+    """A real wheel (a zip with dist-info), so pip installs it without an index."""
+    wheel = folder / f"{name}-1.0-py3-none-any.whl"
+    info = f"{name}-1.0.dist-info"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(f"{name}.py", f"VALUE = {value!r}\n")
+        z.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+        z.writestr(
+            f"{info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        z.writestr(f"{info}/RECORD", "")
+    return wheel
+
+
+def test_a_layer_provides_a_module_a_command_and_is_snapshotted_by_publish(tmp_path: Path) -> None:
+    handler = """
+import shutil, subprocess
+import shared  # from the layer's python/ folder
+
+def handler(event, context):
+    tool = shutil.which("hello-tool")
+    said = subprocess.run([tool], capture_output=True, text=True).stdout.strip() if tool else None
+    return {"shared": shared.VALUE, "tool": said}
+"""
+    ws = workspace(tmp_path, {"handler.py": handler}, layers=["layers/common"])
+    layer = ws / "layers/common"
+    (layer / "python").mkdir(parents=True)
+    (layer / "python/shared.py").write_text("VALUE = 'layer v1'\n")
+    (layer / "bin").mkdir()
+    (layer / "bin/hello-tool").write_text("#!/bin/sh\necho hello from the layer\n")
+    os.chmod(layer / "bin/hello-tool", 0o755)
+    assert invoke(ws) == (True, {"shared": "layer v1", "tool": "hello from the layer"})
+
+    number = commands.publish(ws, "fn", None)
+    snapshot = ws / "versions/fn" / number
+    assert (snapshot / "layers/0/python/shared.py").read_text() == "VALUE = 'layer v1'\n"
+    files = json.loads((snapshot / "version.json").read_text())["Files"]
+    assert "/layers/0/python/shared.py" in files  # part of the version's digest
+    # The layer changes after publishing: the version keeps running its snapshot.
+    (layer / "python/shared.py").write_text("VALUE = 'layer v2'\n")
+    assert invoke(ws, number)[1]["shared"] == "layer v1"
+    assert invoke(ws)[1]["shared"] == "layer v2"
+
+
+def test_requirements_txt_is_built_with_pip_and_published_with_the_version(tmp_path: Path) -> None:
+    handler = "import tinydep\n\ndef handler(event, context):\n    return tinydep.VALUE\n"
+    ws = workspace(tmp_path, {"handler.py": handler})
+    fn = ws / "functions/fn"
+    tiny_wheel(fn)
+    (fn / "requirements.txt").write_text("./tinydep-1.0-py3-none-any.whl\n")
+    with running(ws) as (_, log):
+        drop(ws / "buckets/uploads/a.txt")
+        (built,) = log.wait_for(log.named("function.built"))
+        (report,) = log.wait_for(log.named("invoke.report"))
+    assert built["function"] == "fn" and report["status"] == "success"
+    assert invoke(ws) == (True, "from-a-wheel")
+    number = commands.publish(ws, "fn", None)
+    snapshot = ws / "versions/fn" / number
+    assert (snapshot / "build/tinydep.py").is_file()
+    assert "/build/tinydep.py" in json.loads((snapshot / "version.json").read_text())["Files"]
+
+
+def test_a_failing_pip_names_the_function_and_keeps_the_last_good_build(tmp_path: Path) -> None:
+    handler = "import tinydep\n\ndef handler(event, context):\n    return tinydep.VALUE\n"
+    ws = workspace(tmp_path, {"handler.py": handler})
+    fn = ws / "functions/fn"
+    tiny_wheel(fn)
+    (fn / "requirements.txt").write_text("./tinydep-1.0-py3-none-any.whl\n")
+    assert invoke(ws) == (True, "from-a-wheel")
+    (fn / "requirements.txt").write_text("./no-such-package-1.0-py3-none-any.whl\n")
+    with running(ws) as (_, log):
+        drop(ws / "buckets/uploads/second.txt")
+        (failed,) = log.wait_for(log.named("function.build_failed"))
+        (report,) = log.wait_for(log.named("invoke.report"))
+    assert failed["function"] == "fn" and report["status"] == "success"
+    assert "no-such-package" in failed["error"]
+
+
+BOOTSTRAP = """#!{python} -I
+# A custom runtime: the Runtime API loop of a `provided.al2023` function, by hand.
+import json, os, sys, urllib.request
+
+API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
+if os.path.exists("init-fails"):
+    body = json.dumps({{"errorMessage": "cannot start", "errorType": "Custom.InitFailed"}})
+    request = urllib.request.Request(API + "/init/error", body.encode(), method="POST",
+                                     headers={{"Lambda-Runtime-Function-Error-Type": "Custom.InitFailed"}})
+    urllib.request.urlopen(request).read()
+    sys.exit(1)
+print("bootstrap ready", os.environ["_HANDLER"], flush=True)
+while True:
+    with urllib.request.urlopen(API + "/invocation/next") as response:
+        request_id = response.headers["Lambda-Runtime-Aws-Request-Id"]
+        event = json.loads(response.read())
+    key = event["Records"][0]["s3"]["object"]["key"]
+    if "fail" in key:
+        body, path = {{"errorMessage": "no " + key, "errorType": "Custom.Failed"}}, "/error"
+    else:
+        body, path = {{"handled": key, "version": os.environ["AWS_LAMBDA_FUNCTION_VERSION"]}}, "/response"
+    urllib.request.urlopen(urllib.request.Request(
+        API + "/invocation/" + request_id + path, json.dumps(body).encode(), method="POST")).read()
+"""
+
+
+def custom_runtime(tmp_path: Path, *extra: str) -> Path:
+    import sys
+
+    ws = workspace(
+        tmp_path,
+        {"bootstrap": BOOTSTRAP.format(python=sys.executable)},
+        runtime="provided.al2023",
+        handler="function.handler",
+    )
+    os.chmod(ws / "functions/fn/bootstrap", 0o755)
+    for name in extra:
+        (ws / "functions/fn" / name).write_text("")
+    return ws
+
+
+def test_a_custom_runtime_bootstrap_answers_and_fails_through_the_runtime_api(
+    tmp_path: Path,
+) -> None:
+    ws = custom_runtime(tmp_path)
+    with running(ws) as (_, log):
+        drop(ws / "buckets/uploads/ok.txt")
+        log.wait_for(log.named("invoke.report"))
+        drop(ws / "buckets/uploads/fail.txt")
+        log.wait_for(log.named("invoke.report"), count=2)
+    (failure,) = log.matching(log.named("invoke.failed"))
+    assert (failure["error_type"], failure["error"]) == ("Custom.Failed", "no fail.txt")
+    lines = [e["message"] for e in log.events if e["event"] == "function.log"]
+    assert "bootstrap ready function.handler" in lines
+    assert len(log.matching(log.named("invoke.init_start"))) == 1  # warm for the second
+    assert invoke(ws, key="ok.txt") == (True, {"handled": "ok.txt", "version": "$LATEST"})
+    assert invoke(ws, key="fail.txt") == (
+        False,
+        {"errorMessage": "no fail.txt", "errorType": "Custom.Failed"},
+    )
+
+
+def test_a_custom_runtime_init_error_fails_the_invocation_with_its_payload(tmp_path: Path) -> None:
+    ws = custom_runtime(tmp_path, "init-fails")
+    assert invoke(ws) == (
+        False,
+        {"errorMessage": "cannot start", "errorType": "Custom.InitFailed"},
+    )
+
+
+def test_a_runtime_that_is_not_installed_is_named(tmp_path: Path) -> None:
+    ws = workspace(
+        tmp_path, {"handler.py": "def handler(e, c):\n    return 1\n"}, runtime="python3.99"
+    )
+    ok, payload = invoke(ws)
+    assert not ok and payload["errorType"] == "Runtime.Unavailable"
+    assert "runtime python3.99 is not installed here" in payload["errorMessage"]
+
+
+def test_json_log_format_and_level_come_from_the_runtime_client(tmp_path: Path) -> None:
+    handler = """
+import logging
+logger = logging.getLogger()
+
+def handler(event, context):
+    logger.debug("not shown at INFO")
+    logger.info("hello", extra={"order": 7})
+    return 1
+"""
+    ws = workspace(tmp_path, {"handler.py": handler}, log_format="JSON", log_level="INFO")
+
+    with running(ws) as (_, log):
+        drop(ws / "buckets/uploads/a.txt")
+        log.wait_for(log.named("invoke.report"))
+    events = log.events
+    logged = [json.loads(e["message"]) for e in events if e["event"] == "function.log"]
+    (hello,) = [entry for entry in logged if entry.get("message") == "hello"]
+    start = next(e for e in events if e["event"] == "invoke.start")
+    assert hello["level"] == "INFO" and hello["logger"] == "root" and hello["order"] == 7
+    assert hello["requestId"] == start["request_id"]
+    assert not [entry for entry in logged if entry.get("message") == "not shown at INFO"]
+
+
+def test_a_log_level_without_json_format_is_refused_as_lambda_refuses_it(tmp_path: Path) -> None:
+    from simulator.errors import ConfigError
+    from simulator.store import config_source
+    from simulator.store.versions import VersionStore
+
+    ws = workspace(
+        tmp_path, {"handler.py": ""}, log_level="DEBUG", runtime="ruby3.3", layers=["../outside"]
+    )
+    with pytest.raises(ConfigError) as info:
+        config_source.read(ws / "config.yaml", VersionStore(ws / "versions"))
+    problems = sorted(str(p) for p in info.value.problems)
+    assert problems == [
+        "functions.fn.layers[0]: must be a relative folder inside the workspace, got '../outside'",
+        "functions.fn.log_level: an application log level can only be set with log_format: JSON "
+        "(as in Lambda)",
+        "functions.fn.runtime: runtime must be python3.X, provided.al2023 or provided.al2, "
+        "got 'ruby3.3'",
+    ]
