@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import LAMBDA_PATHS
 from tests.helpers import (
     ARN,
     drop,
@@ -62,7 +63,8 @@ def test_put_delivers_aws_shaped_event_and_context(ws: Path) -> None:
     env = result["env"]
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == "fn" and env["AWS_REGION"] == "us-east-1"
     assert env["_HANDLER"] == "handler.handler" and env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "128"
-    assert env["LAMBDA_TASK_ROOT"] == result["cwd"] == str(ws / "functions" / "fn")
+    task_root = "/var/task" if LAMBDA_PATHS else str(ws / "functions" / "fn")
+    assert env["LAMBDA_TASK_ROOT"] == result["cwd"] == task_root
     assert "AWS_PROFILE" not in env and env["AWS_ACCESS_KEY_ID"].startswith("ASIA")
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from simulator import commands
+from tests.conftest import LAMBDA_PATHS
 from tests.helpers import drop, make_workspace, running, simple_config
 
 pytestmark = pytest.mark.integration
@@ -230,3 +231,36 @@ def test_a_log_level_without_json_format_is_refused_as_lambda_refuses_it(tmp_pat
         "functions.fn.runtime: runtime must be python3.X, provided.al2023 or provided.al2, "
         "got 'ruby3.3'",
     ]
+
+
+@pytest.mark.skipif(not LAMBDA_PATHS, reason="no mount namespaces on this machine: host paths")
+def test_code_and_layers_appear_at_lambdas_paths(tmp_path: Path) -> None:
+    handler = """
+import os, sys, shared, other
+
+def handler(event, context):
+    if "fail" in event["Records"][0]["s3"]["object"]["key"]:
+        raise ValueError("boom")
+    return {"cwd": os.getcwd(), "root": os.environ["LAMBDA_TASK_ROOT"],
+            "runtime": os.environ["LAMBDA_RUNTIME_DIR"], "shared": shared.__file__,
+            "other": other.VALUE, "host_var": os.path.isdir("/var/tmp") or os.path.islink("/var/run")}
+"""
+    ws = workspace(tmp_path, {"handler.py": handler}, layers=["layers/one", "layers/two"])
+    for name, value in (("one", "first"), ("two", "second")):
+        (ws / "layers" / name / "python").mkdir(parents=True)
+        (ws / "layers" / name / "python/other.py").write_text(f"VALUE = {value!r}\n")
+    (ws / "layers/one/python/shared.py").write_text("")
+    assert invoke(ws) == (
+        True,
+        {
+            "cwd": "/var/task",
+            "root": "/var/task",
+            "runtime": "/var/runtime",
+            "shared": "/opt/python/shared.py",
+            "other": "second",  # the later layer wins, as when Lambda extracts them into /opt
+            "host_var": True,  # the host's own /var entries stay
+        },
+    )
+    ok, payload = invoke(ws, key="fail.txt")
+    assert not ok
+    assert payload["stackTrace"][0].startswith('  File "/var/task/handler.py", line 6, in handler')

@@ -181,6 +181,12 @@ class Environment:
                 "handler": self.spec.handler,
                 "pycache_prefix": self._pycache_prefix(),
                 "cache_bytecode": self.spec.cache_bytecode,
+                # Lambda's paths, where the launcher can mount them (it says if not).
+                "layout": {
+                    "task": str(self.spec.code_dir),
+                    "runtime": str(self.spec.runtime.packages),
+                    "layers": [str(layer) for layer in self.spec.layers],
+                },
             }
             try:
                 _write_all(adopted.control_fd, orjson.dumps(init))

@@ -25,6 +25,7 @@ import types
 from typing import Any
 
 _CHECKED_HASH = (0b11).to_bytes(4, "little")  # pyc flags: hash-based, check the source
+_PATH_VARIABLES = ("LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "PWD", "PATH", "LD_LIBRARY_PATH")
 # Imported while the spare waits: the native client (it reads AWS_LAMBDA_RUNTIME_API when it
 # is loaded, so a spare is started with its endpoint's address already set), its JSON
 # library, the context and the marshaller. `bootstrap` reads the log format and level when
@@ -142,13 +143,147 @@ def _preload(runtime_dir: str) -> None:
             pass
 
 
+# -- Lambda's paths: /var/task, /opt, /var/runtime --------------------------------------------
+# In a mount namespace of its own (a user namespace too when not root: no privileges needed
+# where the kernel allows them), the environment sees its code at /var/task, its layers merged
+# at /opt and the runtime's packages at /var/runtime, as in Lambda; the host's own entries of
+# /var and /opt stay visible (bound back into the tmpfs that adds those folders). Anything
+# that fails leaves the host paths in use.
+_CLONE_NEWNS, _CLONE_NEWUSER = 0x00020000, 0x10000000
+_MS_BIND, _MS_REC, _MS_PRIVATE, _MNT_DETACH = 4096, 16384, 1 << 18, 2
+
+
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        import ctypes
+
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _mount(libc: Any, source: str | None, target: str, fstype: str | None, flags: int) -> None:
+    def encode(text: str | None) -> bytes | None:
+        return text.encode() if text is not None else None
+
+    _check(
+        libc.mount(encode(source), target.encode(), encode(fstype), flags, None), f"mount {target}"
+    )
+
+
+def _own_namespace(libc: Any) -> None:
+    uid, gid = os.getuid(), os.getgid()
+    if uid == 0:
+        _check(libc.unshare(_CLONE_NEWNS), "unshare")
+    else:
+        _check(libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNS), "unshare")
+        for name, text in (
+            ("setgroups", "deny"),
+            ("uid_map", f"{uid} {uid} 1"),
+            ("gid_map", f"{gid} {gid} 1"),
+        ):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)  # nothing propagates to the host
+
+
+def _graft(libc: Any, top: str, added: dict[str, str]) -> None:
+    """Cover `top` with a tmpfs holding the host's entries of `top` (bound back) and `added`
+    (name -> host folder, bound in)."""
+    keep: dict[str, int] = {}
+    links: dict[str, str] = {}
+    if os.path.isdir(top):
+        for entry in os.scandir(top):
+            if entry.name in added:
+                continue
+            if entry.is_symlink():
+                links[entry.name] = os.readlink(entry.path)
+            else:
+                keep[entry.name] = os.open(entry.path, os.O_PATH | os.O_NOFOLLOW)
+    sources = {name: os.open(path, os.O_PATH) for name, path in added.items()}
+    _mount(libc, "tmpfs", top, "tmpfs", 0)
+    try:
+        for name, fd in [*keep.items(), *sources.items()]:
+            target = os.path.join(top, name)
+            if os.path.isdir(f"/proc/self/fd/{fd}"):
+                os.mkdir(target)
+            else:
+                open(target, "w").close()
+            _mount(libc, f"/proc/self/fd/{fd}", target, None, _MS_BIND | _MS_REC)
+        for name, link in links.items():
+            os.symlink(link, os.path.join(top, name))
+    except OSError:
+        libc.umount2(top.encode(), _MNT_DETACH)
+        raise
+    finally:
+        for fd in [*keep.values(), *sources.values()]:
+            os.close(fd)
+
+
+def _merge_layers(target: str, layers: list[str]) -> None:
+    """Lambda extracts every layer into /opt in order, a later one's files winning: the same
+    tree as links, real folders only where two layers share one."""
+    names: dict[str, list[str]] = {}
+    for layer in layers:
+        if os.path.isdir(layer):
+            for name in os.listdir(layer):
+                names.setdefault(name, []).append(os.path.join(layer, name))
+    for name, paths in names.items():
+        dirs = [p for p in paths if os.path.isdir(p) and not os.path.islink(p)]
+        if len(dirs) > 1 and len(dirs) == len(paths):
+            os.mkdir(os.path.join(target, name))
+            _merge_layers(os.path.join(target, name), dirs)
+        else:
+            os.symlink(paths[-1], os.path.join(target, name))
+
+
+def _lambda_paths(init: dict[str, Any]) -> dict[str, str] | None:
+    """Mount Lambda's paths; returns host path -> Lambda path, or None if not possible here."""
+    layout = init.get("layout")
+    if not layout or not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = _libc()
+        _own_namespace(libc)
+        _graft(libc, "/var", {"task": layout["task"], "runtime": layout["runtime"]})
+        _graft(libc, "/opt", {})
+        _merge_layers("/opt", layout["layers"])
+    except (OSError, AttributeError, ValueError):
+        return None
+    moved = {layout["task"]: "/var/task", layout["runtime"]: "/var/runtime"}
+    moved.update(dict.fromkeys(layout["layers"], "/opt"))
+    return moved
+
+
+def _moved(value: str, moved: dict[str, str]) -> str:
+    """`value` (a path, or a colon-separated list of paths) with host folders replaced."""
+    out = []
+    for part in value.split(":"):
+        for host, there in moved.items():
+            if part == host or part.startswith(host + "/"):
+                part = there + part[len(host) :]
+                break
+        out.append(part)
+    return ":".join(out)
+
+
 def _become(init: dict[str, Any]) -> None:
     """Turn this blank runtime into the function's environment."""
+    moved = _lambda_paths(init) or {}
+    env = {k: _moved(v, moved) if k in _PATH_VARIABLES else v for k, v in init["env"].items()}
     os.environ.clear()
-    os.environ.update(init["env"])
+    os.environ.update(env)
     time.tzset()
-    os.chdir(init["code_dir"])
-    sys.path[:0] = init["path"]  # the task root first, then the build, then the layers
+    os.chdir(_moved(init["code_dir"], moved))
+    # The task root first, then the build, then the layers (paths deduplicated: layers all
+    # become /opt/... once merged).
+    path = list(dict.fromkeys(_moved(p, moved) for p in init["path"]))
+    sys.path[:0] = path
     sys.argv = ["/var/runtime/bootstrap", init["handler"]]
     sys.pycache_prefix = init.get("pycache_prefix")
     sys.dont_write_bytecode = not init.get("cache_bytecode", True)
@@ -156,7 +291,7 @@ def _become(init: dict[str, Any]) -> None:
     site.setquit()
     site.setcopyright()
     site.sethelper()
-    _install_checked_imports(init["code_dir"])
+    _install_checked_imports(_moved(init["code_dir"], moved))
 
 
 def main(argv: list[str]) -> int:
