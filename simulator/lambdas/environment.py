@@ -338,13 +338,19 @@ class Environment:
                 ok=True, payload=value, duration_ms=elapsed_ms, max_memory_mb=self.peak_mb
             )
         if message.kind == "too_large":
+            # The runtime client raises on the 413 and exits: the environment is lost.
+            self.stop()
             text = (
                 f"Response payload size ({message.size} bytes) exceeded maximum allowed "
                 f"payload size ({runtime_api.MAX_PAYLOAD} bytes)."
             )
-            payload: dict[str, Any] = {"errorMessage": text, "errorType": TOO_LARGE}
-        else:
-            payload = _error_payload(message.body, message.error_type)
+            return Result.failed(
+                {"errorMessage": text, "errorType": TOO_LARGE},
+                duration_ms=elapsed_ms,
+                max_memory_mb=self.peak_mb,
+                environment_lost=True,
+            )
+        payload = _error_payload(message.body, message.error_type)
         return Result.failed(payload, duration_ms=elapsed_ms, max_memory_mb=self.peak_mb)
 
     def _timed_out(self, request_id: str, elapsed_ms: float) -> Result:

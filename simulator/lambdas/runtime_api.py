@@ -22,7 +22,6 @@ import os
 import queue
 import socket
 import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +33,6 @@ from simulator.core import telemetry
 PREFIX = b"/2018-06-01/runtime/"
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100  # RAPID's interop.MaxPayloadSize (6291556 bytes)
 _MAX_HEAD = 64 * 1024  # request line + headers; a runtime never needs more
-_FINISHED_KEPT = 64  # recent request ids, to answer a late post with 400, not 403
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,6 @@ class Endpoint:
     queued: Work | None = None  # handed to the next `next`
     waiting: asyncio.Transport | None = None  # a parked `next`
     current: str | None = None  # the request id in flight
-    finished: deque[str] = field(default_factory=lambda: deque(maxlen=_FINISHED_KEPT))
     server: asyncio.Server | None = None
     transports: set[asyncio.Transport] = field(default_factory=set)
     readers: list[int] = field(default_factory=list)
@@ -390,7 +387,6 @@ class _Connection(asyncio.Protocol):
             return
         _drain_all(endpoint)
         endpoint.current = None
-        endpoint.finished.append(request_id)
         if self._too_large:
             size = self._length if self._length > 0 else MAX_PAYLOAD + 1
             endpoint.post(Message("too_large", request_id=request_id, size=size))
