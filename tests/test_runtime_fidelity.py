@@ -570,12 +570,6 @@ def test_a_response_over_6291556_bytes_fails_as_response_size_too_large(tmp_path
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a 413 the runtime client raises and exits; the environment is kept "
-    "(environment.py _finished: too_large is not environment_lost), so the next invocation "
-    "is handed to the dying runtime and fails with Runtime.ExitError (exit status 1)",
-)
 def test_the_invocation_after_a_too_large_response_is_not_failed_by_it(tmp_path: Path) -> None:
     """One environment (reserved concurrency 1): small.txt waits while big.txt runs, then
     runs as soon as big.txt has failed. It must succeed, in a new environment."""
