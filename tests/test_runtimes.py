@@ -264,3 +264,13 @@ def handler(event, context):
     ok, payload = invoke(ws, key="fail.txt")
     assert not ok
     assert payload["stackTrace"][0].startswith('  File "/var/task/handler.py", line 6, in handler')
+
+
+def test_the_demo_thumbnailer_imports_boto3(demo: Path) -> None:
+    import boto3
+
+    drop(demo / "buckets/uploads/images/red flower.jpg", "hello\n")
+    text, ok = commands.invoke(demo, "thumbnailer:dev", None, "uploads", "images/red flower.jpg")
+    payload = json.loads(text.split("Payload: ", 1)[1])
+    assert ok and payload["boto3"] == boto3.__version__
+    assert payload["key"] == "images/red flower.jpg" and payload["version"] == "$LATEST"

@@ -1,10 +1,12 @@
-"""Demo: pretend to make a thumbnail of each uploaded image (version 2: also reports the size)."""
+"""Demo: pretend to make a thumbnail of each uploaded image ($LATEST: also uses boto3)."""
 
 import os
 from urllib.parse import unquote_plus
 
+import boto3  # bundled with every Lambda Python runtime, as here
+
 SIZE = int(os.environ.get("SIZE", "64"))
-print(f"cold start: thumbnailer loading, size {SIZE}")  # runs once per environment
+print(f"cold start: thumbnailer loading, size {SIZE}, boto3 {boto3.__version__}")  # once
 
 
 def handler(event, context):
@@ -14,4 +16,10 @@ def handler(event, context):
         raise RuntimeError(f"cannot make a thumbnail of {key}")
     size = record["s3"]["object"].get("size", 0)
     print(f"thumbnail {SIZE}px of s3://{record['s3']['bucket']['name']}/{key} ({size} bytes)")
-    return {"key": key, "size": SIZE, "bytes": size, "version": context.function_version}
+    return {
+        "key": key,
+        "size": SIZE,
+        "bytes": size,
+        "version": context.function_version,
+        "boto3": boto3.__version__,
+    }
