@@ -267,7 +267,7 @@ def handler(event, context):
 
 
 def test_the_demo_thumbnailer_imports_boto3(demo: Path) -> None:
-    import boto3
+    import boto3  # type: ignore[import-untyped]
 
     drop(demo / "buckets/uploads/images/red flower.jpg", "hello\n")
     text, ok = commands.invoke(demo, "thumbnailer:dev", None, "uploads", "images/red flower.jpg")
