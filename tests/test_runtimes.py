@@ -274,3 +274,51 @@ def test_the_demo_thumbnailer_imports_boto3(demo: Path) -> None:
     payload = json.loads(text.split("Payload: ", 1)[1])
     assert ok and payload["boto3"] == boto3.__version__
     assert payload["key"] == "images/red flower.jpg" and payload["version"] == "$LATEST"
+
+
+POWERTOOLS = """
+import os
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+logger = Logger(service="thumbs")
+tracer = Tracer(service="thumbs")
+metrics = Metrics(namespace="S3sim", service="thumbs")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    logger.info("processing")
+    metrics.add_metric(name="Thumbnails", unit=MetricUnit.Count, value=1)
+    return "ok"
+"""
+
+
+def test_powertools_logger_tracer_and_metrics_run_without_warnings(tmp_path: Path) -> None:
+    """Powertools (from a layer, as teams ship it) sees a Lambda: a trace header for the
+    Tracer and the Logger's xray_trace_id, the context for the Logger, stdout for metrics."""
+    from simulator.lambdas import runtimes
+
+    ws = workspace(tmp_path, {"handler.py": POWERTOOLS}, layers=["layers/powertools"])
+    runtime = {d.metadata["Name"] for d in runtimes.bundled_distributions()}
+    shipped = [
+        d
+        for d in runtimes.bundled_distributions(("aws-lambda-powertools", "aws-xray-sdk"))
+        if d.metadata["Name"] not in runtime
+    ]
+    runtimes.link_distributions(ws / "layers/powertools/python", shipped)
+    with running(ws) as (_, log):
+        drop(ws / "buckets/uploads/a.txt")
+        (report,) = log.wait_for(log.named("invoke.report"))
+    assert report["status"] == "success"
+    lines = [e["message"] for e in log.events if e["event"] == "function.log"]
+    assert not [line for line in lines if "warn" in line.lower()], lines
+    entries = [json.loads(line) for line in lines if line.startswith("{")]
+    (processing,) = [e for e in entries if e.get("message") == "processing"]
+    assert processing["function_request_id"] == report["request_id"]
+    assert processing["cold_start"] is True and processing["function_name"] == "fn"
+    assert processing["xray_trace_id"].startswith("1-")
+    (emf,) = [e for e in entries if "_aws" in e]
+    assert emf["Thumbnails"] == [1.0] and emf["service"] == "thumbs"

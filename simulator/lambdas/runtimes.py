@@ -108,10 +108,10 @@ class Runtimes:
         return Runtime(name, interpreter, folder)
 
 
-def bundled_distributions() -> list[metadata.Distribution]:
-    """boto3, awslambdaric and their dependencies, as installed with the simulator."""
+def bundled_distributions(roots: tuple[str, ...] = BUNDLED) -> list[metadata.Distribution]:
+    """boto3, awslambdaric (or `roots`) and their dependencies, as installed here."""
     found: dict[str, metadata.Distribution] = {}
-    todo = list(BUNDLED)
+    todo = list(roots)
     while todo:
         name = _normalise(todo.pop())
         if name in found:
