@@ -32,6 +32,7 @@ from simulator.core import telemetry
 
 PREFIX = b"/2018-06-01/runtime/"
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100  # RAPID's interop.MaxPayloadSize (6291556 bytes)
+LOOP_WAIT_S = 10.0  # bound on waiting for the loop thread (it may be stopping)
 _MAX_HEAD = 64 * 1024  # request line + headers; a runtime never needs more
 
 
@@ -103,7 +104,7 @@ class RuntimeApi:
         future = asyncio.run_coroutine_threadsafe(
             self._open(messages, output_fd, telemetry_fd), self._loop
         )
-        return future.result()
+        return future.result(LOOP_WAIT_S)
 
     async def _open(
         self, messages: queue.SimpleQueue[Message], output_fd: int, telemetry_fd: int | None
@@ -144,8 +145,9 @@ class RuntimeApi:
         """Stop serving an endpoint and reading its pipes (the owner closes the descriptors)."""
         if self._loop.is_closed():
             return
-        with contextlib.suppress(RuntimeError):  # the loop stopped meanwhile
-            asyncio.run_coroutine_threadsafe(self._close(endpoint), self._loop).result()
+        with contextlib.suppress(RuntimeError, TimeoutError):  # the loop stopped meanwhile
+            future = asyncio.run_coroutine_threadsafe(self._close(endpoint), self._loop)
+            future.result(LOOP_WAIT_S)
 
     async def _close(self, endpoint: Endpoint) -> None:
         for fd in endpoint.readers:
