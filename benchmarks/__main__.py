@@ -1,9 +1,13 @@
-"""`python -m benchmarks [--quick] [--out FILE]`: the benchmark suite (not a test).
+"""`python -m benchmarks [--quick] [--out FILE] [--before FILE]`: the benchmark suite (not a test).
 
 Builds temporary workspaces (on tmpfs where available), runs the real simulator as a user
-would (a separate `s3sim run` process, real folders), and measures the same workloads on a
-minimal watchdog -> queue -> warm worker pipeline (the floor) in the same run. Prints a table
-and writes JSON (default benchmarks/results/latest.json).
+would (a separate `s3sim run` process, real folders), and measures the same workloads on two
+minimal pipelines in the same run (benchmarks/floor.py): the floor, watchdog -> queue -> AWS's
+runtime client over a minimal Runtime API, which the simulator's ratios are taken against;
+and the pipe floor, watchdog -> queue -> a warm worker over a pipe, printed beside it so the
+cost of running handlers under the runtime client stays visible. Prints a table and writes
+JSON (default benchmarks/results/latest.json); `--before` adds the simulator's figures from
+an earlier results file (e.g. the previous commit's) as a column.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ def run(quick: bool) -> dict[str, Any]:
     results: dict[str, Any] = {"quick": quick, "machine": platform.platform()}
     t0 = time.monotonic()
     results["floor_latency"] = sc.with_floor(sc.latency, n_lat)
+    results["pipe_floor_latency"] = sc.with_floor(sc.latency, n_lat, kind="pipe")
     results["latency"], _, idle_worker = sc.with_simulator(sc.latency, n_lat)
     results["idle_worker_rss_mb"] = round(idle_worker, 1)
-    results["floor_burst_flat"] = sc.with_floor(sc.burst, n_burst, False)
-    results["burst_flat"], peak, _ = sc.with_simulator(sc.burst, n_burst, False)
-    results["simulator_peak_rss_mb"] = round(peak, 1)
-    results["floor_burst_nested"] = sc.with_floor(sc.burst, n_burst, True)
-    results["burst_nested"], _, _ = sc.with_simulator(sc.burst, n_burst, True)
+    for shape, nested in (("flat", False), ("nested", True)):
+        results[f"floor_burst_{shape}"] = sc.with_floor(sc.burst, n_burst, nested)
+        results[f"pipe_floor_burst_{shape}"] = sc.with_floor(sc.burst, n_burst, nested, kind="pipe")
+        results[f"burst_{shape}"], peak, _ = sc.with_simulator(sc.burst, n_burst, nested)
+        if not nested:
+            results["simulator_peak_rss_mb"] = round(peak, 1)
     n_slow = 200 if quick else 1000
     results["io_bound_50ms_c8"] = sc.slow_handlers(n_slow, 8, {"SLEEP_S": "0.05"})
     results["cpu_bound_10ms_c2"] = sc.slow_handlers(
@@ -71,104 +77,171 @@ def _spread_burst(p: Any, count: int) -> dict[str, Any]:
     return {"events_per_s": round(len(entries) / span_s, 1), "lost": count - len(entries)}
 
 
-def table(r: dict[str, Any]) -> str:
-    rows = [("measure", "simulator", "floor", "ratio", "target", "verdict")]
+def _get(r: dict[str, Any] | None, *keys: str) -> float | None:
+    value: Any = r
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return float(value) if isinstance(value, int | float) else None
 
-    def add(name: str, value: float, floor: float | None, target: str, ok: bool) -> None:
-        ratio = f"{value / floor:.2f}x" if floor else "-"
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a is not None and b else "-"
+
+
+def table(r: dict[str, Any], before: dict[str, Any] | None = None) -> str:
+    """One row per measure: the simulator, the floor (runtime client over a minimal Runtime
+    API) and its ratio to it, the pipe floor and the floor's ratio to that (the cost of the
+    runtime client), the simulator's figure in `before` if given, the target and verdict."""
+    rows = [
+        (
+            "measure",
+            "simulator",
+            "floor",
+            "sim/floor",
+            "pipe floor",
+            "floor/pipe",
+            *(("before",) if before is not None else ()),
+            "target",
+            "verdict",
+        )
+    ]
+
+    def add(
+        name: str,
+        keys: tuple[str, ...],
+        target: str,
+        ok: bool,
+        floor: float | None = None,
+        pipe: float | None = None,
+    ) -> None:
+        value = _get(r, *keys)
         rows.append(
             (
                 name,
-                f"{value:g}",
-                f"{floor:g}" if floor else "-",
-                ratio,
+                _num(value),
+                _num(floor),
+                _ratio(value, floor),
+                _num(pipe),
+                _ratio(floor, pipe),
+                *((_num(_get(before, *keys)),) if before is not None else ()),
                 target,
                 "meets" if ok else "MISSES",
             )
         )
 
-    lat, flat = r["latency"], r["floor_latency"]
-    add("latency p50 ms", lat["p50"], flat["p50"], "<= 2x floor", lat["p50"] <= 2 * flat["p50"])
-    add("latency p99 ms", lat["p99"], flat["p99"], "< 5 ms", lat["p99"] < 5)
+    lat, flat, plat = r["latency"], r["floor_latency"], r["pipe_floor_latency"]
+    add(
+        "latency p50 ms",
+        ("latency", "p50"),
+        "<= 2x floor",
+        lat["p50"] <= 2 * flat["p50"],
+        flat["p50"],
+        plat["p50"],
+    )
+    add("latency p99 ms", ("latency", "p99"), "< 5 ms", lat["p99"] < 5, flat["p99"], plat["p99"])
     for shape in ("flat", "nested"):
-        b, fb = r[f"burst_{shape}"], r[f"floor_burst_{shape}"]
+        b, fb, pb = r[f"burst_{shape}"], r[f"floor_burst_{shape}"], r[f"pipe_floor_burst_{shape}"]
+        was = _get(before, f"burst_{shape}", "events_per_s")
         add(
             f"burst {shape} events/s",
-            b["events_per_s"],
+            (f"burst_{shape}", "events_per_s"),
+            ">= 50% floor" + (", >= before" if was is not None else ""),
+            b["events_per_s"] >= 0.5 * fb["events_per_s"]
+            and b["lost"] == 0
+            and (was is None or b["events_per_s"] >= was),
             fb["events_per_s"],
-            ">= 50% floor",
-            b["events_per_s"] >= 0.5 * fb["events_per_s"] and b["lost"] == 0,
+            pb["events_per_s"],
         )
-        add(f"burst {shape} p99 ms", b["latency_ms"]["p99"], fb["latency_ms"]["p99"], "-", True)
+        add(
+            f"burst {shape} p99 ms",
+            (f"burst_{shape}", "latency_ms", "p99"),
+            "-",
+            True,
+            fb["latency_ms"]["p99"],
+            pb["latency_ms"]["p99"],
+        )
     cold = r["cold_start"]["close_to_handler_ms"]
-    add("cold start p50 ms", cold["p50"], None, "< 40 ms", cold["p50"] < 40)
-    add("init duration p50 ms", r["cold_start"]["init_duration_ms"]["p50"], None, "-", True)
+    add(
+        "cold start p50 ms",
+        ("cold_start", "close_to_handler_ms", "p50"),
+        "< 40 ms",
+        cold["p50"] < 40,
+    )
+    add("init duration p50 ms", ("cold_start", "init_duration_ms", "p50"), "-", True)
     add(
         "alias repoint p50 ms",
-        r["alias_repoint_ms"]["p50"],
-        None,
+        ("alias_repoint_ms", "p50"),
         "< 100 ms",
         r["alias_repoint_ms"]["max"] < 100,
     )
     st = r["startup"]
     add(
         f"start-up, {st['objects']} objects, s",
-        st["first_scan_done_s"],
-        None,
+        ("startup", "first_scan_done_s"),
         "< 5 s",
         st["first_scan_done_s"] < 5,
     )
-    add(f"catch-up, {st['changed']} changed, s", st["catch_up_all_handled_s"], None, "-", True)
+    add(f"catch-up, {st['changed']} changed, s", ("startup", "catch_up_all_handled_s"), "-", True)
     v = r["validate_rules"]
     add(
         f"validate {v['rules']:,} rules, config_parse.parse, s",
-        v["parse_s"],
-        None,
+        ("validate_rules", "parse_s"),
         "< 2 s",
         v["parse_s"] < 2,
     )
-    add(f"validate {v['rules']:,} rules, read config.yaml, s", v["read_s"], None, "-", True)
+    add(
+        f"validate {v['rules']:,} rules, read config.yaml, s",
+        ("validate_rules", "read_s"),
+        "-",
+        True,
+    )
     add(
         "simulator peak RSS MB",
-        r["simulator_peak_rss_mb"],
-        None,
+        ("simulator_peak_rss_mb",),
         "< 100 MB",
         r["simulator_peak_rss_mb"] < 100,
     )
-    add("idle warm environment RSS MB", r["idle_worker_rss_mb"], None, "-", True)
-    add(
-        "I/O-bound 50 ms, c=8, events/s",
-        r["io_bound_50ms_c8"]["events_per_s"],
-        None,
-        "~160/s",
-        True,
-    )
-    add(
-        "CPU-bound 10 ms, c=2, events/s",
-        r["cpu_bound_10ms_c2"]["events_per_s"],
-        None,
-        "~160/s",
-        True,
-    )
-    for label, g in r.get("growth_2000_files", {}).items():
-        add(f"growth: {label}, events/s", g["events_per_s"], None, "linear", True)
+    add("idle warm environment RSS MB", ("idle_worker_rss_mb",), "-", True)
+    add("I/O-bound 50 ms, c=8, events/s", ("io_bound_50ms_c8", "events_per_s"), "~160/s", True)
+    add("CPU-bound 10 ms, c=2, events/s", ("cpu_bound_10ms_c2", "events_per_s"), "~160/s", True)
+    for label in r.get("growth_2000_files", {}):
+        add(
+            f"growth: {label}, events/s",
+            ("growth_2000_files", label, "events_per_s"),
+            "linear",
+            True,
+        )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("--quick", action="store_true", help="smaller workloads (< 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="smaller workloads (a few minutes)")
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "latest.json"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="an earlier results file (e.g. the previous commit's): its simulator figures "
+        "become a column, and burst throughput must not be below them",
+    )
     args = parser.parse_args()
+    before = json.loads(args.before.read_text()) if args.before else None
     results = run(args.quick)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(table(results))
+    print(table(results, before))
     print(f"\nfull results: {args.out} ({results['elapsed_s']} s)")
 
 

@@ -138,7 +138,8 @@ def _status_kb(pid: int | None, field: str) -> float:
 
 
 def _children(pid: int | None) -> list[int]:
-    """The simulator's worker processes (environments and spare runtimes)."""
+    """The simulator's runtime processes (environments and spare runtimes): launcher.py
+    started under the runtime's interpreter (simulator/lambdas/environment.py)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -148,7 +149,7 @@ def _children(pid: int | None) -> list[int]:
             cmd = (entry / "cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
             continue
-        if parent == pid and b"worker.py" in cmd:
+        if parent == pid and any(arg.endswith(b"launcher.py") for arg in cmd.split(b"\0")):
             found.append(int(entry.name))
     return found
 

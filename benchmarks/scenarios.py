@@ -24,6 +24,7 @@ from benchmarks.harness import (
     wait_entries,
     write_file,
 )
+from simulator.lambdas.runtimes import Runtimes
 
 PAYLOAD = b"x" * 1024
 
@@ -48,14 +49,24 @@ class SimulatorPipeline:
 
 
 class FloorPipeline:
-    def __init__(self, root: Path) -> None:
+    """One of the floors of benchmarks/floor.py: `ric` (the runtime client over a minimal
+    Runtime API, what the simulator is measured against) or `pipe` (a worker over a pipe)."""
+
+    def __init__(self, root: Path, kind: str = "ric") -> None:
         self.bucket = root / "floor-bucket"
         self.bucket.mkdir(parents=True)
         self.entries = root / "floor-entries.tsv"
-        handler = root / "floor_handler.py"
+        code = root / "floor-code"
+        code.mkdir()
+        handler = code / "floor_handler.py"
         handler.write_text(HANDLER)
+        args = [str(self.bucket), str(handler)]
+        if kind == "ric":
+            runtime = Runtimes(root / "floor-runtimes").default()
+            assert runtime.interpreter is not None and runtime.packages is not None
+            args += [runtime.interpreter, str(runtime.packages)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.floor", str(self.bucket), str(handler)],
+            [sys.executable, "-m", "benchmarks.floor", kind, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": str(ROOT), "OUT": str(self.entries)},
@@ -140,9 +151,9 @@ def with_simulator(fn: Any, *args: Any, **workspace: Any) -> tuple[dict[str, Any
     return result, peak, (max(workers) if workers else float("nan"))  # spares are smaller
 
 
-def with_floor(fn: Any, *args: Any) -> dict[str, Any]:
+def with_floor(fn: Any, *args: Any, kind: str = "ric") -> dict[str, Any]:
     with scratch() as root:
-        p = FloorPipeline(root)
+        p = FloorPipeline(root, kind)
         try:
             return fn(p, *args)  # type: ignore[no-any-return]
         finally:
