@@ -199,15 +199,22 @@ def planted_pyc(source: Path, kind: str, code: str) -> bytes:
     return MAGIC_NUMBER + (0b01).to_bytes(4, "little") + source_hash(source.read_bytes()) + body
 
 
-def cache_file(ws: Path, source: Path) -> Path:
+def cache_file(ws: Path, source: Path, function: str = "fn", version: str = "1") -> Path:
     """Where the environment's interpreter looks for `source`'s byte-code
-    (importlib.util.cache_from_source under the simulator's pycache prefix)."""
+    (importlib.util.cache_from_source under the version's pycache prefix, for the code
+    folder as the environment sees it: /var/task where it has Lambda's paths)."""
     import sys
 
-    folder = Path(os.path.realpath(source.parent))
+    from tests.conftest import LAMBDA_PATHS
+
+    code = ws / "versions" / function / version / "code"
+    folder = Path("/var/task") if LAMBDA_PATHS else Path(os.path.realpath(code))
+    folder = folder / source.parent.relative_to(code)
     return (
         ws
         / ".s3sim/pycache"
+        / function
+        / version
         / str(folder).lstrip(os.sep)
         / f"{source.stem}.{sys.implementation.cache_tag}.pyc"
     )

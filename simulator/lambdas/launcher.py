@@ -1,7 +1,7 @@
 """Starts AWS's Python runtime interface client (awslambdaric) inside one execution environment.
 
 Run as a script by the function's interpreter, isolated and without `site`
-(`python -I -S launcher.py CONTROL_FD RUNTIME_DIR`, AWS_LAMBDA_RUNTIME_API already set to its
+(`python -I -S launcher.py CONTROL_FD RUNTIME_DIR READY_FD`, AWS_LAMBDA_RUNTIME_API set to its
 own endpoint), so it imports nothing of the simulator and
 nothing of the simulator's virtual environment. It is started ahead of need (a spare): it
 imports the runtime client's heavy parts while it waits, then reads one JSON message on the
@@ -38,6 +38,8 @@ _PRELOAD = (
     "awslambdaric.lambda_runtime_exception",
     "awslambdaric.lambda_config",
     "http.client",
+    "logging",
+    "traceback",
 )
 
 
@@ -285,6 +287,11 @@ def _become(init: dict[str, Any]) -> None:
     path = list(dict.fromkeys(_moved(p, moved) for p in init["path"]))
     sys.path[:0] = path
     sys.argv = ["/var/runtime/bootstrap", init["handler"]]
+    # The runtime client's main reads the log settings as it loads: imported now, with the
+    # environment set and byte-code still cached beside it (not under the function's prefix,
+    # which $LATEST never writes), so a cold start does not compile it.
+    for name in ("awslambdaric.__main__", "awslambdaric.lambda_literals"):
+        importlib.import_module(name)
     sys.pycache_prefix = init.get("pycache_prefix")
     sys.dont_write_bytecode = not init.get("cache_bytecode", True)
     # What `site` would have added, without its site-packages: exit(), quit(), help().
@@ -296,8 +303,10 @@ def _become(init: dict[str, Any]) -> None:
 
 def main(argv: list[str]) -> int:
     _become_subreaper()  # before init: a spare pays for it while it waits, not a cold start
-    control, runtime_dir = int(argv[1]), argv[2]
+    control, runtime_dir, preloaded = int(argv[1]), argv[2], int(argv[3])
     _preload(runtime_dir)
+    os.write(preloaded, b"1")  # the pool prefers spares that have got this far
+    os.close(preloaded)
     data = _read_all(control)
     os.close(control)
     if not data:

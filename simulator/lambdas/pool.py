@@ -43,15 +43,16 @@ class Spares:
         if runtime != self._runtime:
             return None
         with self._lock:
-            while self._ready:
-                blank = self._ready.pop()
-                if blank.proc.poll() is None:
-                    break
-                blank.discard()
-            else:
-                blank = None
+            for dead in [b for b in self._ready if b.proc.poll() is not None]:
+                self._ready.remove(dead)
+                dead.discard()
+            # One that has imported the runtime client, else the oldest (furthest along).
+            ready = [b for b in self._ready if b.preloaded()] or self._ready[:1]
+            taken = ready[0] if ready else None
+            if taken is not None:
+                self._ready.remove(taken)
         self._wake.set()
-        return blank
+        return taken
 
     def _loop(self) -> None:
         while not self._stopping:
