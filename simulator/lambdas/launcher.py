@@ -1,7 +1,7 @@
 """Starts AWS's Python runtime interface client (awslambdaric) inside one execution environment.
 
 Run as a script by the function's interpreter, isolated and without `site`
-(`python -I -S launcher.py CONTROL_FD RUNTIME_DIR READY_FD`, AWS_LAMBDA_RUNTIME_API set to its
+(`python -I -S launcher.py CONTROL_FD RUNTIME_DIR [READY_FD]`, AWS_LAMBDA_RUNTIME_API set to its
 own endpoint), so it imports nothing of the simulator and
 nothing of the simulator's virtual environment. It is started ahead of need (a spare): it
 imports the runtime client's heavy parts while it waits, then reads one JSON message on the
@@ -303,10 +303,11 @@ def _become(init: dict[str, Any]) -> None:
 
 def main(argv: list[str]) -> int:
     _become_subreaper()  # before init: a spare pays for it while it waits, not a cold start
-    control, runtime_dir, preloaded = int(argv[1]), argv[2], int(argv[3])
+    control, runtime_dir = int(argv[1]), argv[2]
     _preload(runtime_dir)
-    os.write(preloaded, b"1")  # the pool prefers spares that have got this far
-    os.close(preloaded)
+    if len(argv) > 3:  # the pool prefers spares that have got this far
+        os.write(int(argv[3]), b"1")
+        os.close(int(argv[3]))
     data = _read_all(control)
     os.close(control)
     if not data:
