@@ -77,6 +77,8 @@ def build(
         "_HANDLER": handler,
         "LAMBDA_TASK_ROOT": code_dir,
         "LAMBDA_RUNTIME_DIR": runtime.runtime_dir,
+        "PYTHONPATH": runtime.runtime_dir,  # as in Lambda: a python the handler starts sees it
+        "SHLVL": "0",
         "PWD": code_dir,
         "PATH": ":".join([host.get("PATH", "/usr/local/bin:/usr/bin:/bin"), *runtime.bin_dirs]),
         "LD_LIBRARY_PATH": ":".join([code_dir, f"{code_dir}/lib", *runtime.lib_dirs]),

@@ -25,7 +25,14 @@ import types
 from typing import Any
 
 _CHECKED_HASH = (0b11).to_bytes(4, "little")  # pyc flags: hash-based, check the source
-_PATH_VARIABLES = ("LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "PWD", "PATH", "LD_LIBRARY_PATH")
+_PATH_VARIABLES = (
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+    "PYTHONPATH",
+    "PWD",
+    "PATH",
+    "LD_LIBRARY_PATH",
+)
 # Imported while the spare waits: the native client (it reads AWS_LAMBDA_RUNTIME_API when it
 # is loaded, so a spare is started with its endpoint's address already set), its JSON
 # library, the context and the marshaller. `bootstrap` reads the log format and level when
