@@ -322,3 +322,29 @@ def test_powertools_logger_tracer_and_metrics_run_without_warnings(tmp_path: Pat
     assert processing["xray_trace_id"].startswith("1-")
     (emf,) = [e for e in entries if "_aws" in e]
     assert emf["Thumbnails"] == [1.0] and emf["service"] == "thumbs"
+
+
+def test_stopping_an_environment_twice_closes_each_descriptor_once(tmp_path: Path) -> None:
+    """A crash stops the environment, then the pool stops it again: the second stop once
+    closed the output pipes' numbers again, by then reused by someone else's file."""
+    from simulator.lambdas.environment import launch_blank
+    from simulator.lambdas.runtime_api import RuntimeApi
+    from simulator.lambdas.runtimes import Runtimes
+
+    api = RuntimeApi()
+    try:
+        blank = launch_blank(Runtimes(tmp_path / "runtimes").default(), api)
+        fds = [blank.output_fd, blank.telemetry_fd]
+        blank.discard()
+        files = [open(tmp_path / f"reused{i}", "wb") for i in range(8)]
+        try:  # the numbers just freed are taken again by these files
+            blank.discard()
+            for f in files:
+                f.write(b"still open")
+        finally:
+            for f in files:
+                f.close()
+        assert all((tmp_path / f"reused{i}").read_bytes() == b"still open" for i in range(8))
+        assert all(fd is not None for fd in fds)
+    finally:
+        api.shutdown()

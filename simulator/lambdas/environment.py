@@ -92,7 +92,7 @@ class Blank:
     api: RuntimeApi
     endpoint: Endpoint
     messages: queue.SimpleQueue[Message]
-    output_fd: int  # we read its stdout + stderr here
+    output_fd: int | None  # we read its stdout + stderr here
     telemetry_fd: int | None  # and its telemetry frames here
     telemetry_child_fd: int | None  # the descriptor number it writes them to
     control_fd: int | None  # its init message goes here (None: a custom runtime, started set)
@@ -113,7 +113,8 @@ class Blank:
                     os.close(fd)
                 except OSError:
                     pass
-        self.control_fd = self.ready_fd = None
+        # Each descriptor is closed once: a second close could hit a number reused since.
+        self.output_fd = self.telemetry_fd = self.control_fd = self.ready_fd = None
 
     def discard(self) -> None:
         processes.stop_tree(self.proc)
@@ -227,7 +228,10 @@ class Environment:
                 start_new_session=True,
             )
         except OSError as exc:
-            os.close(out_w)
+            self._api.close(self._endpoint)
+            self._endpoint = None
+            for fd in (out_r, out_w):
+                os.close(fd)
             self._messages.put(Message("init_error", body=_bootstrap_error(exc)))
             self._messages.put(Message("exited"))
             self._blank = None
