@@ -92,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
     )
     st = sub.add_parser("status", help="pending, in-flight, retrying and dead events")
     st.add_argument("--json", action="store_true")
+    sub.add_parser(
+        "env", help="shell exports that point AWS SDKs and the aws CLI at the running simulator"
+    )
     inv = sub.add_parser("invoke", help="invoke a function synchronously once")
     inv.add_argument("arn", help="function ARN (unqualified, :N, :$LATEST or :alias) or name")
     inv.add_argument("--event", type=Path, help="JSON file holding the event")
@@ -167,6 +170,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "status":
         _out(commands.show_status(ws, args.json))
+        return 0
+    if args.command == "env":
+        _out(commands.env(ws))
         return 0
     if args.command == "invoke":
         text, ok = commands.invoke(ws, args.arn, args.event, args.bucket, args.key)

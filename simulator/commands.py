@@ -463,6 +463,30 @@ def invoke(
     return f"{head}\nPayload: {json.dumps(inv.result.payload, indent=2)}", inv.result.ok
 
 
+def env(ws_root: Path) -> str:
+    """`export` lines for the running simulator's endpoints and the workspace's credentials:
+    what every execution environment gets, for a user's own terminal and scripts."""
+    import shlex
+
+    from simulator.core import lambda_env
+
+    ws = Workspace(ws_root)
+    try:
+        endpoints = json.loads((ws.state / "endpoints.json").read_text())
+    except (OSError, ValueError):
+        raise SimulatorError(
+            f"no simulator is running on {ws.root}: start it with `s3sim run`"
+        ) from None
+    config = _load_reporting(ws_root)[2]
+    values = {
+        "AWS_ENDPOINT_URL_S3": str(endpoints["s3"]),
+        **lambda_env.DUMMY_CREDENTIALS,
+        "AWS_REGION": config.region,
+        "AWS_DEFAULT_REGION": config.region,
+    }
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in values.items())
+
+
 def _arn(config: Config, text: str) -> FunctionArn:
     try:
         return FunctionArn.parse(text)

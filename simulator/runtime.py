@@ -17,6 +17,7 @@ invocation threads (Deliverer), the spare-runtime thread (Pool), watchdog's obse
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import random
@@ -29,6 +30,7 @@ from pathlib import Path
 import structlog
 
 from simulator import logs
+from simulator.core import lambda_env
 from simulator.core.config import Config
 from simulator.errors import SimulatorError
 from simulator.lambdas.builds import Builds
@@ -37,9 +39,10 @@ from simulator.lambdas.environment import Spec
 from simulator.lambdas.invoker import Invoker
 from simulator.lambdas.pool import Pool
 from simulator.lambdas.runtimes import Runtimes
+from simulator.s3 import api as s3_api
 from simulator.s3.intake import Intake
 from simulator.s3.watching import Hint, Watcher
-from simulator.store import status
+from simulator.store import files, status
 from simulator.store.config_source import ConfigSource
 from simulator.store.journal import Journal
 from simulator.store.versions import VersionStore
@@ -47,6 +50,7 @@ from simulator.store.workspace import Workspace, WorkspaceLock
 
 log = structlog.get_logger("s3sim")
 SWITCH_INTERVAL_S = 0.0005
+ENDPOINTS = "endpoints.json"  # in the state folder: the running simulator's endpoints
 
 
 class StartCancelled(SimulatorError):
@@ -106,6 +110,7 @@ class Runtime:
         for name in config.buckets:
             (self.ws.buckets / name).mkdir(parents=True, exist_ok=True)
         first_start = self.journal.get_meta("baseline") is None
+        self._start_s3_api(config)
         self._start_delivery(config)
         self.intake = Intake(
             self.ws.root, self.journal, self._config, self.deliverer.submit, self._control
@@ -121,7 +126,29 @@ class Runtime:
             buckets=sorted(config.buckets),
             functions=sorted(config.functions),
             pid=os.getpid(),
+            s3_endpoint=self.s3_api.url,
         )
+
+    def _start_s3_api(self, config: Config) -> None:
+        """The S3 API over the bucket folders; its address goes to every environment
+        (AWS_ENDPOINT_URL_S3) and to `.s3sim/endpoints.json` for `s3sim env`."""
+        credentials = s3_api.Credentials(
+            lambda_env.DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            lambda_env.DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            lambda_env.DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+        )
+        self.s3_api = s3_api.S3Api(
+            self.ws.buckets,
+            credentials,
+            lambda: self._config().region,
+            port=config.settings.s3_api_port,
+        )
+        url = self.s3_api.start()
+        self._started.append(self.s3_api.stop)
+        endpoints = self.ws.state / ENDPOINTS
+        files.write_atomic(endpoints, json.dumps({"s3": url}) + "\n")
+        self._started.append(lambda: endpoints.unlink(missing_ok=True))
+        self._endpoints = {"AWS_ENDPOINT_URL_S3": url}
 
     def _start_delivery(self, config: Config) -> None:
         settings = config.settings
@@ -134,6 +161,7 @@ class Runtime:
             settings.spare_runtimes,
             runtimes.default(),
             _idle_output,
+            self._endpoints,
         )
         self._started.append(self.pool.close)
         self.invoker = Invoker(

@@ -168,6 +168,7 @@ class Settings:
     owner_id: str = "A3S3SIMLOCALOWNER"
     source_ip: str = "127.0.0.1"
     event_version: str = "2.1"
+    s3_api_port: int = 0  # the S3 API's port on 127.0.0.1 (0: one the system picks)
 
 
 @dataclass(frozen=True)

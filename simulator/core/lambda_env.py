@@ -6,7 +6,7 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Dummy credentials: a handler must never reach a real AWS account by accident.
 DUMMY_CREDENTIALS = {
@@ -39,6 +39,7 @@ class RuntimeVars:
     log_level: str | None = None  # AWS_LAMBDA_LOG_LEVEL (TRACE ... FATAL)
     bin_dirs: tuple[str, ...] = ()  # the layers' bin/ folders (Lambda's /opt/bin)
     lib_dirs: tuple[str, ...] = ()  # the layers' lib/ folders (Lambda's /opt/lib)
+    endpoints: Mapping[str, str] = field(default_factory=dict)  # AWS_ENDPOINT_URL_S3, ...
 
 
 def build(
@@ -93,6 +94,7 @@ def build(
         "AWS_EC2_METADATA_DISABLED": "true",
         **DUMMY_CREDENTIALS,
     }
+    env.update(runtime.endpoints)  # before the function's own: a function may point elsewhere
     if runtime.execution_env:
         env["AWS_EXECUTION_ENV"] = runtime.execution_env
     if runtime.telemetry_fd is not None:

@@ -130,7 +130,9 @@ class Environment:
         log_limit: int,
         api: RuntimeApi,
         on_idle_output: Callable[[str], None] | None = None,
+        endpoints: Mapping[str, str] | None = None,
     ) -> None:
+        self._endpoints = endpoints or {}
         self.spec, self.tmp_dir, self._log_limit, self._api = spec, tmp_dir, log_limit, api
         self._on_idle_output = on_idle_output or (lambda text: None)
         self._blank: Blank | None = None
@@ -278,6 +280,7 @@ class Environment:
                 log_level=spec.logging.get("log_level"),
                 bin_dirs=tuple(str(layer / "bin") for layer in spec.layers),
                 lib_dirs=tuple(str(layer / "lib") for layer in spec.layers),
+                endpoints=self._endpoints,
             ),
         )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from simulator.lambdas import processes
@@ -87,7 +87,9 @@ class Pool:
         spares: int = 0,
         default_runtime: Runtime | None = None,
         on_idle_output: Callable[[Spec, str], None] | None = None,
+        endpoints: Mapping[str, str] | None = None,
     ) -> None:
+        self._endpoints = dict(endpoints or {})  # AWS_ENDPOINT_URL_*: the local APIs
         self._tmp_root = tmp_root
         self.api = RuntimeApi()  # one event loop serves every environment's Runtime API
         self.spares = Spares(spares, default_runtime, self.api)
@@ -127,7 +129,12 @@ class Pool:
                 self._busy.add(env)
                 return env, False
             env = Environment(
-                spec, self._claim_slot(spec), self._log_limit, self.api, self._idle_sink(spec)
+                spec,
+                self._claim_slot(spec),
+                self._log_limit,
+                self.api,
+                self._idle_sink(spec),
+                self._endpoints,
             )
             self._busy.add(env)
             return env, True

@@ -1,0 +1,227 @@
+"""The S3 REST API's vocabulary: XML bodies, errors, listing pages, key checks. Pure.
+
+The shapes follow S3's API reference (ListAllMyBucketsResult, ListBucketResult for
+ListObjectsV2, Error); the shell (`simulator/s3/api.py`) only moves bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+MAX_KEYS = 1000
+
+
+@dataclass(frozen=True)
+class S3Error(Exception):
+    """An error S3 would answer: its code, HTTP status and message."""
+
+    code: str
+    status: int
+    message: str
+    resource: str = ""
+
+
+def no_such_bucket(bucket: str) -> S3Error:
+    return S3Error("NoSuchBucket", 404, "The specified bucket does not exist", bucket)
+
+
+def no_such_key(key: str) -> S3Error:
+    return S3Error("NoSuchKey", 404, "The specified key does not exist.", key)
+
+
+def key_problem(key: str) -> S3Error | None:
+    """Keys a folder tree cannot hold as they are, or that would leave the bucket folder, are
+    refused (not stored in another form): the file is the object, under the same name."""
+    parts = key.split("/")
+    if not key or len(key.encode("utf-8", "surrogatepass")) > 1024:
+        return S3Error("KeyTooLongError", 400, "Your key is too long", key)
+    if key.startswith("/") or "\0" in key or "\\" in key or any(p in (".", "..") for p in parts):
+        return S3Error(
+            "InvalidArgument", 400, "s3sim stores objects as files: this key cannot be one", key
+        )
+    if key.endswith("/") or "" in parts:
+        return S3Error(
+            "InvalidArgument",
+            400,
+            "s3sim stores objects as files: a key ending in '/' or holding '//' (a folder "
+            "marker) cannot be one",
+            key,
+        )
+    return None
+
+
+def error_xml(error: S3Error, request_id: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{error.code}</Code><Message>{escape(error.message)}</Message>"
+        f"<Resource>{escape(error.resource)}</Resource><RequestId>{request_id}</RequestId>"
+        "</Error>"
+    ).encode()
+
+
+def iso(mtime_ns: int) -> str:
+    """LastModified in S3's XML form (UTC, milliseconds, Z)."""
+    stamp = dt.datetime.fromtimestamp(mtime_ns / 1e9, dt.UTC)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def http_date(mtime_ns: int) -> str:
+    stamp = dt.datetime.fromtimestamp(mtime_ns // 1_000_000_000, dt.UTC)
+    return stamp.strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def location_xml(constraint: str) -> bytes:
+    """GetBucketLocation: empty for us-east-1, as S3 answers."""
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="{NS}">'
+        f"{escape(constraint)}</LocationConstraint>"
+    ).encode()
+
+
+def buckets_xml(buckets: Sequence[tuple[str, int]], owner: str) -> bytes:
+    """ListAllMyBucketsResult: (name, creation time in ns) per bucket."""
+    items = "".join(
+        f"<Bucket><Name>{escape(name)}</Name><CreationDate>{iso(created)}</CreationDate></Bucket>"
+        for name, created in buckets
+    )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<ListAllMyBucketsResult xmlns="{NS}">'
+        f"<Owner><ID>{owner}</ID><DisplayName>s3sim</DisplayName></Owner>"
+        f"<Buckets>{items}</Buckets></ListAllMyBucketsResult>"
+    ).encode()
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    size: int
+    mtime_ns: int
+    etag: str  # MD5 hex, without quotes
+
+
+@dataclass(frozen=True)
+class Page:
+    contents: tuple[Entry, ...]
+    prefixes: tuple[str, ...]
+    truncated: bool
+    next_token: str | None
+
+
+def page(
+    entries: Sequence[Entry],
+    prefix: str = "",
+    delimiter: str = "",
+    max_keys: int = MAX_KEYS,
+    start_after: str = "",
+    token: str | None = None,
+) -> Page:
+    """One ListObjectsV2 page over `entries` (sorted by key, as S3 lists UTF-8 binary order).
+
+    Common prefixes count towards max-keys, as in S3; the continuation token is opaque to
+    clients (here: the last key or prefix returned, base64)."""
+    after = max(start_after, decode_token(token) if token else "")
+    contents: list[Entry] = []
+    prefixes: list[str] = []
+    last = ""
+    for entry in entries:
+        key = entry.key
+        if not key.startswith(prefix) or key <= after:
+            continue
+        if delimiter:
+            cut = key.find(delimiter, len(prefix))
+            if cut >= 0:
+                common = key[: cut + len(delimiter)]
+                if prefixes and prefixes[-1] == common:
+                    continue
+                if common <= after:
+                    continue
+                if len(contents) + len(prefixes) >= max_keys:
+                    return Page(tuple(contents), tuple(prefixes), True, encode_token(last))
+                prefixes.append(common)
+                last = common + "\U0010ffff"  # skip the rest of this prefix next time
+                continue
+        if len(contents) + len(prefixes) >= max_keys:
+            return Page(tuple(contents), tuple(prefixes), True, encode_token(last))
+        contents.append(entry)
+        last = key
+    return Page(tuple(contents), tuple(prefixes), False, None)
+
+
+def encode_token(last: str) -> str:
+    return base64.urlsafe_b64encode(last.encode("utf-8", "surrogatepass")).decode()
+
+
+def decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode("utf-8", "surrogatepass")
+    except (ValueError, UnicodeDecodeError):
+        raise S3Error(
+            "InvalidArgument", 400, "The continuation token provided is incorrect"
+        ) from None
+
+
+def list_v2_xml(
+    bucket: str,
+    result: Page,
+    prefix: str,
+    delimiter: str,
+    max_keys: int,
+    encode: bool,
+    start_after: str,
+    token: str | None,
+) -> bytes:
+    """ListBucketResult for ListObjectsV2 (encoding-type=url percent-encodes keys)."""
+    from urllib.parse import quote
+
+    def shown(text: str) -> str:
+        return escape(quote(text, safe="/") if encode else text)
+
+    parts = [
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="{NS}">',
+        f"<Name>{escape(bucket)}</Name><Prefix>{shown(prefix)}</Prefix>",
+        f"<KeyCount>{len(result.contents) + len(result.prefixes)}</KeyCount>",
+        f"<MaxKeys>{max_keys}</MaxKeys>",
+    ]
+    if delimiter:
+        parts.append(f"<Delimiter>{shown(delimiter)}</Delimiter>")
+    if encode:
+        parts.append("<EncodingType>url</EncodingType>")
+    parts.append(f"<IsTruncated>{'true' if result.truncated else 'false'}</IsTruncated>")
+    if token:
+        parts.append(f"<ContinuationToken>{escape(token)}</ContinuationToken>")
+    if result.next_token:
+        parts.append(f"<NextContinuationToken>{result.next_token}</NextContinuationToken>")
+    if start_after:
+        parts.append(f"<StartAfter>{shown(start_after)}</StartAfter>")
+    for e in result.contents:
+        parts.append(
+            f"<Contents><Key>{shown(e.key)}</Key><LastModified>{iso(e.mtime_ns)}</LastModified>"
+            f"<ETag>&quot;{e.etag}&quot;</ETag><Size>{e.size}</Size>"
+            "<StorageClass>STANDARD</StorageClass></Contents>"
+        )
+    for p in result.prefixes:
+        parts.append(f"<CommonPrefixes><Prefix>{shown(p)}</Prefix></CommonPrefixes>")
+    parts.append("</ListBucketResult>")
+    return "".join(parts).encode()
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """`bytes=a-b`, `bytes=a-`, `bytes=-n` -> (first, last) inclusive; None if unsatisfiable."""
+    spec = header.strip().removeprefix("bytes=")
+    first_text, _, last_text = spec.partition("-")
+    try:
+        if not first_text:
+            length = int(last_text)
+            return (max(0, size - length), size - 1) if length > 0 and size > 0 else None
+        first = int(first_text)
+        last = int(last_text) if last_text else size - 1
+    except ValueError:
+        return (0, size - 1) if size > 0 else None  # S3 ignores a malformed Range
+    if first >= size or first > last:
+        return None
+    return first, min(last, size - 1)

@@ -1,0 +1,435 @@
+"""The S3 REST API's request handling (see `api.py`): addressing, SigV4, the operations.
+
+Imported by the server's thread when it starts serving, so importing aiohttp (about 0.3 s)
+stays off the simulator's start-up path.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import structlog
+from aiohttp import web
+
+from simulator.core import aws_chunked, s3_api
+from simulator.core.s3_api import S3Error
+from simulator.s3.api import Credentials
+
+log = structlog.get_logger("s3sim")
+_AUTH = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=(?P<akid>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/s3/"
+    r"aws4_request,\s*SignedHeaders=(?P<signed>[^,]+),\s*Signature=(?P<signature>[0-9a-f]{64})"
+)
+_CHUNK = 1 << 20
+_STREAMING = "STREAMING-"
+_UNSIGNED = "UNSIGNED-PAYLOAD"
+MAX_PUT = 5 * 1024**3  # S3's limit for a single PutObject
+
+
+class Routes:
+    """Used on the server's event loop only."""
+
+    def __init__(
+        self, buckets_dir: Path, credentials: Credentials, region: Callable[[], str]
+    ) -> None:
+        self._buckets = buckets_dir
+        self._credentials = credentials
+        self._region = region
+        self._etags: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> MD5
+
+    # -- dispatch --------------------------------------------------------------------------
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        request_id = secrets.token_hex(8).upper()
+        id2 = base64.b64encode(secrets.token_bytes(48)).decode()
+        try:
+            bucket, key = self._address(request)
+            self._authenticate(request)
+            response = await self._route(request, bucket, key)
+        except S3Error as error:
+            status = error.status
+            body = b"" if request.method == "HEAD" else s3_api.error_xml(error, request_id)
+            response = web.Response(status=status, body=body, content_type="application/xml")
+        except Exception:  # a bug must answer 500, never kill the server
+            log.exception("s3_api.error", method=request.method, path=request.path)
+            internal = S3Error("InternalError", 500, "We encountered an internal error.")
+            body = s3_api.error_xml(internal, request_id)
+            response = web.Response(status=500, body=body, content_type="application/xml")
+        await _discard_body(request, response)
+        response.headers["x-amz-request-id"] = request_id
+        response.headers["x-amz-id-2"] = id2
+        response.headers["Server"] = "AmazonS3"
+        return response
+
+    def _address(self, request: web.BaseRequest) -> tuple[str, str]:
+        """(bucket, key) from a path-style or virtual-host-style (`<bucket>.localhost`) URL."""
+        path = unquote(request.raw_path.split("?", 1)[0])
+        host = request.headers.get("Host", "").split(":")[0]
+        if host.endswith(".localhost"):
+            return host.removesuffix(".localhost"), path.lstrip("/")
+        bucket, _, key = path.lstrip("/").partition("/")
+        return bucket, key
+
+    async def _route(self, request: web.BaseRequest, bucket: str, key: str) -> web.StreamResponse:
+        method, query = request.method, dict(parse_qsl(request.query_string, True))
+        if not bucket:
+            if method == "GET":
+                return self._list_buckets()
+            raise S3Error("MethodNotAllowed", 405, "The specified method is not allowed.")
+        folder = self._bucket(bucket)
+        if not key:
+            if method == "HEAD":
+                return web.Response(headers={"x-amz-bucket-region": self._region()})
+            if method == "GET" and "location" in query:
+                region = self._region()
+                text = "" if region == "us-east-1" else region
+                body = s3_api.location_xml(text)
+                return web.Response(body=body, content_type="application/xml")
+            if method == "GET" and query.get("list-type") == "2":
+                return self._list_v2(bucket, folder, query)
+            raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
+        problem = s3_api.key_problem(key)
+        if problem is not None:
+            raise problem
+        path = folder / key
+        if method in ("GET", "HEAD"):
+            return await self._get(request, path, key, head=method == "HEAD")
+        if method == "PUT" and "x-amz-copy-source" not in request.headers and not query:
+            return await self._put(request, folder, path, key)
+        if method == "DELETE" and not query:
+            return self._delete(folder, path)
+        raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
+
+    def _bucket(self, bucket: str) -> Path:
+        folder = self._buckets / bucket
+        if "/" in bucket or bucket in ("", ".", "..") or not folder.is_dir() or folder.is_symlink():
+            raise s3_api.no_such_bucket(bucket)
+        return folder
+
+    # -- authentication --------------------------------------------------------------------
+    def _authenticate(self, request: web.BaseRequest) -> None:
+        """Signature Version 4 in the Authorization header, recomputed with botocore."""
+        from botocore.auth import S3SigV4Auth  # type: ignore[import-untyped]
+        from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+        from botocore.credentials import (  # type: ignore[import-untyped]
+            Credentials as BotoCredentials,
+        )
+
+        header = request.headers.get("Authorization", "")
+        match = _AUTH.fullmatch(header.strip())
+        if match is None:
+            raise S3Error("AccessDenied", 403, "Access Denied (requests must be signed: SigV4)")
+        creds = self._credentials
+        if match["akid"] != creds.access_key:
+            raise S3Error(
+                "InvalidAccessKeyId",
+                403,
+                "The AWS Access Key Id you provided does not exist in our records.",
+            )
+        token = request.headers.get("x-amz-security-token")
+        if creds.session_token is not None and token not in (None, creds.session_token):
+            raise S3Error(
+                "InvalidToken", 400, "The provided token is malformed or otherwise invalid."
+            )
+        signed = match["signed"].split(";")
+        headers = {name: request.headers.get(name, "") for name in signed}
+        url = f"http://{request.headers.get('Host', '')}{request.raw_path}"
+        aws_request = AWSRequest(method=request.method, url=url, headers=headers)
+        aws_request.context["timestamp"] = request.headers.get("x-amz-date", "")
+        signer = S3SigV4Auth(
+            BotoCredentials(creds.access_key, creds.secret_key, creds.session_token),
+            "s3",
+            match["region"],
+        )
+        canonical = signer.canonical_request(aws_request)
+        expected = signer.signature(signer.string_to_sign(aws_request, canonical), aws_request)
+        if not hmac.compare_digest(expected, match["signature"]):
+            raise S3Error(
+                "SignatureDoesNotMatch",
+                403,
+                "The request signature we calculated does not match the signature you provided. "
+                "Check your key and signing method.",
+            )
+
+    # -- operations ------------------------------------------------------------------------
+    def _list_buckets(self) -> web.Response:
+        found = []
+        if self._buckets.is_dir():
+            for entry in sorted(os.scandir(self._buckets), key=lambda e: e.name):
+                if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                    found.append((entry.name, entry.stat().st_mtime_ns))
+        body = s3_api.buckets_xml(found, "s3sim")
+        return web.Response(body=body, content_type="application/xml")
+
+    def _list_v2(self, bucket: str, folder: Path, query: dict[str, str]) -> web.Response:
+        try:
+            max_keys = min(int(query.get("max-keys", s3_api.MAX_KEYS)), s3_api.MAX_KEYS)
+        except ValueError:
+            raise S3Error(
+                "InvalidArgument", 400, "Provided max-keys not an integer or within integer range"
+            ) from None
+        prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+        start_after, token = query.get("start-after", ""), query.get("continuation-token")
+        entries = self._entries(folder, prefix)
+        result = s3_api.page(entries, prefix, delimiter, max_keys, start_after, token)
+        body = s3_api.list_v2_xml(
+            bucket,
+            result,
+            prefix,
+            delimiter,
+            max_keys,
+            query.get("encoding-type") == "url",
+            start_after,
+            token,
+        )
+        return web.Response(body=body, content_type="application/xml")
+
+    def _entries(self, folder: Path, prefix: str) -> list[s3_api.Entry]:
+        entries = []
+        root = str(folder)
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            rel_dir = os.path.relpath(dirpath, root)
+            for name in filenames:
+                if name.startswith("."):
+                    continue  # temporary and hidden files are never objects
+                key = name if rel_dir == "." else f"{rel_dir}/{name}"
+                if not key.startswith(prefix):
+                    continue
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                entries.append(s3_api.Entry(key, st.st_size, st.st_mtime_ns, self._etag(path, st)))
+        entries.sort(key=lambda e: e.key.encode("utf-8", "surrogatepass"))
+        return entries
+
+    def _etag(self, path: str, st: os.stat_result) -> str:
+        seen = (path, st.st_size, st.st_mtime_ns)
+        etag = self._etags.get(seen)
+        if etag is None:
+            digest = hashlib.md5(usedforsecurity=False)
+            with open(path, "rb") as f:
+                while chunk := f.read(_CHUNK):
+                    digest.update(chunk)
+            etag = self._etags[seen] = digest.hexdigest()
+        return etag
+
+    async def _get(
+        self, request: web.BaseRequest, path: Path, key: str, head: bool
+    ) -> web.StreamResponse:
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise s3_api.no_such_key(key) from None
+        if not path.is_file():
+            raise s3_api.no_such_key(key)
+        etag = self._etag(str(path), st)
+        headers = {
+            "ETag": f'"{etag}"',
+            "Last-Modified": s3_api.http_date(st.st_mtime_ns),
+            "Accept-Ranges": "bytes",
+            "Content-Type": "binary/octet-stream",
+        }
+        self._preconditions(request, etag, st.st_mtime_ns)
+        first, last, status = 0, st.st_size - 1, 200
+        if "Range" in request.headers and st.st_size > 0:
+            found = s3_api.byte_range(request.headers["Range"], st.st_size)
+            if found is None:
+                raise S3Error("InvalidRange", 416, "The requested range is not satisfiable", key)
+            first, last, status = found[0], found[1], 206
+            headers["Content-Range"] = f"bytes {first}-{last}/{st.st_size}"
+        length = max(0, last - first + 1)
+        headers["Content-Length"] = str(length)
+        response = web.StreamResponse(status=status, headers=headers)
+        if head:
+            return response
+        await response.prepare(request)
+        with open(path, "rb") as f:
+            f.seek(first)
+            remaining = length
+            while remaining > 0:
+                chunk = f.read(min(_CHUNK, remaining))
+                if not chunk:
+                    break
+                await response.write(chunk)
+                remaining -= len(chunk)
+        await response.write_eof()
+        return response
+
+    @staticmethod
+    def _preconditions(request: web.BaseRequest, etag: str, mtime_ns: int) -> None:
+        quoted = f'"{etag}"'
+        match = request.headers.get("If-Match")
+        if match is not None and match.strip() not in (quoted, etag, "*"):
+            raise S3Error(
+                "PreconditionFailed",
+                412,
+                "At least one of the pre-conditions you specified did not hold",
+            )
+        none_match = request.headers.get("If-None-Match")
+        if none_match is not None and none_match.strip() in (quoted, etag, "*"):
+            raise S3Error("NotModified", 304, "Not Modified")
+
+    async def _put(
+        self, request: web.BaseRequest, folder: Path, path: Path, key: str
+    ) -> web.Response:
+        content_sha = request.headers.get("x-amz-content-sha256", _UNSIGNED)
+        chunked = content_sha.startswith(_STREAMING) or "aws-chunked" in request.headers.get(
+            "Content-Encoding", ""
+        )
+        if request.headers.get("If-None-Match") == "*" and path.exists():
+            raise S3Error(
+                "PreconditionFailed",
+                412,
+                "At least one of the pre-conditions you specified did not hold",
+                key,
+            )
+        decoder = aws_chunked.Decoder() if chunked else None
+        md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+        checksums = _checksums(request.headers)
+        tmp = folder / f".s3sim-put-{uuid.uuid4().hex}.tmp"  # a dotfile: never an object
+        size = 0
+        try:
+            with open(tmp, "wb") as f:
+                async for chunk in request.content.iter_chunked(_CHUNK):
+                    data = decoder.feed(chunk) if decoder is not None else chunk
+                    size += len(data)
+                    if size > MAX_PUT:
+                        raise S3Error(
+                            "EntityTooLarge",
+                            400,
+                            "Your proposed upload exceeds the maximum allowed size",
+                            key,
+                        )
+                    md5.update(data)
+                    if decoder is None:
+                        sha.update(data)
+                    for checksum in checksums.values():
+                        checksum.update(data)
+                    f.write(data)
+            if decoder is not None:
+                for name in decoder.trailers:
+                    if name.startswith("x-amz-checksum-") and name not in checksums:
+                        checksums[name] = _checksum(name)
+                        # a trailer names its algorithm only at the end: hash the file again
+                        with open(tmp, "rb") as f:
+                            while data := f.read(_CHUNK):
+                                checksums[name].update(data)
+            expected = {
+                **_checksum_headers(request.headers),
+                **(decoder.trailers if decoder else {}),
+            }
+            self._verify(request, key, md5, sha, content_sha, checksums, expected)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, path)
+            except (NotADirectoryError, IsADirectoryError, FileExistsError):
+                raise S3Error(
+                    "InvalidArgument",
+                    400,
+                    "s3sim stores objects as files: this key clashes with a folder or a file of "
+                    "another key (both 'a' and 'a/b')",
+                    key,
+                ) from None
+        except aws_chunked.MalformedChunks as exc:
+            raise S3Error(
+                "InvalidRequest", 400, f"Malformed aws-chunked body: {exc}", key
+            ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        headers = {"ETag": f'"{md5.hexdigest()}"'}
+        for name, checksum in checksums.items():
+            headers[name] = base64.b64encode(checksum.digest()).decode()
+        return web.Response(headers=headers)
+
+    @staticmethod
+    def _verify(
+        request: web.BaseRequest,
+        key: str,
+        md5: Any,
+        sha: Any,
+        content_sha: str,
+        checksums: dict[str, Any],
+        expected: dict[str, str],
+    ) -> None:
+        content_md5 = request.headers.get("Content-MD5")
+        if content_md5 is not None and content_md5 != base64.b64encode(md5.digest()).decode():
+            raise S3Error(
+                "BadDigest",
+                400,
+                "The Content-MD5 you specified did not match what we received.",
+                key,
+            )
+        if not content_sha.startswith((_STREAMING, _UNSIGNED)) and content_sha != sha.hexdigest():
+            raise S3Error(
+                "XAmzContentSHA256Mismatch",
+                400,
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                key,
+            )
+        for name, checksum in checksums.items():
+            if name in expected and expected[name] != base64.b64encode(checksum.digest()).decode():
+                algorithm = name.removeprefix("x-amz-checksum-").upper()
+                raise S3Error(
+                    "BadDigest",
+                    400,
+                    f"The {algorithm} you specified did not match the calculated checksum.",
+                    key,
+                )
+
+    def _delete(self, folder: Path, path: Path) -> web.Response:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            path.unlink()
+        return web.Response(status=204)
+
+
+async def _discard_body(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """A request answered before its body was read (an error) must not leave the body on a
+    keep-alive connection, where it would read as the next request: read a small one, close
+    the connection after a large one."""
+    if request.content.at_eof():
+        return
+    read = 0
+    while chunk := await request.content.read(_CHUNK):
+        read += len(chunk)
+        if read > _CHUNK:
+            response.force_close()
+            return
+
+
+def _checksum_headers(headers: Any) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-amz-checksum-")}
+
+
+def _checksums(headers: Any) -> dict[str, Any]:
+    """Checksum objects for the checksums a request carries in headers (or announces as a
+    trailer), computed with botocore's own implementations."""
+    names = set(_checksum_headers(headers))
+    trailer = headers.get("x-amz-trailer", "").strip().lower()
+    if trailer.startswith("x-amz-checksum-"):
+        names.add(trailer)
+    return {name: _checksum(name) for name in names}
+
+
+def _checksum(name: str) -> Any:
+    from botocore import httpchecksum  # type: ignore[import-untyped]
+
+    algorithm = name.removeprefix("x-amz-checksum-")
+    cls = httpchecksum._CHECKSUM_CLS.get(algorithm)  # CRC32C, CRC64NVME: with awscrt
+    if cls is None:
+        raise S3Error(
+            "InvalidRequest", 400, f"Checksum algorithm {algorithm.upper()} is not supported here."
+        )
+    return cls()

@@ -1,0 +1,238 @@
+"""The S3 API over the bucket folders, driven by boto3 (a real client) and by hand where a
+client would never send the request (a bad signature, an aws-chunked body with a trailer)."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from simulator.core.lambda_env import DUMMY_CREDENTIALS
+from tests.helpers import ARN, drop, make_workspace, running
+
+pytestmark = pytest.mark.integration
+
+READER = """
+import boto3
+from urllib.parse import unquote_plus
+
+s3 = boto3.client("s3")  # AWS_ENDPOINT_URL_S3 and the credentials come from the environment
+
+
+def handler(event, context):
+    record = event["Records"][0]["s3"]
+    bucket, key = record["bucket"]["name"], unquote_plus(record["object"]["key"])
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket="results", Key=key + ".upper", Body=body.upper())
+    return {"read": len(body)}
+"""
+
+SINK = "def handler(event, context):\n    return event['Records'][0]['s3']['object']['key']\n"
+
+
+def rule(rule_id: str, function: str) -> dict[str, Any]:
+    return {"id": rule_id, "events": ["s3:ObjectCreated:*"], "function": f"{ARN}:{function}"}
+
+
+def api_workspace(tmp_path: Path) -> Path:
+    config = {
+        "region": "us-east-1",
+        "account": "123456789012",
+        "simulator": {"time_scale": 0.002, "settle_ms": 50, "seed": 1},
+        "functions": {
+            "reader": {"handler": "handler.handler", "timeout": 10, "retries": 0},
+            "sink": {"handler": "handler.handler", "retries": 0},
+        },
+        "buckets": {
+            "uploads": {"notifications": [rule("read", "reader")]},
+            "results": {"notifications": [rule("sink", "sink")]},
+        },
+    }
+    return make_workspace(
+        tmp_path / "ws", config, {"reader": {"handler.py": READER}, "sink": {"handler.py": SINK}}
+    )
+
+
+def client(ws: Path, **overrides: str) -> Any:
+    import boto3  # type: ignore[import-untyped]
+
+    endpoint = json.loads((ws / ".s3sim/endpoints.json").read_text())["s3"]
+    creds = {
+        "aws_access_key_id": DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "aws_session_token": DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+        **overrides,
+    }
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **creds)
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[Path, Any, Any]]:
+    ws = api_workspace(tmp_path)
+    with running(ws) as (_, log):
+        yield ws, client(ws), log
+
+
+def test_a_handler_reads_its_object_and_writes_one_that_fires_the_next_rule(
+    api: tuple[Path, Any, Any],
+) -> None:
+    ws, _, log = api
+    drop(ws / "buckets/uploads/red flower.txt", "hello")
+    log.wait_for(log.named("invoke.report", function="sink"))
+    assert (ws / "buckets/results/red flower.txt.upper").read_bytes() == b"HELLO"
+    reports = {e["function"]: e for e in log.matching(log.named("invoke.report"))}
+    assert reports["reader"]["status"] == "success" and reports["sink"]["status"] == "success"
+    created = log.matching(log.named("s3.object_created", bucket="results"))
+    assert [e["key"] for e in created] == ["red flower.txt.upper"]  # the write fired once
+    assert "red flower.txt.upper" not in [
+        p.name for p in (ws / "buckets/results").iterdir() if p.name.startswith(".")
+    ]
+
+
+def test_objects_round_trip_with_s3s_headers_and_errors(api: tuple[Path, Any, Any]) -> None:
+    ws, s3, _ = api
+    body = b"0123456789" * 100
+    md5 = base64.b64encode(__import__("hashlib").md5(body).digest()).decode()
+    put = s3.put_object(
+        Bucket="results", Key="dir/obj.bin", Body=body, ContentMD5=md5, ChecksumAlgorithm="CRC32"
+    )
+    crc = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+    assert put["ETag"] == '"' + __import__("hashlib").md5(body).hexdigest() + '"'
+    assert put["ChecksumCRC32"] == crc
+    assert put["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"]
+    assert (ws / "buckets/results/dir/obj.bin").read_bytes() == body
+    got = s3.get_object(Bucket="results", Key="dir/obj.bin", Range="bytes=10-19")
+    assert got["Body"].read() == b"0123456789" and got["ContentRange"] == "bytes 10-19/1000"
+    head = s3.head_object(Bucket="results", Key="dir/obj.bin")
+    assert head["ContentLength"] == 1000 and head["ETag"] == put["ETag"]
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["results", "uploads"]
+    s3.head_bucket(Bucket="uploads")
+    with pytest.raises(Exception) as missing:
+        s3.get_object(Bucket="results", Key="nope")
+    assert missing.value.response["Error"]["Code"] == "NoSuchKey"  # type: ignore[attr-defined]
+    with pytest.raises(Exception) as no_bucket:
+        s3.list_objects_v2(Bucket="no-such-bucket")
+    assert no_bucket.value.response["Error"]["Code"] == "NoSuchBucket"  # type: ignore[attr-defined]
+    with pytest.raises(Exception) as bad_range:
+        s3.get_object(Bucket="results", Key="dir/obj.bin", Range="bytes=5000-")
+    assert bad_range.value.response["Error"]["Code"] == "InvalidRange"  # type: ignore[attr-defined]
+    with pytest.raises(Exception) as escape:
+        s3.put_object(Bucket="results", Key="../outside.txt", Body=b"x")
+    assert escape.value.response["Error"]["Code"] == "InvalidArgument"  # type: ignore[attr-defined]
+    assert not (ws / "buckets/outside.txt").exists()
+    s3.delete_object(Bucket="results", Key="dir/obj.bin")
+    assert not (ws / "buckets/results/dir/obj.bin").exists()
+
+
+def test_list_objects_v2_pages_prefixes_and_start_after(api: tuple[Path, Any, Any]) -> None:
+    ws, s3, _ = api
+    for key in ("a/1.txt", "a/2.txt", "b/1.txt", "c.txt", "d.txt"):
+        drop(ws / "buckets/results" / key)
+    page = s3.list_objects_v2(Bucket="results", Delimiter="/", MaxKeys=2)
+    assert [p["Prefix"] for p in page["CommonPrefixes"]] == ["a/", "b/"]
+    assert page["IsTruncated"] and page["KeyCount"] == 2
+    rest = s3.list_objects_v2(
+        Bucket="results", Delimiter="/", MaxKeys=2, ContinuationToken=page["NextContinuationToken"]
+    )
+    assert [o["Key"] for o in rest["Contents"]] == ["c.txt", "d.txt"]
+    assert not rest["IsTruncated"]
+    after = s3.list_objects_v2(Bucket="results", Prefix="a/", StartAfter="a/1.txt")
+    assert [o["Key"] for o in after["Contents"]] == ["a/2.txt"]
+    paginator = s3.get_paginator("list_objects_v2")
+    keys = [
+        o["Key"]
+        for p in paginator.paginate(Bucket="results", PaginationConfig={"PageSize": 2})
+        for o in p.get("Contents", [])
+    ]
+    assert keys == ["a/1.txt", "a/2.txt", "b/1.txt", "c.txt", "d.txt"]
+
+
+def test_requests_without_the_workspaces_credentials_are_refused(
+    api: tuple[Path, Any, Any],
+) -> None:
+    ws, _, _ = api
+    wrong_secret = client(ws, aws_secret_access_key="not-the-secret")
+    with pytest.raises(Exception) as bad:
+        wrong_secret.list_buckets()
+    assert bad.value.response["Error"]["Code"] == "SignatureDoesNotMatch"  # type: ignore[attr-defined]
+    stranger = client(ws, aws_access_key_id="AKIAIOSFODNN7EXAMPLE")
+    with pytest.raises(Exception) as unknown:
+        stranger.list_buckets()
+    assert unknown.value.response["Error"]["Code"] == "InvalidAccessKeyId"  # type: ignore[attr-defined]
+    endpoint = urlsplit(json.loads((ws / ".s3sim/endpoints.json").read_text())["s3"])
+    conn = http.client.HTTPConnection(endpoint.hostname, endpoint.port, timeout=10)
+    conn.request("PUT", "/uploads/evil.txt", body=b"x")  # a web page's blind POST/PUT
+    response = conn.getresponse()
+    assert response.status == 403 and b"<Code>AccessDenied</Code>" in response.read()
+    assert not (ws / "buckets/uploads/evil.txt").exists()
+
+
+def test_an_aws_chunked_upload_with_a_checksum_trailer_is_decoded_and_verified(
+    api: tuple[Path, Any, Any],
+) -> None:
+    ws, _, _ = api
+    data = b"chunked payload " * 4096
+    good = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    assert send_chunked(ws, "chunked.bin", data, good) == 200
+    assert (ws / "buckets/results/chunked.bin").read_bytes() == data
+    assert send_chunked(ws, "bad.bin", data, base64.b64encode(b"\0\0\0\0").decode()) == 400
+    assert not (ws / "buckets/results/bad.bin").exists()
+
+
+def send_chunked(ws: Path, key: str, data: bytes, crc32: str) -> int:
+    """PUT with STREAMING-UNSIGNED-PAYLOAD-TRAILER, signed with botocore, as SDKs upload."""
+    from botocore.auth import S3SigV4Auth  # type: ignore[import-untyped]
+    from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+    from botocore.credentials import Credentials  # type: ignore[import-untyped]
+
+    endpoint = urlsplit(json.loads((ws / ".s3sim/endpoints.json").read_text())["s3"])
+    chunks = [data[i : i + 16384] for i in range(0, len(data), 16384)]
+    body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks)
+    body += f"0\r\nx-amz-checksum-crc32:{crc32}\r\n\r\n".encode()
+    headers = {
+        "Content-Encoding": "aws-chunked",
+        "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        "x-amz-trailer": "x-amz-checksum-crc32",
+        "x-amz-decoded-content-length": str(len(data)),
+        "Content-Length": str(len(body)),
+    }
+    url = f"http://{endpoint.netloc}/results/{key}"
+    request = AWSRequest(method="PUT", url=url, data=body, headers=headers)
+    # What botocore does for a checksum in a trailer: the payload is STREAMING-...-TRAILER.
+    request.context["checksum"] = {
+        "request_algorithm": {"in": "trailer", "algorithm": "crc32", "name": "x-amz-checksum-crc32"}
+    }
+    creds = Credentials(
+        DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+    )
+    S3SigV4Auth(creds, "s3", "us-east-1").add_auth(request)
+    conn = http.client.HTTPConnection(endpoint.hostname, endpoint.port, timeout=10)
+    conn.request("PUT", f"/results/{key}", body=body, headers=dict(request.headers))
+    response = conn.getresponse()
+    response.read()
+    return response.status
+
+
+def test_s3sim_env_prints_the_running_endpoints_and_credentials(tmp_path: Path) -> None:
+    from simulator import commands
+    from simulator.errors import SimulatorError
+
+    ws = api_workspace(tmp_path)
+    with running(ws):
+        text = commands.env(ws)
+        endpoint = json.loads((ws / ".s3sim/endpoints.json").read_text())["s3"]
+    lines = dict(line.removeprefix("export ").split("=", 1) for line in text.splitlines())
+    assert lines["AWS_ENDPOINT_URL_S3"] == endpoint and endpoint.startswith("http://127.0.0.1:")
+    assert lines["AWS_ACCESS_KEY_ID"] == DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"]
+    assert lines["AWS_REGION"] == lines["AWS_DEFAULT_REGION"] == "us-east-1"
+    with pytest.raises(SimulatorError, match="no simulator is running"):
+        commands.env(ws)  # stopped: the endpoints are gone with it
