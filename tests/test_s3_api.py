@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -236,3 +237,86 @@ def test_s3sim_env_prints_the_running_endpoints_and_credentials(tmp_path: Path) 
     assert lines["AWS_REGION"] == lines["AWS_DEFAULT_REGION"] == "us-east-1"
     with pytest.raises(SimulatorError, match="no simulator is running"):
         commands.env(ws)  # stopped: the endpoints are gone with it
+
+
+def aws(ws: Path, *args: str) -> str:
+    """The aws CLI (installed with the test dependencies), pointed at the simulator by
+    `s3sim env`: no --endpoint-url needed."""
+    import os
+    import subprocess
+    import sys
+
+    from simulator import commands
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    for line in commands.env(ws).splitlines():
+        name, value = line.removeprefix("export ").split("=", 1)
+        env[name] = value.strip("'")
+    env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("aws")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_aws_cli_copies_a_50_mb_file_up_and_down_and_lists(
+    api: tuple[Path, Any, Any], tmp_path: Path
+) -> None:
+    ws, _, log = api
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(1 << 20) * 50)  # 50 MiB: the CLI uploads it in parts
+    aws(ws, "s3", "cp", str(big), "s3://results/big.bin")
+    stored = ws / "buckets/results/big.bin"
+    assert stored.read_bytes() == big.read_bytes()
+    assert not list((ws / ".s3sim/uploads").iterdir())  # the parts are gone once complete
+    aws(ws, "s3", "cp", "s3://results/big.bin", str(tmp_path / "back.bin"))
+    assert (tmp_path / "back.bin").read_bytes() == big.read_bytes()
+    listing = aws(ws, "s3", "ls", "s3://results/")
+    assert listing.split()[-2:] == [str(50 << 20), "big.bin"]
+    log.wait_for(log.named("s3.object_created", bucket="results", key="big.bin"))
+    assert len(log.matching(log.named("s3.object_created", key="big.bin"))) == 1
+
+
+def test_a_multipart_upload_fires_nothing_before_complete_and_abort_leaves_nothing(
+    api: tuple[Path, Any, Any],
+) -> None:
+    ws, s3, _ = api
+    upload = s3.create_multipart_upload(Bucket="results", Key="parts.bin")
+    part = s3.upload_part(
+        Bucket="results",
+        Key="parts.bin",
+        UploadId=upload["UploadId"],
+        PartNumber=1,
+        Body=b"x" * (5 << 20),
+    )
+    assert not (ws / "buckets/results/parts.bin").exists()
+    with pytest.raises(Exception) as wrong:
+        s3.complete_multipart_upload(
+            Bucket="results",
+            Key="parts.bin",
+            UploadId=upload["UploadId"],
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"' + "0" * 32 + '"'}]},
+        )
+    assert wrong.value.response["Error"]["Code"] == "InvalidPart"  # type: ignore[attr-defined]
+    done = s3.complete_multipart_upload(
+        Bucket="results",
+        Key="parts.bin",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    inner = __import__("hashlib").md5(bytes.fromhex(part["ETag"].strip('"'))).hexdigest()
+    assert done["ETag"] == f'"{inner}-1"'
+    assert (ws / "buckets/results/parts.bin").stat().st_size == 5 << 20
+    other = s3.create_multipart_upload(Bucket="results", Key="aborted.bin")
+    s3.abort_multipart_upload(Bucket="results", Key="aborted.bin", UploadId=other["UploadId"])
+    with pytest.raises(Exception) as gone:
+        s3.upload_part(
+            Bucket="results", Key="aborted.bin", UploadId=other["UploadId"], PartNumber=1, Body=b"x"
+        )
+    assert gone.value.response["Error"]["Code"] == "NoSuchUpload"  # type: ignore[attr-defined]

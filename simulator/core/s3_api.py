@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
@@ -208,6 +209,50 @@ def list_v2_xml(
         parts.append(f"<CommonPrefixes><Prefix>{shown(p)}</Prefix></CommonPrefixes>")
     parts.append("</ListBucketResult>")
     return "".join(parts).encode()
+
+
+def initiate_xml(bucket: str, key: str, upload_id: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<InitiateMultipartUploadResult xmlns="{NS}">'
+        f"<Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key>"
+        f"<UploadId>{upload_id}</UploadId></InitiateMultipartUploadResult>"
+    ).encode()
+
+
+def complete_xml(bucket: str, key: str, etag: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<CompleteMultipartUploadResult xmlns="{NS}">'
+        f"<Location>/{escape(bucket)}/{escape(key)}</Location><Bucket>{escape(bucket)}</Bucket>"
+        f"<Key>{escape(key)}</Key><ETag>&quot;{etag}&quot;</ETag>"
+        "</CompleteMultipartUploadResult>"
+    ).encode()
+
+
+def parse_complete(body: bytes) -> list[tuple[int, str]]:
+    """CompleteMultipartUpload's body: (part number, ETag hex) in order; ValueError if the
+    XML is not well formed or the parts are not in ascending order."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(body)  # expands no external entities (ElementTree never does)
+    except ET.ParseError as exc:
+        raise ValueError(str(exc)) from None
+    parts = []
+    for part in root.iter():
+        if part.tag.rsplit("}", 1)[-1] != "Part":
+            continue
+        fields = {child.tag.rsplit("}", 1)[-1]: (child.text or "") for child in part}
+        try:
+            number = int(fields.get("PartNumber", ""))
+        except ValueError:
+            raise ValueError("a Part without a PartNumber") from None
+        etag = fields.get("ETag", "").strip().strip('"')
+        if not re.fullmatch(r"[0-9a-f]{32}", etag):
+            raise ValueError(f"part {number}: bad ETag {etag!r}")
+        parts.append((number, etag))
+    if not parts or [n for n, _ in parts] != sorted({n for n, _ in parts}):
+        raise ValueError("parts must be listed once each, in ascending order")
+    return parts
 
 
 def byte_range(header: str, size: int) -> tuple[int, int] | None:

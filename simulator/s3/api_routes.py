@@ -13,6 +13,7 @@ import hmac
 import os
 import re
 import secrets
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,7 @@ class Routes:
         self._credentials = credentials
         self._region = region
         self._etags: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> MD5
+        self._uploads = buckets_dir.parent / ".s3sim" / "uploads"  # multipart parts
 
     # -- dispatch --------------------------------------------------------------------------
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -102,12 +104,33 @@ class Routes:
         if problem is not None:
             raise problem
         path = folder / key
+        if "uploadId" in query or (method == "POST" and "uploads" in query):
+            return await self._multipart(request, method, query, folder, bucket, key)
         if method in ("GET", "HEAD"):
             return await self._get(request, path, key, head=method == "HEAD")
         if method == "PUT" and "x-amz-copy-source" not in request.headers and not query:
             return await self._put(request, folder, path, key)
         if method == "DELETE" and not query:
             return self._delete(folder, path)
+        raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
+
+    async def _multipart(
+        self,
+        request: web.BaseRequest,
+        method: str,
+        query: dict[str, str],
+        folder: Path,
+        bucket: str,
+        key: str,
+    ) -> web.StreamResponse:
+        if method == "POST" and "uploads" in query:
+            return self._create_upload(bucket, key)
+        if method == "PUT" and "partNumber" in query:
+            return await self._upload_part(request, bucket, key, query)
+        if method == "POST":
+            return await self._complete_upload(request, folder, bucket, key, query["uploadId"])
+        if method == "DELETE":
+            return self._abort_upload(bucket, key, query["uploadId"])
         raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
 
     def _bucket(self, bucket: str) -> Path:
@@ -285,10 +308,6 @@ class Routes:
     async def _put(
         self, request: web.BaseRequest, folder: Path, path: Path, key: str
     ) -> web.Response:
-        content_sha = request.headers.get("x-amz-content-sha256", _UNSIGNED)
-        chunked = content_sha.startswith(_STREAMING) or "aws-chunked" in request.headers.get(
-            "Content-Encoding", ""
-        )
         if request.headers.get("If-None-Match") == "*" and path.exists():
             raise S3Error(
                 "PreconditionFailed",
@@ -296,10 +315,26 @@ class Routes:
                 "At least one of the pre-conditions you specified did not hold",
                 key,
             )
+        tmp = folder / f".s3sim-put-{uuid.uuid4().hex}.tmp"  # a dotfile: never an object
+        try:
+            md5, checksums = await self._receive(request, key, tmp)
+            _place(tmp, path, key)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return web.Response(headers=_digest_headers(md5.hexdigest(), checksums))
+
+    async def _receive(
+        self, request: web.BaseRequest, key: str, tmp: Path
+    ) -> tuple[Any, dict[str, Any]]:
+        """The request body into `tmp` (aws-chunked decoded), verified against Content-MD5,
+        x-amz-content-sha256 and any x-amz-checksum-* (header or trailer); (md5, checksums)."""
+        content_sha = request.headers.get("x-amz-content-sha256", _UNSIGNED)
+        chunked = content_sha.startswith(_STREAMING) or "aws-chunked" in request.headers.get(
+            "Content-Encoding", ""
+        )
         decoder = aws_chunked.Decoder() if chunked else None
         md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
         checksums = _checksums(request.headers)
-        tmp = folder / f".s3sim-put-{uuid.uuid4().hex}.tmp"  # a dotfile: never an object
         size = 0
         try:
             with open(tmp, "wb") as f:
@@ -319,40 +354,114 @@ class Routes:
                     for checksum in checksums.values():
                         checksum.update(data)
                     f.write(data)
-            if decoder is not None:
-                for name in decoder.trailers:
-                    if name.startswith("x-amz-checksum-") and name not in checksums:
-                        checksums[name] = _checksum(name)
-                        # a trailer names its algorithm only at the end: hash the file again
-                        with open(tmp, "rb") as f:
-                            while data := f.read(_CHUNK):
-                                checksums[name].update(data)
-            expected = {
-                **_checksum_headers(request.headers),
-                **(decoder.trailers if decoder else {}),
-            }
-            self._verify(request, key, md5, sha, content_sha, checksums, expected)
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, path)
-            except (NotADirectoryError, IsADirectoryError, FileExistsError):
-                raise S3Error(
-                    "InvalidArgument",
-                    400,
-                    "s3sim stores objects as files: this key clashes with a folder or a file of "
-                    "another key (both 'a' and 'a/b')",
-                    key,
-                ) from None
         except aws_chunked.MalformedChunks as exc:
             raise S3Error(
                 "InvalidRequest", 400, f"Malformed aws-chunked body: {exc}", key
             ) from None
+        if decoder is not None:
+            if not decoder.done:
+                raise S3Error("IncompleteBody", 400, "The request body ended early.", key)
+            for name in decoder.trailers:
+                if name.startswith("x-amz-checksum-") and name not in checksums:
+                    checksums[name] = _checksum(name)
+                    # a trailer names its algorithm only at the end: hash the file again
+                    with open(tmp, "rb") as f:
+                        while data := f.read(_CHUNK):
+                            checksums[name].update(data)
+        expected = {**_checksum_headers(request.headers), **(decoder.trailers if decoder else {})}
+        self._verify(request, key, md5, sha, content_sha, checksums, expected)
+        return md5, checksums
+
+    # -- multipart uploads -----------------------------------------------------------------
+    def _upload_dir(self, upload_id: str, bucket: str, key: str) -> Path:
+        """Parts live under the state folder, outside the bucket: nothing fires before
+        Complete."""
+        folder = self._uploads / upload_id
+        if not re.fullmatch(r"[0-9a-f]{32}", upload_id) or not folder.is_dir():
+            raise S3Error(
+                "NoSuchUpload",
+                404,
+                "The specified upload does not exist. The upload ID may be invalid, or the "
+                "upload may have been aborted or completed.",
+                upload_id,
+            )
+        if (folder / "target").read_text() != f"{bucket}/{key}":
+            raise S3Error("NoSuchUpload", 404, "The specified upload does not exist.", upload_id)
+        return folder
+
+    def _create_upload(self, bucket: str, key: str) -> web.Response:
+        upload_id = uuid.uuid4().hex
+        folder = self._uploads / upload_id
+        folder.mkdir(parents=True)
+        (folder / "target").write_text(f"{bucket}/{key}")
+        body = s3_api.initiate_xml(bucket, key, upload_id)
+        return web.Response(body=body, content_type="application/xml")
+
+    async def _upload_part(
+        self, request: web.BaseRequest, bucket: str, key: str, query: dict[str, str]
+    ) -> web.Response:
+        folder = self._upload_dir(query["uploadId"], bucket, key)
+        try:
+            number = int(query["partNumber"])
+        except ValueError:
+            number = 0
+        if not 1 <= number <= 10000:
+            raise S3Error(
+                "InvalidArgument", 400, "Part number must be an integer between 1 and 10000"
+            )
+        tmp = folder / f".part-{number}-{uuid.uuid4().hex}.tmp"
+        try:
+            md5, checksums = await self._receive(request, key, tmp)
+            os.replace(tmp, folder / f"{number:05d}-{md5.hexdigest()}")
         finally:
             tmp.unlink(missing_ok=True)
-        headers = {"ETag": f'"{md5.hexdigest()}"'}
-        for name, checksum in checksums.items():
-            headers[name] = base64.b64encode(checksum.digest()).decode()
-        return web.Response(headers=headers)
+        for old in folder.glob(f"{number:05d}-*"):
+            if old.name != f"{number:05d}-{md5.hexdigest()}":
+                old.unlink(missing_ok=True)  # a part uploaded again replaces the earlier one
+        return web.Response(headers=_digest_headers(md5.hexdigest(), checksums))
+
+    async def _complete_upload(
+        self, request: web.BaseRequest, folder: Path, bucket: str, key: str, upload_id: str
+    ) -> web.Response:
+        parts_dir = self._upload_dir(upload_id, bucket, key)
+        try:
+            listed = s3_api.parse_complete(await request.read())
+        except ValueError as exc:
+            message = f"The XML you provided was not well-formed: {exc}"
+            raise S3Error("MalformedXML", 400, message) from None
+        files = []
+        for number, etag in listed:
+            part = parts_dir / f"{number:05d}-{etag}"
+            if not part.is_file():
+                raise S3Error(
+                    "InvalidPart",
+                    400,
+                    "One or more of the specified parts could not be found. The part may not "
+                    "have been uploaded, or the specified entity tag may not match the part's "
+                    "entity tag.",
+                    key,
+                )
+            files.append(part)
+        tmp = folder / f".s3sim-complete-{uuid.uuid4().hex}.tmp"
+        digests = hashlib.md5(usedforsecurity=False)
+        try:
+            with open(tmp, "wb") as out:
+                for part, (_, etag) in zip(files, listed, strict=True):
+                    digests.update(bytes.fromhex(etag))
+                    with open(part, "rb") as f:
+                        while data := f.read(_CHUNK):
+                            out.write(data)
+            _place(tmp, folder / key, key)
+        finally:
+            tmp.unlink(missing_ok=True)
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        etag = f"{digests.hexdigest()}-{len(listed)}"
+        body = s3_api.complete_xml(bucket, key, etag)
+        return web.Response(body=body, content_type="application/xml")
+
+    def _abort_upload(self, bucket: str, key: str, upload_id: str) -> web.Response:
+        shutil.rmtree(self._upload_dir(upload_id, bucket, key), ignore_errors=True)
+        return web.Response(status=204)
 
     @staticmethod
     def _verify(
@@ -393,6 +502,28 @@ class Routes:
         with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
             path.unlink()
         return web.Response(status=204)
+
+
+def _place(tmp: Path, path: Path, key: str) -> None:
+    """Rename a finished upload into place (the watcher sees one whole file appear)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, path)
+    except (NotADirectoryError, IsADirectoryError, FileExistsError):
+        raise S3Error(
+            "InvalidArgument",
+            400,
+            "s3sim stores objects as files: this key clashes with a folder or a file of "
+            "another key (both 'a' and 'a/b')",
+            key,
+        ) from None
+
+
+def _digest_headers(md5_hex: str, checksums: dict[str, Any]) -> dict[str, str]:
+    headers = {"ETag": f'"{md5_hex}"'}
+    for name, checksum in checksums.items():
+        headers[name] = base64.b64encode(checksum.digest()).decode()
+    return headers
 
 
 async def _discard_body(request: web.BaseRequest, response: web.StreamResponse) -> None:
