@@ -113,7 +113,12 @@ class Runtime:
         self._start_s3_api(config)
         self._start_delivery(config)
         self.intake = Intake(
-            self.ws.root, self.journal, self._config, self.deliverer.submit, self._control
+            self.ws.root,
+            self.journal,
+            self._config,
+            self.deliverer.submit,
+            self._control,
+            self.s3_api.writes,
         )
         self.intake.start()
         self._started.append(self.intake.stop)

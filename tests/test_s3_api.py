@@ -54,6 +54,12 @@ def api_workspace(tmp_path: Path) -> Path:
         "buckets": {
             "uploads": {"notifications": [rule("read", "reader")]},
             "results": {"notifications": [rule("sink", "sink")]},
+            "inbox": {
+                "notifications": [
+                    rule("all", "sink"),
+                    {**rule("gone", "sink"), "events": ["s3:ObjectRemoved:*"]},
+                ]
+            },
         },
     }
     return make_workspace(
@@ -113,7 +119,7 @@ def test_objects_round_trip_with_s3s_headers_and_errors(api: tuple[Path, Any, An
     assert got["Body"].read() == b"0123456789" and got["ContentRange"] == "bytes 10-19/1000"
     head = s3.head_object(Bucket="results", Key="dir/obj.bin")
     assert head["ContentLength"] == 1000 and head["ETag"] == put["ETag"]
-    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["results", "uploads"]
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["inbox", "results", "uploads"]
     s3.head_bucket(Bucket="uploads")
     with pytest.raises(Exception) as missing:
         s3.get_object(Bucket="results", Key="nope")
@@ -320,3 +326,59 @@ def test_a_multipart_upload_fires_nothing_before_complete_and_abort_leaves_nothi
             Bucket="results", Key="aborted.bin", UploadId=other["UploadId"], PartNumber=1, Body=b"x"
         )
     assert gone.value.response["Error"]["Code"] == "NoSuchUpload"  # type: ignore[attr-defined]
+
+
+def delivered_events(ws: Path, key: str) -> list[dict[str, Any]]:
+    """The S3 event records the journal accepted for `key`, oldest first."""
+    import sqlite3
+
+    db = sqlite3.connect(ws / ".s3sim/journal.sqlite3")
+    try:
+        rows = db.execute("SELECT payload FROM deliveries WHERE key = ? ORDER BY id", (key,))
+        return [json.loads(payload)["Records"][0] for (payload,) in rows]
+    finally:
+        db.close()
+
+
+def test_events_of_api_writes_carry_the_requests_ids_client_and_kind(
+    api: tuple[Path, Any, Any],
+) -> None:
+    ws, s3, log = api
+    put = s3.put_object(Bucket="inbox", Key="a.txt", Body=b"hello")
+    log.wait_for(log.named("invoke.report", key="a.txt"))
+    upload = s3.create_multipart_upload(Bucket="inbox", Key="big.bin")
+    part = s3.upload_part(
+        Bucket="inbox", Key="big.bin", UploadId=upload["UploadId"], PartNumber=1, Body=b"y" * 100
+    )
+    done = s3.complete_multipart_upload(
+        Bucket="inbox",
+        Key="big.bin",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    log.wait_for(log.named("invoke.report", key="big.bin"))
+    deleted = s3.delete_object(Bucket="inbox", Key="a.txt")
+    log.wait_for(log.named("invoke.report", key="a.txt"), count=2)
+    created, removed = delivered_events(ws, "a.txt")
+    (multipart,) = delivered_events(ws, "big.bin")
+    for record, response in ((created, put), (multipart, done), (removed, deleted)):
+        headers = response["ResponseMetadata"]["HTTPHeaders"]
+        assert record["responseElements"] == {
+            "x-amz-request-id": headers["x-amz-request-id"],
+            "x-amz-id-2": headers["x-amz-id-2"],
+        }
+        assert record["requestParameters"] == {"sourceIPAddress": "127.0.0.1"}
+    assert created["eventName"] == "ObjectCreated:Put"
+    assert created["s3"]["object"]["eTag"] == put["ETag"].strip('"')
+    assert multipart["eventName"] == "ObjectCreated:CompleteMultipartUpload"
+    assert multipart["s3"]["object"]["eTag"] == done["ETag"].strip('"')
+    assert removed["eventName"] == "ObjectRemoved:Delete"
+    dropped = drop(ws / "buckets/inbox/by-hand.txt", "x")  # a file dropped by hand: S3 defaults
+    log.wait_for(log.named("invoke.report", key="by-hand.txt"))
+    (hand,) = delivered_events(ws, dropped.name)
+    assert hand["eventName"] == "ObjectCreated:Put"
+    api_ids = {
+        r["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"] for r in (put, done, deleted)
+    }
+    assert hand["responseElements"]["x-amz-request-id"] not in api_ids
+    assert hand["s3"]["object"]["eTag"] == "9dd4e461268c8034f5c8564e155c67a6"  # MD5 of "x"

@@ -14,6 +14,18 @@ ChangeKind = Literal["put", "delete"]
 
 
 @dataclass(frozen=True)
+class Origin:
+    """The S3 API request that made a change (None for a file written by hand): its event
+    name, ids and client address go into the event, as S3 reports them."""
+
+    event_name: str  # ObjectCreated:Put | :CompleteMultipartUpload | ObjectRemoved:Delete
+    request_id: str
+    host_id: str
+    source_ip: str
+    etag: str = ""  # the ETag S3 reports (a multipart upload's is not the file's MD5)
+
+
+@dataclass(frozen=True)
 class ObjectChange:
     """One settled change of one object: what the watcher hands to the dispatcher."""
 
@@ -24,9 +36,12 @@ class ObjectChange:
     etag: str = ""
     sequencer: str = ""
     time_ms: int = 0  # epoch milliseconds at which the change was observed
+    origin: Origin | None = None
 
     @property
     def event_name(self) -> str:
+        if self.origin is not None:
+            return self.origin.event_name
         return "ObjectCreated:Put" if self.kind == "put" else "ObjectRemoved:Delete"
 
 
@@ -71,8 +86,8 @@ def build(
                 "eventTime": format_time(change.time_ms),
                 "eventName": change.event_name,
                 "userIdentity": {"principalId": identity.principal_id},
-                "requestParameters": {"sourceIPAddress": identity.source_ip},
-                "responseElements": {"x-amz-request-id": request_id, "x-amz-id-2": host_id},
+                "requestParameters": {"sourceIPAddress": _source_ip(change, identity)},
+                "responseElements": _response_elements(change, request_id, host_id),
                 "s3": {
                     "s3SchemaVersion": "1.0",
                     "configurationId": configuration_id,
@@ -86,6 +101,17 @@ def build(
             }
         ]
     }
+
+
+def _source_ip(change: ObjectChange, identity: Identity) -> str:
+    return change.origin.source_ip if change.origin is not None else identity.source_ip
+
+
+def _response_elements(change: ObjectChange, request_id: str, host_id: str) -> dict[str, str]:
+    """The ids of the request that made the change: the API's own response headers."""
+    if change.origin is not None:
+        request_id, host_id = change.origin.request_id, change.origin.host_id
+    return {"x-amz-request-id": request_id, "x-amz-id-2": host_id}
 
 
 def _object(change: ObjectChange) -> dict[str, Any]:

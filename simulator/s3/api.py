@@ -23,6 +23,8 @@ from pathlib import Path
 
 import structlog
 
+from simulator.s3.api_writes import ApiWrites
+
 log = structlog.get_logger("s3sim")
 
 
@@ -45,6 +47,7 @@ class S3Api:
         port: int = 0,
     ) -> None:
         self._buckets = buckets_dir
+        self.writes = ApiWrites()  # what it wrote, for the intake to fire with its ids
         self._credentials = credentials
         self._region = region
         self._host, self._port = host, port
@@ -70,7 +73,7 @@ class S3Api:
         from simulator.s3.api_routes import Routes
 
         try:
-            routes = Routes(self._buckets, self._credentials, self._region)
+            routes = Routes(self._buckets, self._credentials, self._region, self.writes)
             self._server = await self._loop.create_server(web.Server(routes.handle), sock=sock)
         except Exception:
             sock.close()

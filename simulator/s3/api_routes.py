@@ -25,7 +25,9 @@ from aiohttp import web
 
 from simulator.core import aws_chunked, s3_api
 from simulator.core.s3_api import S3Error
+from simulator.core.s3_events import Origin
 from simulator.s3.api import Credentials
+from simulator.s3.api_writes import ApiWrites
 
 log = structlog.get_logger("s3sim")
 _AUTH = re.compile(
@@ -42,9 +44,14 @@ class Routes:
     """Used on the server's event loop only."""
 
     def __init__(
-        self, buckets_dir: Path, credentials: Credentials, region: Callable[[], str]
+        self,
+        buckets_dir: Path,
+        credentials: Credentials,
+        region: Callable[[], str],
+        writes: ApiWrites,
     ) -> None:
         self._buckets = buckets_dir
+        self._writes = writes
         self._credentials = credentials
         self._region = region
         self._etags: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> MD5
@@ -57,7 +64,8 @@ class Routes:
         try:
             bucket, key = self._address(request)
             self._authenticate(request)
-            response = await self._route(request, bucket, key)
+            ids = (request_id, id2, request.remote or "127.0.0.1")
+            response = await self._route(request, bucket, key, ids)
         except S3Error as error:
             status = error.status
             body = b"" if request.method == "HEAD" else s3_api.error_xml(error, request_id)
@@ -82,7 +90,9 @@ class Routes:
         bucket, _, key = path.lstrip("/").partition("/")
         return bucket, key
 
-    async def _route(self, request: web.BaseRequest, bucket: str, key: str) -> web.StreamResponse:
+    async def _route(
+        self, request: web.BaseRequest, bucket: str, key: str, ids: tuple[str, str, str]
+    ) -> web.StreamResponse:
         method, query = request.method, dict(parse_qsl(request.query_string, True))
         if not bucket:
             if method == "GET":
@@ -105,13 +115,13 @@ class Routes:
             raise problem
         path = folder / key
         if "uploadId" in query or (method == "POST" and "uploads" in query):
-            return await self._multipart(request, method, query, folder, bucket, key)
+            return await self._multipart(request, method, query, folder, bucket, key, ids)
         if method in ("GET", "HEAD"):
             return await self._get(request, path, key, head=method == "HEAD")
         if method == "PUT" and "x-amz-copy-source" not in request.headers and not query:
-            return await self._put(request, folder, path, key)
+            return await self._put(request, bucket, path, key, ids)
         if method == "DELETE" and not query:
-            return self._delete(folder, path)
+            return self._delete(bucket, path, key, ids)
         raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
 
     async def _multipart(
@@ -122,13 +132,15 @@ class Routes:
         folder: Path,
         bucket: str,
         key: str,
+        ids: tuple[str, str, str],
     ) -> web.StreamResponse:
         if method == "POST" and "uploads" in query:
             return self._create_upload(bucket, key)
         if method == "PUT" and "partNumber" in query:
             return await self._upload_part(request, bucket, key, query)
         if method == "POST":
-            return await self._complete_upload(request, folder, bucket, key, query["uploadId"])
+            upload_id = query["uploadId"]
+            return await self._complete_upload(request, folder, bucket, key, upload_id, ids)
         if method == "DELETE":
             return self._abort_upload(bucket, key, query["uploadId"])
         raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
@@ -306,8 +318,14 @@ class Routes:
             raise S3Error("NotModified", 304, "Not Modified")
 
     async def _put(
-        self, request: web.BaseRequest, folder: Path, path: Path, key: str
+        self,
+        request: web.BaseRequest,
+        bucket: str,
+        path: Path,
+        key: str,
+        ids: tuple[str, str, str],
     ) -> web.Response:
+        folder = self._buckets / bucket
         if request.headers.get("If-None-Match") == "*" and path.exists():
             raise S3Error(
                 "PreconditionFailed",
@@ -318,6 +336,8 @@ class Routes:
         tmp = folder / f".s3sim-put-{uuid.uuid4().hex}.tmp"  # a dotfile: never an object
         try:
             md5, checksums = await self._receive(request, key, tmp)
+            origin = Origin("ObjectCreated:Put", *ids, etag=md5.hexdigest())
+            self._writes.expect(bucket, key, md5.hexdigest(), origin)
             _place(tmp, path, key)
         finally:
             tmp.unlink(missing_ok=True)
@@ -421,7 +441,13 @@ class Routes:
         return web.Response(headers=_digest_headers(md5.hexdigest(), checksums))
 
     async def _complete_upload(
-        self, request: web.BaseRequest, folder: Path, bucket: str, key: str, upload_id: str
+        self,
+        request: web.BaseRequest,
+        folder: Path,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        ids: tuple[str, str, str],
     ) -> web.Response:
         parts_dir = self._upload_dir(upload_id, bucket, key)
         try:
@@ -443,19 +469,22 @@ class Routes:
                 )
             files.append(part)
         tmp = folder / f".s3sim-complete-{uuid.uuid4().hex}.tmp"
-        digests = hashlib.md5(usedforsecurity=False)
+        digests, whole = hashlib.md5(usedforsecurity=False), hashlib.md5(usedforsecurity=False)
         try:
             with open(tmp, "wb") as out:
                 for part, (_, etag) in zip(files, listed, strict=True):
                     digests.update(bytes.fromhex(etag))
                     with open(part, "rb") as f:
                         while data := f.read(_CHUNK):
+                            whole.update(data)
                             out.write(data)
+            etag = f"{digests.hexdigest()}-{len(listed)}"
+            origin = Origin("ObjectCreated:CompleteMultipartUpload", *ids, etag=etag)
+            self._writes.expect(bucket, key, whole.hexdigest(), origin)
             _place(tmp, folder / key, key)
         finally:
             tmp.unlink(missing_ok=True)
         shutil.rmtree(parts_dir, ignore_errors=True)
-        etag = f"{digests.hexdigest()}-{len(listed)}"
         body = s3_api.complete_xml(bucket, key, etag)
         return web.Response(body=body, content_type="application/xml")
 
@@ -498,7 +527,9 @@ class Routes:
                     key,
                 )
 
-    def _delete(self, folder: Path, path: Path) -> web.Response:
+    def _delete(self, bucket: str, path: Path, key: str, ids: tuple[str, str, str]) -> web.Response:
+        if path.is_file():
+            self._writes.expect(bucket, key, "", Origin("ObjectRemoved:Delete", *ids))
         with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
             path.unlink()
         return web.Response(status=204)

@@ -26,6 +26,7 @@ from simulator.core.s3_events import ObjectChange
 from simulator.core.settle import Debouncer
 from simulator.logs import Repeats
 from simulator.s3 import objects, requests
+from simulator.s3.api_writes import ApiWrites
 from simulator.s3.objects import TooLarge, Vanished, skipped
 from simulator.s3.staging import Stager
 from simulator.s3.watching import Hint
@@ -49,7 +50,9 @@ class Intake:
         config: Callable[[], Config],
         submit: Callable[[list[tuple[int, str]]], None],
         control: Callable[[Hint], None],
+        api_writes: ApiWrites | None = None,
     ) -> None:
+        self._api_writes = api_writes or ApiWrites()
         self._buckets_dir = os.path.realpath(workspace / "buckets")
         self._journal, self._config = journal, config
         self._stager = Stager(journal, config, submit)
@@ -331,7 +334,9 @@ class Intake:
             # The same write reported twice (watchdog can report a file in a new folder both
             # by its walk and by its own event). A real rewrite changes the mtime or the bytes.
             return
-        self._stager.stage(ObjectChange(bucket, key, "put", size, etag), entry)
+        origin = self._api_writes.claim(bucket, key, etag)  # written through the S3 API?
+        reported = origin.etag if origin is not None and origin.etag else etag
+        self._stager.stage(ObjectChange(bucket, key, "put", size, reported, origin=origin), entry)
 
     def _run_timers(self, now: float) -> None:
         if self._recover_at is not None and self._recover_at <= now:
@@ -370,7 +375,8 @@ class Intake:
     def _delete_if_gone(self, path: str, bucket: str, key: str) -> None:
         if os.path.lexists(path) or self._stager.indexed(bucket, key) is None:
             return
-        self._stager.stage(ObjectChange(bucket, key, "delete"), None)
+        origin = self._api_writes.claim(bucket, key, "")
+        self._stager.stage(ObjectChange(bucket, key, "delete", origin=origin), None)
 
     # -- rescan ------------------------------------------------------------------------------
     def _rescan(self, fire: bool, reason: str) -> None:

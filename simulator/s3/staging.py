@@ -114,6 +114,7 @@ class Stager:
             change.etag,
             s3_events.format_sequencer(self._sequencer),
             time.time_ns() // 10**6,
+            change.origin,
         )
 
     def _accept(
