@@ -145,7 +145,7 @@ class Runtime:
         self.s3_api = s3_api.S3Api(
             self.ws.buckets,
             credentials,
-            lambda: self._config().region,
+            self._config,
             port=config.settings.s3_api_port,
         )
         url = self.s3_api.start()

@@ -382,3 +382,46 @@ def test_events_of_api_writes_carry_the_requests_ids_client_and_kind(
     }
     assert hand["responseElements"]["x-amz-request-id"] not in api_ids
     assert hand["s3"]["object"]["eTag"] == "9dd4e461268c8034f5c8564e155c67a6"  # MD5 of "x"
+
+
+def test_copy_delete_many_list_v1_and_the_notification_configuration(
+    api: tuple[Path, Any, Any],
+) -> None:
+    ws, s3, log = api
+    s3.put_object(Bucket="results", Key="src/a b.txt", Body=b"copy me")
+    copied = s3.copy_object(
+        Bucket="inbox", Key="copy.txt", CopySource={"Bucket": "results", "Key": "src/a b.txt"}
+    )
+    assert (
+        copied["CopyObjectResult"]["ETag"]
+        == '"' + __import__("hashlib").md5(b"copy me").hexdigest() + '"'
+    )
+    assert (ws / "buckets/inbox/copy.txt").read_bytes() == b"copy me"
+    log.wait_for(log.named("invoke.report", key="copy.txt"))
+    (event,) = delivered_events(ws, "copy.txt")
+    assert event["eventName"] == "ObjectCreated:Copy"
+    for key in ("d/1", "d/2", "d/3"):
+        drop(ws / "buckets/results" / key)
+    result = s3.delete_objects(
+        Bucket="results",
+        Delete={"Objects": [{"Key": "d/1"}, {"Key": "d/2"}, {"Key": "../x"}]},
+    )
+    assert sorted(d["Key"] for d in result["Deleted"]) == ["d/1", "d/2"]
+    assert [(e["Key"], e["Code"]) for e in result["Errors"]] == [("../x", "InvalidArgument")]
+    assert [p.name for p in (ws / "buckets/results/d").iterdir()] == ["3"]
+    quiet = s3.delete_objects(Bucket="results", Delete={"Objects": [{"Key": "d/3"}], "Quiet": True})
+    assert "Deleted" not in quiet
+    v1 = s3.list_objects(Bucket="results", Prefix="src/")
+    assert [o["Key"] for o in v1["Contents"]] == ["src/a b.txt"] and not v1["IsTruncated"]
+    config = s3.get_bucket_notification_configuration(Bucket="inbox")
+    assert [
+        (c["Id"], c["LambdaFunctionArn"], c["Events"])
+        for c in config["LambdaFunctionConfigurations"]
+    ] == [
+        ("all", f"{ARN}:sink", ["s3:ObjectCreated:*"]),
+        ("gone", f"{ARN}:sink", ["s3:ObjectRemoved:*"]),
+    ]
+    printed = json.loads(
+        aws(ws, "s3api", "get-bucket-notification-configuration", "--bucket", "inbox")
+    )
+    assert printed["LambdaFunctionConfigurations"][0]["Id"] == "all"

@@ -11,6 +11,10 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simulator.core.config import Notification
 from xml.sax.saxutils import escape
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -253,6 +257,116 @@ def parse_complete(body: bytes) -> list[tuple[int, str]]:
     if not parts or [n for n, _ in parts] != sorted({n for n, _ in parts}):
         raise ValueError("parts must be listed once each, in ascending order")
     return parts
+
+
+def list_v1_xml(
+    bucket: str,
+    result: Page,
+    prefix: str,
+    delimiter: str,
+    max_keys: int,
+    encode: bool,
+    marker: str,
+) -> bytes:
+    """ListBucketResult for ListObjects (v1): Marker, and NextMarker when a delimiter is
+    given (without one, clients continue from the last key)."""
+    from urllib.parse import quote
+
+    def shown(text: str) -> str:
+        return escape(quote(text, safe="/") if encode else text)
+
+    parts = [
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="{NS}">',
+        f"<Name>{escape(bucket)}</Name><Prefix>{shown(prefix)}</Prefix>",
+        f"<Marker>{shown(marker)}</Marker><MaxKeys>{max_keys}</MaxKeys>",
+    ]
+    if delimiter:
+        parts.append(f"<Delimiter>{shown(delimiter)}</Delimiter>")
+    if encode:
+        parts.append("<EncodingType>url</EncodingType>")
+    parts.append(f"<IsTruncated>{'true' if result.truncated else 'false'}</IsTruncated>")
+    if result.truncated and delimiter:
+        last = max([e.key for e in result.contents] + list(result.prefixes))
+        parts.append(f"<NextMarker>{shown(last)}</NextMarker>")
+    for e in result.contents:
+        parts.append(
+            f"<Contents><Key>{shown(e.key)}</Key><LastModified>{iso(e.mtime_ns)}</LastModified>"
+            f"<ETag>&quot;{e.etag}&quot;</ETag><Size>{e.size}</Size>"
+            "<StorageClass>STANDARD</StorageClass></Contents>"
+        )
+    for p in result.prefixes:
+        parts.append(f"<CommonPrefixes><Prefix>{shown(p)}</Prefix></CommonPrefixes>")
+    parts.append("</ListBucketResult>")
+    return "".join(parts).encode()
+
+
+def copy_xml(etag: str, mtime_ns: int) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<CopyObjectResult xmlns="{NS}">'
+        f"<LastModified>{iso(mtime_ns)}</LastModified><ETag>&quot;{etag}&quot;</ETag>"
+        "</CopyObjectResult>"
+    ).encode()
+
+
+def parse_delete(body: bytes) -> tuple[bool, list[str]]:
+    """DeleteObjects' body: (quiet, keys); ValueError if malformed or over 1,000 keys."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(body)  # expands no external entities (ElementTree never does)
+    except ET.ParseError as exc:
+        raise ValueError(str(exc)) from None
+    quiet, keys = False, []
+    for node in root:
+        tag = node.tag.rsplit("}", 1)[-1]
+        if tag == "Quiet":
+            quiet = (node.text or "").strip().lower() == "true"
+        elif tag == "Object":
+            key = next((c.text for c in node if c.tag.rsplit("}", 1)[-1] == "Key"), None)
+            if key is None:
+                raise ValueError("an Object without a Key")
+            keys.append(key)
+    if not keys or len(keys) > 1000:
+        raise ValueError("1 to 1,000 objects per request")
+    return quiet, keys
+
+
+def delete_result_xml(deleted: Sequence[str], errors: Sequence[tuple[str, str, str]]) -> bytes:
+    items = [f"<Deleted><Key>{escape(key)}</Key></Deleted>" for key in deleted]
+    items += [
+        f"<Error><Key>{escape(key)}</Key><Code>{code}</Code><Message>{escape(message)}</Message>"
+        "</Error>"
+        for key, code, message in errors
+    ]
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult xmlns="{NS}">'
+        + "".join(items)
+        + "</DeleteResult>"
+    ).encode()
+
+
+def notification_xml(notifications: Sequence[Notification]) -> bytes:
+    """GetBucketNotificationConfiguration: the bucket's Lambda rules from config.yaml, in
+    S3's shape (CloudFunctionConfiguration, Filter/S3Key/FilterRule)."""
+    items = []
+    for n in notifications:
+        events = "".join(f"<Event>{escape(e)}</Event>" for e in n.events)
+        rules = "".join(
+            f"<FilterRule><Name>{name}</Name><Value>{escape(value)}</Value></FilterRule>"
+            for name, value in (("Prefix", n.prefix), ("Suffix", n.suffix))
+            if value
+        )
+        filter_xml = f"<Filter><S3Key>{rules}</S3Key></Filter>" if rules else ""
+        items.append(
+            f"<CloudFunctionConfiguration><Id>{escape(n.id)}</Id>{filter_xml}"
+            f"<CloudFunction>{escape(str(n.function_arn))}</CloudFunction>{events}"
+            "</CloudFunctionConfiguration>"
+        )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<NotificationConfiguration xmlns="{NS}">'
+        + "".join(items)
+        + "</NotificationConfiguration>"
+    ).encode()
 
 
 def byte_range(header: str, size: int) -> tuple[int, int] | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import structlog
 
+from simulator.core.config import Config
 from simulator.s3.api_writes import ApiWrites
 
 log = structlog.get_logger("s3sim")
@@ -42,14 +43,14 @@ class S3Api:
         self,
         buckets_dir: Path,
         credentials: Credentials,
-        region: Callable[[], str],
+        config: Callable[[], Config],
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self._buckets = buckets_dir
         self.writes = ApiWrites()  # what it wrote, for the intake to fire with its ids
         self._credentials = credentials
-        self._region = region
+        self._config = config
         self._host, self._port = host, port
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="s3sim-s3-api")
@@ -73,7 +74,7 @@ class S3Api:
         from simulator.s3.api_routes import Routes
 
         try:
-            routes = Routes(self._buckets, self._credentials, self._region, self.writes)
+            routes = Routes(self._buckets, self._credentials, self._config, self.writes)
             self._server = await self._loop.create_server(web.Server(routes.handle), sock=sock)
         except Exception:
             sock.close()

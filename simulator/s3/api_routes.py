@@ -24,6 +24,7 @@ import structlog
 from aiohttp import web
 
 from simulator.core import aws_chunked, s3_api
+from simulator.core.config import Config
 from simulator.core.s3_api import S3Error
 from simulator.core.s3_events import Origin
 from simulator.s3.api import Credentials
@@ -47,13 +48,13 @@ class Routes:
         self,
         buckets_dir: Path,
         credentials: Credentials,
-        region: Callable[[], str],
+        config: Callable[[], Config],
         writes: ApiWrites,
     ) -> None:
         self._buckets = buckets_dir
         self._writes = writes
         self._credentials = credentials
-        self._region = region
+        self._config = config
         self._etags: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> MD5
         self._uploads = buckets_dir.parent / ".s3sim" / "uploads"  # multipart parts
 
@@ -101,14 +102,28 @@ class Routes:
         folder = self._bucket(bucket)
         if not key:
             if method == "HEAD":
-                return web.Response(headers={"x-amz-bucket-region": self._region()})
+                return web.Response(headers={"x-amz-bucket-region": self._config().region})
             if method == "GET" and "location" in query:
-                region = self._region()
+                region = self._config().region
                 text = "" if region == "us-east-1" else region
                 body = s3_api.location_xml(text)
                 return web.Response(body=body, content_type="application/xml")
             if method == "GET" and query.get("list-type") == "2":
                 return self._list_v2(bucket, folder, query)
+            if method == "GET" and "notification" in query:
+                notifications = self._config().buckets.get(bucket)
+                body = s3_api.notification_xml(notifications.notifications if notifications else ())
+                return web.Response(body=body, content_type="application/xml")
+            if method == "POST" and "delete" in query:
+                return await self._delete_many(request, bucket, folder, ids)
+            if method == "GET" and not query.keys() - {
+                "prefix",
+                "delimiter",
+                "marker",
+                "max-keys",
+                "encoding-type",
+            }:
+                return self._list_v1(bucket, folder, query)
             raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
         problem = s3_api.key_problem(key)
         if problem is not None:
@@ -118,6 +133,8 @@ class Routes:
             return await self._multipart(request, method, query, folder, bucket, key, ids)
         if method in ("GET", "HEAD"):
             return await self._get(request, path, key, head=method == "HEAD")
+        if method == "PUT" and "x-amz-copy-source" in request.headers and not query:
+            return self._copy(request, bucket, path, key, ids)
         if method == "PUT" and "x-amz-copy-source" not in request.headers and not query:
             return await self._put(request, bucket, path, key, ids)
         if method == "DELETE" and not query:
@@ -207,12 +224,7 @@ class Routes:
         return web.Response(body=body, content_type="application/xml")
 
     def _list_v2(self, bucket: str, folder: Path, query: dict[str, str]) -> web.Response:
-        try:
-            max_keys = min(int(query.get("max-keys", s3_api.MAX_KEYS)), s3_api.MAX_KEYS)
-        except ValueError:
-            raise S3Error(
-                "InvalidArgument", 400, "Provided max-keys not an integer or within integer range"
-            ) from None
+        max_keys = _max_keys(query)
         prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
         start_after, token = query.get("start-after", ""), query.get("continuation-token")
         entries = self._entries(folder, prefix)
@@ -227,6 +239,61 @@ class Routes:
             start_after,
             token,
         )
+        return web.Response(body=body, content_type="application/xml")
+
+    def _list_v1(self, bucket: str, folder: Path, query: dict[str, str]) -> web.Response:
+        max_keys = _max_keys(query)
+        prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+        marker = query.get("marker", "")
+        result = s3_api.page(self._entries(folder, prefix), prefix, delimiter, max_keys, marker)
+        encode = query.get("encoding-type") == "url"
+        body = s3_api.list_v1_xml(bucket, result, prefix, delimiter, max_keys, encode, marker)
+        return web.Response(body=body, content_type="application/xml")
+
+    def _copy(
+        self, request: web.BaseRequest, bucket: str, path: Path, key: str, ids: tuple[str, str, str]
+    ) -> web.Response:
+        """CopyObject: the source (`/bucket/key`, URL-encoded) copied to a temporary file in
+        the target bucket and renamed into place; fires ObjectCreated:Copy."""
+        source = unquote(request.headers["x-amz-copy-source"].split("?", 1)[0]).lstrip("/")
+        src_bucket, _, src_key = source.partition("/")
+        problem = s3_api.key_problem(src_key)
+        if problem is not None:
+            raise problem
+        src = self._bucket(src_bucket) / src_key
+        if not src.is_file():
+            raise s3_api.no_such_key(src_key)
+        tmp = self._buckets / bucket / f".s3sim-copy-{uuid.uuid4().hex}.tmp"
+        try:
+            shutil.copyfile(src, tmp)
+            st = tmp.stat()
+            etag = self._etag(str(tmp), st)
+            origin = Origin("ObjectCreated:Copy", *ids, etag=etag)
+            self._writes.expect(bucket, key, etag, origin)
+            _place(tmp, path, key)
+        finally:
+            tmp.unlink(missing_ok=True)
+        body = s3_api.copy_xml(etag, st.st_mtime_ns)
+        return web.Response(body=body, content_type="application/xml")
+
+    async def _delete_many(
+        self, request: web.BaseRequest, bucket: str, folder: Path, ids: tuple[str, str, str]
+    ) -> web.Response:
+        """DeleteObjects: each key deleted (and its event fired) or its error listed."""
+        try:
+            quiet, keys = s3_api.parse_delete(await request.read())
+        except ValueError as exc:
+            message = f"The XML you provided was not well-formed: {exc}"
+            raise S3Error("MalformedXML", 400, message) from None
+        deleted, errors = [], []
+        for key in keys:
+            problem = s3_api.key_problem(key)
+            if problem is not None:
+                errors.append((key, problem.code, problem.message))
+                continue
+            self._delete(bucket, folder / key, key, ids)
+            deleted.append(key)
+        body = s3_api.delete_result_xml([] if quiet else deleted, errors)
         return web.Response(body=body, content_type="application/xml")
 
     def _entries(self, folder: Path, prefix: str) -> list[s3_api.Entry]:
@@ -533,6 +600,18 @@ class Routes:
         with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
             path.unlink()
         return web.Response(status=204)
+
+
+def _max_keys(query: dict[str, str]) -> int:
+    try:
+        value = int(query.get("max-keys", s3_api.MAX_KEYS))
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise S3Error(
+            "InvalidArgument", 400, "Provided max-keys not an integer or within integer range"
+        )
+    return min(value, s3_api.MAX_KEYS)
 
 
 def _place(tmp: Path, path: Path, key: str) -> None:
