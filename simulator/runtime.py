@@ -29,7 +29,7 @@ from pathlib import Path
 
 import structlog
 
-from simulator import logs
+from simulator import logs, serving
 from simulator.core import lambda_env
 from simulator.core.config import Config
 from simulator.errors import SimulatorError
@@ -137,7 +137,7 @@ class Runtime:
     def _start_s3_api(self, config: Config) -> None:
         """The S3 API over the bucket folders; its address goes to every environment
         (AWS_ENDPOINT_URL_S3) and to `.s3sim/endpoints.json` for `s3sim env`."""
-        credentials = s3_api.Credentials(
+        credentials = serving.Credentials(
             lambda_env.DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             lambda_env.DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             lambda_env.DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],

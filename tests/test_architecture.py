@@ -15,7 +15,7 @@ ROOT = Path(__file__).parents[1]
 PACKAGE = ROOT / "simulator"
 
 # Each layer and the simulator modules it may import (besides itself).
-LEAVES = {"simulator.errors"}
+LEAVES = {"simulator.errors", "simulator.serving"}
 ALLOWED: dict[str, set[str]] = {
     "simulator.core": LEAVES,  # pure: the standard library and nothing else
     "simulator.store": {"simulator.core", *LEAVES},
@@ -23,6 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "simulator.lambdas": {"simulator.core", "simulator.store", "simulator.logs", *LEAVES},
     "simulator.errors": set(),
     "simulator.logs": set(),
+    "simulator.serving": set(),
 }
 # The composition root, the commands, the CLI and the test helpers wire the layers together.
 WIRING = {

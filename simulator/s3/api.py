@@ -13,31 +13,16 @@ watcher then reports like any other write.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-
-import structlog
 
 from simulator.core.config import Config
 from simulator.s3.api_writes import ApiWrites
-
-log = structlog.get_logger("s3sim")
-
-
-@dataclass(frozen=True)
-class Credentials:
-    access_key: str
-    secret_key: str
-    session_token: str | None = None
+from simulator.serving import Credentials, Handler, LoopServer
 
 
 class S3Api:
-    """Owns its thread and event loop; `start` returns the endpoint's URL."""
+    """The S3 API's server (LoopServer); `start` returns the endpoint's URL."""
 
     def __init__(
         self,
@@ -47,50 +32,21 @@ class S3Api:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self._buckets = buckets_dir
         self.writes = ApiWrites()  # what it wrote, for the intake to fire with its ids
-        self._credentials = credentials
-        self._config = config
-        self._host, self._port = host, port
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="s3sim-s3-api")
-        self._server: asyncio.AbstractServer | None = None
-        self.url = ""
+
+        def handler() -> Handler:
+            from simulator.s3.api_routes import Routes
+
+            return Routes(buckets_dir, credentials, config, self.writes).handle
+
+        self._server = LoopServer("s3-api", handler, host, port)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
 
     def start(self) -> str:
-        """Bind now (the address is known at once, and a request made meanwhile waits in the
-        listen backlog); serving starts on the thread, off the start-up path (importing the
-        server library takes about 0.3 s here)."""
-        sock = socket.create_server((self._host, self._port))
-        port = sock.getsockname()[1]
-        self.url = f"http://{self._host}:{port}"
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._serve(sock), self._loop)
-        return self.url
-
-    async def _serve(self, sock: socket.socket) -> None:
-        from aiohttp import web
-
-        from simulator.s3.api_routes import Routes
-
-        try:
-            routes = Routes(self._buckets, self._credentials, self._config, self.writes)
-            self._server = await self._loop.create_server(web.Server(routes.handle), sock=sock)
-        except Exception:
-            sock.close()
-            log.exception("s3_api.failed", url=self.url)
+        return self._server.start()
 
     def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-
-        async def close() -> None:
-            if self._server is not None:
-                self._server.close()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._server.wait_closed(), 5)
-
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._server.stop()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import hmac
 import os
 import re
 import secrets
@@ -27,15 +26,26 @@ from simulator.core import aws_chunked, s3_api
 from simulator.core.config import Config
 from simulator.core.s3_api import S3Error
 from simulator.core.s3_events import Origin
-from simulator.s3.api import Credentials
 from simulator.s3.api_writes import ApiWrites
+from simulator.serving import Credentials, SigV4Problem, verify_sigv4
 
 log = structlog.get_logger("s3sim")
-_AUTH = re.compile(
-    r"AWS4-HMAC-SHA256 Credential=(?P<akid>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/s3/"
-    r"aws4_request,\s*SignedHeaders=(?P<signed>[^,]+),\s*Signature=(?P<signature>[0-9a-f]{64})"
-)
 _CHUNK = 1 << 20
+_AUTH_ERRORS = {
+    "missing": S3Error("AccessDenied", 403, "Access Denied (requests must be signed: SigV4)"),
+    "key": S3Error(
+        "InvalidAccessKeyId",
+        403,
+        "The AWS Access Key Id you provided does not exist in our records.",
+    ),
+    "token": S3Error("InvalidToken", 400, "The provided token is malformed or otherwise invalid."),
+    "signature": S3Error(
+        "SignatureDoesNotMatch",
+        403,
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method.",
+    ),
+}
 _STREAMING = "STREAMING-"
 _UNSIGNED = "UNSIGNED-PAYLOAD"
 MAX_PUT = 5 * 1024**3  # S3's limit for a single PutObject
@@ -170,48 +180,12 @@ class Routes:
 
     # -- authentication --------------------------------------------------------------------
     def _authenticate(self, request: web.BaseRequest) -> None:
-        """Signature Version 4 in the Authorization header, recomputed with botocore."""
-        from botocore.auth import S3SigV4Auth  # type: ignore[import-untyped]
-        from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
-        from botocore.credentials import (  # type: ignore[import-untyped]
-            Credentials as BotoCredentials,
-        )
-
-        header = request.headers.get("Authorization", "")
-        match = _AUTH.fullmatch(header.strip())
-        if match is None:
-            raise S3Error("AccessDenied", 403, "Access Denied (requests must be signed: SigV4)")
-        creds = self._credentials
-        if match["akid"] != creds.access_key:
-            raise S3Error(
-                "InvalidAccessKeyId",
-                403,
-                "The AWS Access Key Id you provided does not exist in our records.",
+        try:
+            verify_sigv4(
+                request.method, request.raw_path, request.headers, self._credentials, s3=True
             )
-        token = request.headers.get("x-amz-security-token")
-        if creds.session_token is not None and token not in (None, creds.session_token):
-            raise S3Error(
-                "InvalidToken", 400, "The provided token is malformed or otherwise invalid."
-            )
-        signed = match["signed"].split(";")
-        headers = {name: request.headers.get(name, "") for name in signed}
-        url = f"http://{request.headers.get('Host', '')}{request.raw_path}"
-        aws_request = AWSRequest(method=request.method, url=url, headers=headers)
-        aws_request.context["timestamp"] = request.headers.get("x-amz-date", "")
-        signer = S3SigV4Auth(
-            BotoCredentials(creds.access_key, creds.secret_key, creds.session_token),
-            "s3",
-            match["region"],
-        )
-        canonical = signer.canonical_request(aws_request)
-        expected = signer.signature(signer.string_to_sign(aws_request, canonical), aws_request)
-        if not hmac.compare_digest(expected, match["signature"]):
-            raise S3Error(
-                "SignatureDoesNotMatch",
-                403,
-                "The request signature we calculated does not match the signature you provided. "
-                "Check your key and signing method.",
-            )
+        except SigV4Problem as problem:
+            raise _AUTH_ERRORS[problem.kind] from None
 
     # -- operations ------------------------------------------------------------------------
     def _list_buckets(self) -> web.Response:
