@@ -480,6 +480,7 @@ def env(ws_root: Path) -> str:
     config = _load_reporting(ws_root)[2]
     values = {
         "AWS_ENDPOINT_URL_S3": str(endpoints["s3"]),
+        "AWS_ENDPOINT_URL_LAMBDA": str(endpoints["lambda"]),
         **lambda_env.DUMMY_CREDENTIALS,
         "AWS_REGION": config.region,
         "AWS_DEFAULT_REGION": config.region,

@@ -5,6 +5,7 @@
     ├── ArnError                    an ARN that cannot be parsed
     ├── LambdaApiError              what Lambda's API would answer (`code`, AWS's message)
     │   ├── ResourceNotFound        ResourceNotFoundException
+    │   ├── ResourceConflict        ResourceConflictException
     │   ├── InvalidParameterValue   InvalidParameterValueException
     │   └── ValidationFailed        ValidationException
     ├── VersionIntegrityError       a published version's sealed code or settings changed
@@ -70,6 +71,10 @@ class LambdaApiError(SimulatorError):
 
 class ResourceNotFound(LambdaApiError):
     code = "ResourceNotFoundException"
+
+
+class ResourceConflict(LambdaApiError):
+    code = "ResourceConflictException"
 
 
 class InvalidParameterValue(LambdaApiError):

@@ -24,15 +24,19 @@ import random
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from simulator import logs, serving
 from simulator.core import lambda_env
+from simulator.core.arn import FunctionArn
 from simulator.core.config import Config
 from simulator.errors import SimulatorError
+from simulator.lambdas import lambda_api
 from simulator.lambdas.builds import Builds
 from simulator.lambdas.delivery import Deliverer
 from simulator.lambdas.environment import Spec
@@ -44,7 +48,7 @@ from simulator.s3.intake import Intake
 from simulator.s3.watching import Hint, Watcher
 from simulator.store import files, status
 from simulator.store.config_source import ConfigSource
-from simulator.store.journal import Journal
+from simulator.store.journal import Journal, NewDelivery
 from simulator.store.versions import VersionStore
 from simulator.store.workspace import Workspace, WorkspaceLock
 
@@ -151,9 +155,31 @@ class Runtime:
         url = self.s3_api.start()
         self._started.append(self.s3_api.stop)
         endpoints = self.ws.state / ENDPOINTS
-        files.write_atomic(endpoints, json.dumps({"s3": url}) + "\n")
+        workspace = lambda_api.Workspace(
+            self.ws.root, self.store, self._config, self._invoke_sync, self._accept_event
+        )
+        self.lambda_api = lambda_api.LambdaApi(
+            workspace, credentials, port=config.settings.lambda_api_port
+        )
+        lambda_url = self.lambda_api.start()
+        self._started.append(self.lambda_api.stop)
+        files.write_atomic(endpoints, json.dumps({"s3": url, "lambda": lambda_url}) + "\n")
         self._started.append(lambda: endpoints.unlink(missing_ok=True))
-        self._endpoints = {"AWS_ENDPOINT_URL_S3": url}
+        self._endpoints = {"AWS_ENDPOINT_URL_S3": url, "AWS_ENDPOINT_URL_LAMBDA": lambda_url}
+
+    def _invoke_sync(self, config: Config, arn: str, event: Any, request_id: str) -> Any:
+        """The Lambda API's RequestResponse Invoke: the same resolver and environments."""
+        return self.invoker.invoke(config, FunctionArn.parse(arn), event, request_id)
+
+    def _accept_event(self, config: Config, arn: str, event: Any) -> str:
+        """The Lambda API's Event Invoke: accepted into the journal like an S3 event."""
+        request_id = str(uuid.uuid4())
+        target = FunctionArn.parse(arn)
+        new = NewDelivery(request_id, arn, target.function, "", "", event, time.time())
+        with self.journal.transaction() as db:
+            delivery_id = Journal.insert(db, new)
+        self.deliverer.submit([(delivery_id, target.function)])
+        return request_id
 
     def _start_delivery(self, config: Config) -> None:
         settings = config.settings

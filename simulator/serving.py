@@ -49,6 +49,7 @@ class LoopServer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"s3sim-{name}")
         self._server: asyncio.AbstractServer | None = None
+        self._web: Any = None  # aiohttp's low-level server: closes open connections at stop
         self.url = ""
 
     def start(self) -> str:
@@ -62,8 +63,8 @@ class LoopServer:
         from aiohttp import web
 
         try:
-            handler = web.Server(self._make_handler())
-            self._server = await self._loop.create_server(handler, sock=sock)
+            self._web = web.Server(self._make_handler())
+            self._server = await self._loop.create_server(self._web, sock=sock)
         except Exception:
             sock.close()
             log.exception(f"{self._name}.failed", url=self.url)
@@ -75,6 +76,10 @@ class LoopServer:
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
+            if self._web is not None:
+                with contextlib.suppress(Exception):
+                    await self._web.shutdown(2.0)  # keep-alive connections, their tasks
+            if self._server is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._server.wait_closed(), 5)
 
@@ -99,9 +104,11 @@ def verify_sigv4(
     headers: Mapping[str, str],
     credentials: Credentials,
     s3: bool,
+    body: bytes = b"",
 ) -> None:
     """The Authorization header's signature, recomputed with botocore's own signer from the
-    headers it names; raises SigV4Problem."""
+    headers it names (and, without an x-amz-content-sha256 header, from `body`, as services
+    other than S3 sign it); raises SigV4Problem."""
     from botocore.auth import S3SigV4Auth, SigV4Auth  # type: ignore[import-untyped]
     from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
     from botocore.credentials import (  # type: ignore[import-untyped]
@@ -118,7 +125,7 @@ def verify_sigv4(
         raise SigV4Problem("token")
     signed = {name: headers.get(name, "") for name in match["signed"].split(";")}
     url = f"http://{headers.get('Host', '')}{raw_path}"
-    request = AWSRequest(method=method, url=url, headers=signed)
+    request = AWSRequest(method=method, url=url, headers=signed, data=body)
     request.context["timestamp"] = headers.get("x-amz-date", "")
     signer = (S3SigV4Auth if s3 else SigV4Auth)(
         BotoCredentials(credentials.access_key, credentials.secret_key, credentials.session_token),

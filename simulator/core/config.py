@@ -169,6 +169,7 @@ class Settings:
     source_ip: str = "127.0.0.1"
     event_version: str = "2.1"
     s3_api_port: int = 0  # the S3 API's port on 127.0.0.1 (0: one the system picks)
+    lambda_api_port: int = 0  # the Lambda API's port on 127.0.0.1 (0: one the system picks)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,9 @@ def parse(r: Reader, raw: Mapping[str, Any]) -> Settings:
             raw.get("force_cold_start"), bool, "simulator.force_cold_start", d.force_cold_start
         ),
         duplicate_fraction=duplicate,
+        lambda_api_port=r.ranged(
+            raw.get("lambda_api_port"), "simulator.lambda_api_port", "lambda_api_port", 0, 65535, 0
+        ),
         s3_api_port=r.ranged(
             raw.get("s3_api_port"), "simulator.s3_api_port", "s3_api_port", 0, 65535, 0
         ),

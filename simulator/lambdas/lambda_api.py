@@ -1,0 +1,53 @@
+"""The Lambda REST API over the workspace, on loopback (first slice).
+
+Reads come from config.yaml (read afresh, so a read right after a write sees it) and the
+published versions; alias writes are the one-line config.yaml edits of `s3sim alias set`,
+which the running simulator then applies as it applies a hand edit; PublishVersion is
+`s3sim publish`; Invoke runs through the same resolver and environments as S3 events
+(RequestResponse), or is accepted into the journal like an S3 event (Event). Requests are
+authenticated with Signature Version 4, as the S3 API's are (serving.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from simulator.core.config import Config
+from simulator.serving import Credentials, Handler, LoopServer
+from simulator.store.versions import VersionStore
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """What the Lambda API works on."""
+
+    root: Path
+    store: VersionStore
+    config: Callable[[], Config]  # the running simulator's config (for invocations)
+    invoke: Callable[[Config, str, Any, str], Any]  # (config, ARN, event, request id) -> Invocation
+    accept: Callable[[Config, str, Any], str]  # an Event invocation -> its request id
+
+
+class LambdaApi:
+    def __init__(
+        self, workspace: Workspace, credentials: Credentials, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        def handler() -> Handler:
+            from simulator.lambdas.lambda_api_routes import Routes
+
+            return Routes(workspace, credentials).handle
+
+        self._server = LoopServer("lambda-api", handler, host, port)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self) -> str:
+        return self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()

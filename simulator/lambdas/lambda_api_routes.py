@@ -1,0 +1,417 @@
+"""The Lambda API's request handling (see `lambda_api.py`), on the server's event loop.
+
+Paths under /2015-03-31/functions/. Errors are Lambda's: the code in `x-amzn-ErrorType`, the
+message in a JSON body, the status of the recordings (404 ResourceNotFoundException, 409
+ResourceConflictException, 400 InvalidParameterValueException / ValidationException, 403 for
+signatures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import structlog
+from aiohttp import web
+
+from simulator.core import config_parse
+from simulator.core.arn import LATEST, FunctionArn
+from simulator.core.config import Alias, Config, Function
+from simulator.errors import (
+    ArnError,
+    ConfigError,
+    InvalidParameterValue,
+    LambdaApiError,
+    ResourceConflict,
+    ResourceNotFound,
+    SimulatorError,
+    ValidationFailed,
+)
+from simulator.lambdas.lambda_api import Workspace
+from simulator.serving import Credentials, SigV4Problem, verify_sigv4
+from simulator.store import config_edit, config_source
+from simulator.store.versions import code_sha256, file_hashes
+
+log = structlog.get_logger("s3sim")
+PREFIX = "/2015-03-31/functions"
+_SIGNATURE_ERRORS = {
+    "missing": ("MissingAuthenticationTokenException", "Missing Authentication Token"),
+    "key": (
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+    ),
+    "token": (
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+    ),
+    "signature": (
+        "InvalidSignatureException",
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your AWS Secret Access Key and signing method.",
+    ),
+}
+
+
+class Routes:
+    def __init__(self, workspace: Workspace, credentials: Credentials) -> None:
+        self._ws, self._credentials = workspace, credentials
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        request_id = str(uuid.uuid4())
+        try:
+            body = await request.read()  # signed over: at most an Invoke payload (6 MB)
+            verify_sigv4(
+                request.method,
+                request.raw_path,
+                request.headers,
+                self._credentials,
+                s3=False,
+                body=body,
+            )
+            response = await self._route(request, request_id)
+        except SigV4Problem as problem:
+            code, message = _SIGNATURE_ERRORS[problem.kind]
+            response = _error(403, code, message)
+        except LambdaApiError as exc:
+            response = _error(_status(exc), exc.code, exc.message)
+        except Exception:  # a bug answers 500, and the server goes on
+            log.exception("lambda_api.error", method=request.method, path=request.path)
+            response = _error(500, "ServiceException", "The Lambda service encountered an error.")
+        response.headers["x-amzn-RequestId"] = request_id
+        return response
+
+    async def _route(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
+        path = request.raw_path.split("?", 1)[0]
+        query = dict(parse_qsl(request.query_string, True))
+        if not path.startswith(PREFIX):
+            raise ResourceNotFound(f"No route for {request.method} {path}")
+        parts = [unquote(p) for p in path[len(PREFIX) :].strip("/").split("/")]
+        method = request.method
+        if parts == [""]:
+            return _json(
+                200,
+                {"Functions": [self._configuration(n, LATEST) for n in self._config().functions]},
+            )
+        name, named_qualifier = self._function_name(parts[0])
+        qualifier = query.get("Qualifier") or named_qualifier
+        rest = parts[1:]
+        if rest == ["aliases"] and method == "GET":
+            fn = self._function(name)
+            return _json(200, {"Aliases": [self._alias(fn, a) for a in fn.aliases.values()]})
+        if rest == ["aliases"] and method == "POST":
+            return await self._create_alias(request, name)
+        if len(rest) == 2 and rest[0] == "aliases":
+            if method == "GET":
+                return _json(200, self._alias(self._function(name), self._existing(name, rest[1])))
+            if method == "PUT":
+                return await self._update_alias(request, name, rest[1])
+        if rest == ["versions"] and method == "GET":
+            numbers = sorted(self._ws.store.published().get(name, frozenset()))
+            versions = [LATEST, *(str(n) for n in numbers)]
+            self._function(name)
+            return _json(200, {"Versions": [self._configuration(name, v) for v in versions]})
+        if rest == ["versions"] and method == "POST":
+            return await self._publish(request, name)
+        if rest == ["configuration"] and method == "GET":
+            return _json(200, self._configuration(name, self._qualifier(name, qualifier)))
+        if rest == ["invocations"] and method == "POST":
+            return await self._invoke(request, name, qualifier, request_id)
+        raise InvalidParameterValue(f"s3sim does not implement {method} {path} yet")
+
+    # -- reading the workspace ---------------------------------------------------------------
+    def _config(self) -> Config:
+        """config.yaml as it is now (a read right after a write sees the write)."""
+        try:
+            return config_source.read(self._ws.root / "config.yaml", self._ws.store)
+        except ConfigError:
+            return self._ws.config()  # mid-edit or broken: the running simulator's last good
+
+    def _function_name(self, text: str) -> tuple[str, str | None]:
+        """A function name, `name:qualifier`, or an ARN -> (name, qualifier)."""
+        if text.startswith("arn:"):
+            try:
+                arn = FunctionArn.parse(text)
+            except ArnError:
+                raise ValidationFailed(
+                    f"1 validation error detected: Value '{text}' at 'functionName' failed "
+                    "to satisfy constraint"
+                ) from None
+            return arn.function, arn.qualifier
+        name, _, qualifier = text.partition(":")
+        return name, qualifier or None
+
+    def _function(self, name: str) -> Function:
+        config = self._config()
+        fn = config.functions.get(name)
+        if fn is None:
+            raise ResourceNotFound(f"Function not found: {config.function_arn(name)}")
+        return fn
+
+    def _existing(self, function: str, alias: str) -> Alias:
+        fn = self._function(function)
+        found = fn.aliases.get(alias)
+        if found is None:
+            arn = self._config().function_arn(function, alias)
+            raise ResourceNotFound(f"Cannot find alias arn: {arn}")
+        return found
+
+    def _qualifier(self, function: str, qualifier: str | None) -> str:
+        fn = self._function(function)
+        if qualifier is None or qualifier == LATEST:
+            return LATEST
+        if qualifier in fn.aliases:
+            return fn.aliases[qualifier].version
+        if qualifier.isdigit() and int(qualifier) in self._ws.store.published().get(function, ()):
+            return qualifier
+        raise ResourceNotFound(
+            f"Function not found: {self._config().function_arn(function, qualifier)}"
+        )
+
+    def _alias(self, fn: Function, alias: Alias) -> dict[str, Any]:
+        config = self._config()
+        body: dict[str, Any] = {
+            "AliasArn": str(config.function_arn(fn.name, alias.name)),
+            "Description": getattr(alias, "description", "") or "",
+            "FunctionVersion": alias.version,
+            "Name": alias.name,
+            "RevisionId": str(
+                uuid.uuid5(
+                    uuid.NAMESPACE_URL,
+                    f"{fn.name}:{alias.name}:{alias.version}:{sorted(alias.weights.items())}",
+                )
+            ),
+        }
+        if alias.weights:
+            body["RoutingConfig"] = {"AdditionalVersionWeights": dict(alias.weights)}
+        return body
+
+    def _configuration(self, function: str, version: str) -> dict[str, Any]:
+        config = self._config()
+        fn = self._function(function)
+        if version == LATEST:
+            settings, folder = fn.version_settings(), self._ws.root / "functions" / function
+            sha = code_sha256(file_hashes(folder)) if folder.is_dir() else ""
+            arn, modified = str(config.function_arn(function)), _mtime(folder)
+        else:
+            published = self._ws.store.load(function, int(version), verify=False)
+            settings, sha = published.settings, published.code_sha256
+            arn, modified = str(config.function_arn(function, version)), published.created
+        runtime = str(settings.get("runtime") or "python3.11")
+        return {
+            "FunctionName": function,
+            "FunctionArn": arn,
+            "Runtime": runtime,
+            "Role": f"arn:aws:iam::{config.account}:role/s3sim-local",
+            "Handler": settings["handler"],
+            "CodeSize": 0,
+            "Description": settings.get("description", ""),
+            "Timeout": int(settings["timeout"]),
+            "MemorySize": int(settings["memory"]),
+            "LastModified": modified,
+            "CodeSha256": sha,
+            "Version": version,
+            "Environment": {"Variables": dict(settings.get("environment", {}))},
+            "TracingConfig": {"Mode": "PassThrough"},
+            "RevisionId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{function}:{version}:{sha}")),
+            "State": "Active",
+            "LastUpdateStatus": "Successful",
+            "PackageType": "Zip",
+            "Architectures": ["x86_64"],
+            "EphemeralStorage": {"Size": 512},
+            "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+            "LoggingConfig": {
+                "LogFormat": settings.get("log_format") or "Text",
+                "LogGroup": f"/aws/lambda/{function}",
+            },
+        }
+
+    # -- writing -----------------------------------------------------------------------------
+    async def _create_alias(self, request: web.BaseRequest, function: str) -> web.Response:
+        body = await _body(request)
+        name = str(body.get("Name", ""))
+        fn = self._function(function)
+        if name in fn.aliases:
+            arn = self._config().function_arn(function, name)
+            raise ResourceConflict(f"Alias already exists: {arn}")
+        await self._set_alias(function, name, body)
+        return _json(201, self._alias(self._function(function), self._existing(function, name)))
+
+    async def _update_alias(
+        self, request: web.BaseRequest, function: str, name: str
+    ) -> web.Response:
+        body = await _body(request)
+        fn = self._function(function)
+        if name not in fn.aliases:
+            arn = self._config().function_arn(function, name)
+            raise ResourceNotFound(f"Alias not found: {arn}")
+        current = fn.aliases[name]
+        body.setdefault("FunctionVersion", current.version)
+        if "RoutingConfig" not in body:
+            body["RoutingConfig"] = {"AdditionalVersionWeights": dict(current.weights)}
+        await self._set_alias(function, name, body)
+        return _json(200, self._alias(self._function(function), self._existing(function, name)))
+
+    async def _set_alias(self, function: str, name: str, body: dict[str, Any]) -> None:
+        version = str(body.get("FunctionVersion", ""))
+        weights = (body.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        self._check_alias(function, name, version, weights)
+        parsed = {int(k): float(v) for k, v in weights.items()}
+        root = self._ws.root
+
+        def edit() -> None:
+            config_edit.set_alias(
+                root / "config.yaml",
+                root / ".s3sim" / "config-edit.lock",
+                function,
+                name,
+                version,
+                parsed,
+                self._ws.store,
+            )
+
+        await asyncio.get_running_loop().run_in_executor(None, _guarded(edit))
+
+    def _check_alias(self, function: str, name: str, version: str, weights: dict[str, Any]) -> None:
+        """The alias checks of a config.yaml edit, with AWS's error types."""
+        raw = {
+            "functions": {function: {"aliases": {name: {"version": version, "weights": weights}}}}
+        }
+        try:
+            config_parse.parse(raw)
+        except ConfigError as exc:
+            message = exc.problems[0].message
+            if message.startswith("1 validation error"):
+                raise ValidationFailed(message) from None
+            raise InvalidParameterValue(message) from None
+        published = self._ws.store.published().get(function, frozenset())
+        for v in [version, *weights]:
+            if v != LATEST and int(v) not in published:
+                raise ResourceNotFound(
+                    f"Function not found: {self._config().function_arn(function, str(v))}"
+                )
+
+    async def _publish(self, request: web.BaseRequest, function: str) -> web.Response:
+        body = await _body(request)
+        fn = self._function(function)
+        expected = body.get("CodeSha256")
+        folder = self._ws.root / "functions" / function
+        current = code_sha256(file_hashes(folder)) if folder.is_dir() else ""
+        if expected is not None and expected != current:
+            raise InvalidParameterValue(
+                f"CodeSHA256 ({expected}) is different from current CodeSHA256 in $LATEST "
+                f"({current}). Please try again with the CodeSHA256 in $LATEST."
+            )
+
+        def publish() -> Any:
+            from simulator.lambdas.builds import Builds
+            from simulator.lambdas.runtimes import Runtimes
+
+            state = self._ws.root / ".s3sim"
+            runtime = Runtimes(state / "runtimes").resolve(fn.runtime)
+            build = (
+                None
+                if runtime.custom
+                else Builds(state / "builds").current(function, folder, runtime)
+            )
+            layers = tuple(self._ws.root / layer for layer in fn.layers)
+            return self._ws.store.publish(fn, folder, body.get("Description"), build, layers)[0]
+
+        version = await asyncio.get_running_loop().run_in_executor(None, _guarded(publish))
+        return _json(201, self._configuration(function, str(version.number)))
+
+    # -- invoking ----------------------------------------------------------------------------
+    async def _invoke(
+        self, request: web.BaseRequest, function: str, qualifier: str | None, request_id: str
+    ) -> web.Response:
+        kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        config = self._ws.config()
+        self._function(function)
+        arn = str(config.function_arn(function, qualifier))
+        raw = await request.read()
+        try:
+            event = json.loads(raw) if raw else {}
+        except ValueError:
+            raise InvalidParameterValue(
+                "Could not parse request body into json: Could not parse payload into json"
+            ) from None
+        if kind == "DryRun":
+            return web.Response(status=204)
+        if kind == "Event":
+            self._ws.accept(config, arn, event)
+            return web.Response(status=202)
+        loop = asyncio.get_running_loop()
+        inv = await loop.run_in_executor(None, self._ws.invoke, config, arn, event, request_id)
+        headers = {"X-Amz-Executed-Version": str(inv.version or "")}
+        if not inv.result.ok:
+            headers["X-Amz-Function-Error"] = "Unhandled"
+        body = json.dumps(inv.result.payload).encode()
+        return web.Response(status=200, body=body, headers=headers, content_type="application/json")
+
+
+async def _body(request: web.BaseRequest) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        raise InvalidParameterValue("The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidParameterValue("The request body must be a JSON object")
+    return body
+
+
+def _guarded(work: Callable[[], Any]) -> Callable[[], Any]:
+    """Errors of the workspace's own commands, as Lambda's."""
+
+    def run() -> Any:
+        try:
+            return work()
+        except LambdaApiError:
+            raise
+        except ConfigError as exc:
+            raise InvalidParameterValue(str(exc)) from None
+        except SimulatorError as exc:
+            raise InvalidParameterValue(str(exc)) from None
+
+    return run
+
+
+def _status(exc: LambdaApiError) -> int:
+    return {
+        "ResourceNotFoundException": 404,
+        "ResourceConflictException": 409,
+        "TooManyRequestsException": 429,
+    }.get(exc.code, 400)
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    field = "Message" if code == "ResourceNotFoundException" else "message"
+    body: dict[str, Any] = {field: message}
+    if (
+        code not in ("ValidationException",) and status < 403
+    ) or code == "ResourceNotFoundException":
+        body["Type"] = "User"
+    return web.Response(
+        status=status,
+        body=json.dumps(body).encode(),
+        content_type="application/json",
+        headers={"x-amzn-ErrorType": code},
+    )
+
+
+def _json(status: int, body: Any) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(body).encode(), content_type="application/json"
+    )
+
+
+def _mtime(folder: Any) -> str:
+    try:
+        stamp = dt.datetime.fromtimestamp(folder.stat().st_mtime, dt.UTC)
+    except OSError:
+        stamp = dt.datetime.now(dt.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
