@@ -67,17 +67,17 @@ def api_workspace(tmp_path: Path) -> Path:
     )
 
 
-def client(ws: Path, **overrides: str) -> Any:
+def client(ws: Path, **overrides: Any) -> Any:
     import boto3  # type: ignore[import-untyped]
 
     endpoint = json.loads((ws / ".s3sim/endpoints.json").read_text())["s3"]
-    creds = {
+    options: dict[str, Any] = {
         "aws_access_key_id": DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         "aws_secret_access_key": DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         "aws_session_token": DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
         **overrides,
     }
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **creds)
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **options)
 
 
 @pytest.fixture
@@ -425,3 +425,44 @@ def test_copy_delete_many_list_v1_and_the_notification_configuration(
         aws(ws, "s3api", "get-bucket-notification-configuration", "--bucket", "inbox")
     )
     assert printed["LambdaFunctionConfigurations"][0]["Id"] == "all"
+
+
+def test_presigned_urls_work_until_they_expire(api: tuple[Path, Any, Any]) -> None:
+    import urllib.error
+    import urllib.request
+
+    ws, s3, _ = api
+    drop(ws / "buckets/results/shared.txt", "for a browser")
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": "results", "Key": "shared.txt"}, ExpiresIn=300
+    )
+    with urllib.request.urlopen(url, timeout=10) as response:  # no credentials: the URL's
+        assert response.read() == b"for a browser"
+    put_url = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": "results", "Key": "uploaded.txt"}, ExpiresIn=300
+    )
+    put = urllib.request.Request(
+        put_url, data=b"via a presigned PUT", method="PUT", headers={"Content-Type": ""}
+    )
+    with urllib.request.urlopen(put, timeout=10) as response:
+        assert response.status == 200
+    assert (ws / "buckets/results/uploaded.txt").read_bytes() == b"via a presigned PUT"
+    with pytest.raises(urllib.error.HTTPError) as tampered:
+        urllib.request.urlopen(url.replace("shared.txt", "uploaded.txt"), timeout=10)
+    assert tampered.value.code == 403 and b"SignatureDoesNotMatch" in tampered.value.read()
+    stale = s3.generate_presigned_url(  # expired a minute ago
+        "get_object", Params={"Bucket": "results", "Key": "shared.txt"}, ExpiresIn=-60
+    )
+    with pytest.raises(urllib.error.HTTPError) as expired:
+        urllib.request.urlopen(stale, timeout=10)
+    body = expired.value.read()
+    from botocore.config import Config  # type: ignore[import-untyped]
+
+    v4 = client(ws, config=Config(signature_version="s3v4"))
+    v4_url = v4.generate_presigned_url(
+        "get_object", Params={"Bucket": "results", "Key": "shared.txt"}, ExpiresIn=300
+    )
+    assert "X-Amz-Signature=" in v4_url
+    with urllib.request.urlopen(v4_url, timeout=10) as response:
+        assert response.read() == b"for a browser"
+    assert expired.value.code == 403 and b"<Message>Request has expired</Message>" in body

@@ -49,6 +49,7 @@ _SIGNATURE_ERRORS = {
         "UnrecognizedClientException",
         "The security token included in the request is invalid.",
     ),
+    "expired": ("InvalidSignatureException", "Signature expired"),
     "signature": (
         "InvalidSignatureException",
         "The request signature we calculated does not match the signature you provided. "

@@ -39,6 +39,7 @@ _AUTH_ERRORS = {
         "The AWS Access Key Id you provided does not exist in our records.",
     ),
     "token": S3Error("InvalidToken", 400, "The provided token is malformed or otherwise invalid."),
+    "expired": S3Error("AccessDenied", 403, "Request has expired"),
     "signature": S3Error(
         "SignatureDoesNotMatch",
         403,
@@ -104,7 +105,7 @@ class Routes:
     async def _route(
         self, request: web.BaseRequest, bucket: str, key: str, ids: tuple[str, str, str]
     ) -> web.StreamResponse:
-        method, query = request.method, dict(parse_qsl(request.query_string, True))
+        method, query = request.method, _operation_query(request.query_string)
         if not bucket:
             if method == "GET":
                 return self._list_buckets()
@@ -574,6 +575,18 @@ class Routes:
         with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
             path.unlink()
         return web.Response(status=204)
+
+
+_PRESIGN_PARAMS = {"AWSAccessKeyId", "Signature", "Expires", "x-amz-security-token"}
+
+
+def _operation_query(text: str) -> dict[str, str]:
+    """The query without a presigned URL's authentication parameters."""
+    return {
+        k: v
+        for k, v in parse_qsl(text, keep_blank_values=True)
+        if k not in _PRESIGN_PARAMS and not k.startswith("X-Amz-")
+    }
 
 
 def _max_keys(query: dict[str, str]) -> int:
