@@ -266,14 +266,29 @@ def handler(event, context):
     assert payload["stackTrace"][0].startswith('  File "/var/task/handler.py", line 6, in handler')
 
 
-def test_the_demo_thumbnailer_imports_boto3(demo: Path) -> None:
+def test_the_demo_thumbnailer_reads_through_the_s3_api_and_its_output_fires_the_auditor(
+    demo: Path,
+) -> None:
+    """The demo as a new user meets it: a photo dropped into uploads/photos/ runs
+    thumbnailer $LATEST, which reads it with boto3 and writes a thumbnail into the
+    thumbnails bucket, whose own rule runs the auditor."""
     import boto3  # type: ignore[import-untyped]
 
-    drop(demo / "buckets/uploads/images/red flower.jpg", "hello\n")
-    text, ok = commands.invoke(demo, "thumbnailer:dev", None, "uploads", "images/red flower.jpg")
-    payload = json.loads(text.split("Payload: ", 1)[1])
-    assert ok and payload["boto3"] == boto3.__version__
-    assert payload["key"] == "images/red flower.jpg" and payload["version"] == "$LATEST"
+    for bucket in ("uploads/photos", "thumbnails"):
+        (demo / "buckets" / bucket).mkdir(parents=True, exist_ok=True)
+    with running(demo) as (_, log):
+        drop(demo / "buckets/uploads/photos/red flower.jpg", "pixels")
+        log.wait_for(log.named("invoke.report", function="auditor"))
+    (report,) = log.matching(log.named("invoke.report", function="thumbnailer"))
+    assert report["status"] == "success" and report["version"] == "$LATEST"
+    thumbnail = demo / "buckets/thumbnails/photos/red flower.jpg.txt"
+    assert thumbnail.read_text() == (
+        "thumbnail 128px of s3://uploads/photos/red flower.jpg (6 bytes)\n"
+    )
+    audited = [e["message"] for e in log.matching(log.named("function.log", function="auditor"))]
+    assert any("ObjectCreated:Put s3://thumbnails/photos/red flower.jpg.txt" in m for m in audited)
+    lines = [e["message"] for e in log.matching(log.named("function.log", function="thumbnailer"))]
+    assert f"cold start: thumbnailer loading, size 128, boto3 {boto3.__version__}" in lines
 
 
 POWERTOOLS = """
