@@ -90,6 +90,20 @@ class LoopServer:
         self._thread.join(10)
 
 
+MAX_SKEW_S = 15 * 60  # AWS refuses requests signed further from its clock than this
+
+
+def _check_skew(stamp: str) -> None:
+    import datetime as dt
+
+    try:
+        signed_at = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise SigV4Problem("signature") from None
+    if abs((dt.datetime.now(dt.UTC) - signed_at).total_seconds()) > MAX_SKEW_S:
+        raise SigV4Problem("skewed")
+
+
 class SigV4Problem(Exception):
     """Why a request is not signed with the workspace's credentials: `missing`, `key`,
     `token` or `signature` (each API answers it with its own error)."""
@@ -106,6 +120,7 @@ def verify_sigv4(
     credentials: Credentials,
     s3: bool,
     body: bytes = b"",
+    region: str | None = None,
 ) -> None:
     """The Authorization header's signature, recomputed with botocore's own signer from the
     headers it names (and, without an x-amz-content-sha256 header, from `body`, as services
@@ -129,6 +144,9 @@ def verify_sigv4(
         raise SigV4Problem("missing")
     if match["akid"] != credentials.access_key:
         raise SigV4Problem("key")
+    if region is not None and match["region"] != region:
+        raise SigV4Problem("region")  # a client configured for another region: fails in AWS
+    _check_skew(headers.get("x-amz-date", ""))
     token = headers.get("x-amz-security-token")
     if credentials.session_token is not None and token not in (None, credentials.session_token):
         raise SigV4Problem("token")

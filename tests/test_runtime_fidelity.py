@@ -434,14 +434,16 @@ def call(
 
 
 def kinds(messages: queue.SimpleQueue[Message]) -> list[tuple[str, str]]:
-    """The (kind, request id) of the messages the endpoint has posted so far."""
+    """The (kind, request id) of the messages the endpoint has posted so far, without the
+    `next` each later `GET next` reports (the end of the invocation before it)."""
     found: list[tuple[str, str]] = []
     while True:
         try:
             message = messages.get(timeout=2.0)
         except queue.Empty:
             return found
-        found.append((message.kind, message.request_id))
+        if message.kind != "next":
+            found.append((message.kind, message.request_id))
         if messages.empty():
             return found
 

@@ -7,7 +7,10 @@ empty line. The decoder is fed the body as it arrives and returns the data in it
 
 from __future__ import annotations
 
+import re
+
 _MAX_LINE = 4096
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class MalformedChunks(ValueError):
@@ -25,6 +28,10 @@ class Decoder:
         self.done = False
 
     def feed(self, data: bytes) -> bytes:
+        if self.done:
+            if data:
+                raise MalformedChunks("bytes after the final chunk")
+            return b""
         self._buffer += data
         out = bytearray()
         while not self.done:
@@ -61,10 +68,9 @@ class Decoder:
 
     def _header(self, line: bytes) -> None:
         size_text, _, extension = line.partition(b";")
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise MalformedChunks(f"bad chunk size {size_text[:20]!r}") from None
+        if not _HEX.fullmatch(size_text):  # int(_, 16) would take "-3", "0x3", "1_0"
+            raise MalformedChunks(f"bad chunk size {size_text[:20]!r}")
+        size = int(size_text, 16)
         if extension.startswith(b"chunk-signature="):
             self.signatures.append(extension.split(b"=", 1)[1].decode("latin-1"))
         if size == 0:
@@ -74,6 +80,8 @@ class Decoder:
     def _trailer(self, line: bytes) -> None:
         if not line:
             self.done = True
+            if self._buffer:
+                raise MalformedChunks("bytes after the final chunk")
             return
         name, sep, value = line.decode("latin-1").partition(":")
         if not sep:

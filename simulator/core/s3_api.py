@@ -130,6 +130,8 @@ def page(
     Common prefixes count towards max-keys, as in S3; the continuation token is opaque to
     clients (here: the last key or prefix returned, base64)."""
     after = max(start_after, decode_token(token) if token else "")
+    if max_keys == 0:
+        return Page((), (), False, None)
     contents: list[Entry] = []
     prefixes: list[str] = []
     last = ""
@@ -142,8 +144,6 @@ def page(
             if cut >= 0:
                 common = key[: cut + len(delimiter)]
                 if prefixes and prefixes[-1] == common:
-                    continue
-                if common <= after:
                     continue
                 if len(contents) + len(prefixes) >= max_keys:
                     return Page(tuple(contents), tuple(prefixes), True, encode_token(last))
@@ -163,7 +163,11 @@ def encode_token(last: str) -> str:
 
 def decode_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode("utf-8", "surrogatepass")
+        raw = base64.b64decode(token.encode(), altchars=b"-_", validate=True)
+        last = raw.decode("utf-8", "surrogatepass")
+        if not last or encode_token(last) != token:
+            raise ValueError("not one of ours")
+        return last
     except (ValueError, UnicodeDecodeError):
         raise S3Error(
             "InvalidArgument", 400, "The continuation token provided is incorrect"
@@ -369,18 +373,27 @@ def notification_xml(notifications: Sequence[Notification]) -> bytes:
     ).encode()
 
 
+WHOLE = (-1, -1)  # byte_range: the Range header is ignored, the whole object is sent
+
+
 def byte_range(header: str, size: int) -> tuple[int, int] | None:
-    """`bytes=a-b`, `bytes=a-`, `bytes=-n` -> (first, last) inclusive; None if unsatisfiable."""
-    spec = header.strip().removeprefix("bytes=")
-    first_text, _, last_text = spec.partition("-")
-    try:
-        if not first_text:
-            length = int(last_text)
-            return (max(0, size - length), size - 1) if length > 0 and size > 0 else None
-        first = int(first_text)
-        last = int(last_text) if last_text else size - 1
-    except ValueError:
-        return (0, size - 1) if size > 0 else None  # S3 ignores a malformed Range
-    if first >= size or first > last:
+    """`bytes=a-b`, `bytes=a-`, `bytes=-n` -> (first, last) inclusive; WHOLE when S3 ignores
+    the header (another unit, several ranges, a malformed one); None if unsatisfiable."""
+    unit, sep, spec = header.strip().partition("=")
+    if unit.strip() != "bytes" or not sep or "," in spec:
+        return WHOLE
+    first_text, dash, last_text = spec.strip().partition("-")
+    if not dash or not (first_text or last_text):
+        return WHOLE
+    if not all(t.isdigit() for t in (first_text, last_text) if t):
+        return WHOLE
+    if not first_text:
+        length = int(last_text)
+        return (max(0, size - length), size - 1) if length > 0 and size > 0 else None
+    first = int(first_text)
+    last = int(last_text) if last_text else size - 1
+    if last_text and first > last:
+        return WHOLE  # RFC 9110: an invalid range is ignored
+    if first >= size:
         return None
     return first, min(last, size - 1)

@@ -13,6 +13,7 @@ import struct
 _FRAME = struct.Struct(">IIQ")
 _FRAME_MAGIC = 0xA55A0000
 _MAX_LINE = 256 * 1024  # a line without a newline is cut here, so memory stays bounded
+_MAX_RECORD = 1024 * 1024  # a larger frame is not the runtime client's (CloudWatch: 256 KB)
 
 
 def _text(data: bytes) -> str:
@@ -27,10 +28,14 @@ class LineDecoder:
     def __init__(self) -> None:
         self._pending = b""
 
+    def flush(self) -> list[str]:
+        """The partial last line, if any (the writer has finished a unit of output)."""
+        rest, self._pending = self._pending, b""
+        return [_text(rest)] if rest else []
+
     def feed(self, chunk: bytes) -> list[str]:
         if not chunk:
-            rest, self._pending = self._pending, b""
-            return [_text(rest)] if rest else []
+            return self.flush()
         data = self._pending + chunk
         lines = data.split(b"\n")
         self._pending = lines.pop()
@@ -54,7 +59,7 @@ class FrameDecoder:
         data, records = self._pending + chunk, list[str]()
         while len(data) >= _FRAME.size:
             kind, length, _micros = _FRAME.unpack_from(data)
-            if kind & 0xFFFF0000 != _FRAME_MAGIC:
+            if kind & 0xFFFF0000 != _FRAME_MAGIC or length > _MAX_RECORD:
                 self._broken = True
                 return records + self._lines.feed(data)
             if len(data) < _FRAME.size + length:

@@ -11,6 +11,7 @@ guarantees it) and is owned by the pool, which starts and stops it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import select
@@ -34,6 +35,7 @@ MEMORY_SAMPLE_S = 0.02  # how often a running handler's resident memory is check
 EXIT_GRACE_S = 5.0  # how long a process that closed its pipes gets to be reaped
 _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 4096 / 2**20
 TOO_LARGE = "Function.ResponseSizeTooLarge"
+NEXT_GRACE_S = 5.0  # a runtime that answered asks for its next invocation within this
 PEAK_READ_MS = 20.0  # invocations longer than this read the process's peak memory
 MEMORY_READ_S = 0.1  # shorter ones read the current size at most this often
 
@@ -142,6 +144,8 @@ class Environment:
         self.init_ms = 0.0
         self.peak_mb = 0
         self._memory_read_at = 0.0
+        self._sampled_at = time.monotonic()
+        self._init_output = 0  # bytes of output the init wrote, for the first invocation's cap
         self._stop_lock = threading.Lock()
         self.alive = False
         self._exited = False
@@ -163,18 +167,32 @@ class Environment:
             self._start_custom()
         else:
             self._start_python(blank)
+        # A cold start's init output counts towards the limit of the invocation it serves.
+        output = _Capped(on_output, self._log_limit)
         while True:
             message = self._next_message(deadline)
             if message is not None and message.kind == "output":
-                on_output(message.text)
+                output(message.text)
                 continue
             break
         self.init_ms = (time.monotonic() - started) * 1000
+        self._init_output = output.used
         if message is not None and message.kind == "ready":
             return None
+        if message is not None and message.kind == "over_memory":
+            self.stop()
+            return Result.failed(
+                {
+                    "errorType": lambda_errors.OUT_OF_MEMORY,
+                    "errorMessage": "Error: Runtime exited with error: signal: killed",
+                },
+                init_ms=self.init_ms,
+                max_memory_mb=self.peak_mb,
+                environment_lost=True,
+            )
         if message is not None and message.kind == "init_error":
             payload = _error_payload(message.body, message.error_type)
-            self._drain_output(on_output, EXIT_GRACE_S)  # the runtime logs it, then exits
+            self._drain_output(output, EXIT_GRACE_S)  # the runtime logs it, then exits
         elif message is None:
             payload = {
                 "errorType": lambda_errors.TIMED_OUT,
@@ -327,7 +345,8 @@ class Environment:
         deadline = time.monotonic() + (deadline_ms - time.time() * 1000) / 1000
         self.invocations += 1
         self._drain_idle()
-        output = _Capped(on_output, self._log_limit)
+        output = _Capped(on_output, self._log_limit, self._init_output)
+        self._init_output = 0
         started = time.perf_counter()
         assert self._endpoint is not None
         work = Work(request_id, orjson.dumps(event), deadline_ms, invoked_arn, trace_id)
@@ -336,16 +355,34 @@ class Environment:
             message = self._next_message(deadline)
             elapsed_ms = (time.perf_counter() - started) * 1000
             if message is None:
-                return self._timed_out(request_id, elapsed_ms)
+                return self._timed_out(request_id, elapsed_ms, output)
             if message.kind == "output":
                 output(message.text)
             elif message.kind in ("response", "error", "too_large"):
-                return self._finished(message, elapsed_ms)
+                result = self._finished(message, elapsed_ms)
+                return result if result.environment_lost else self._await_next(result, output)
             elif message.kind == "over_memory":
                 return self._out_of_memory(request_id, elapsed_ms)
             elif message.kind == "exited":
                 self._drain_output(output, 0.05)
                 return self._crashed(request_id, elapsed_ms)
+
+    def _await_next(self, result: Result, output: Callable[[str], None]) -> Result:
+        """An invocation ends when its runtime asks for the next one (as in Lambda): what the
+        process writes until then is this invocation's, and the environment is not handed
+        out again before it is ready. A runtime that never asks again is replaced."""
+        deadline = time.monotonic() + NEXT_GRACE_S
+        while True:
+            message = self._next_message(deadline)
+            if message is not None and message.kind == "output":
+                output(message.text)
+                continue
+            if message is not None and message.kind == "next":
+                return result
+            if message is not None and message.kind == "exited":
+                self._drain_output(output, 0.05)
+            self.stop()
+            return dataclasses.replace(result, environment_lost=True)
 
     def _finished(self, message: Message, elapsed_ms: float) -> Result:
         self._measure_memory(elapsed_ms)
@@ -370,9 +407,12 @@ class Environment:
         payload = _error_payload(message.body, message.error_type)
         return Result.failed(payload, duration_ms=elapsed_ms, max_memory_mb=self.peak_mb)
 
-    def _timed_out(self, request_id: str, elapsed_ms: float) -> Result:
+    def _timed_out(
+        self, request_id: str, elapsed_ms: float, output: Callable[[str], None]
+    ) -> Result:
         self.peak_mb = max(self.peak_mb, self._peak_mb())
         self.stop()
+        self._flush_output(output)  # its last words, a partial line too, read as it stopped
         text = (
             f"RequestId: {request_id} Error: Task timed out after {self.spec.timeout_s:.2f} seconds"
         )
@@ -420,16 +460,20 @@ class Environment:
     # -- messages --------------------------------------------------------------------------
     def _next_message(self, deadline: float) -> Message | None:
         """The next message from the endpoint; `over_memory` when the process is over its
-        memory; `exited` when it is gone; None at the deadline."""
+        memory (sampled every MEMORY_SAMPLE_S, messages or not: a handler that prints
+        without pause is checked too); `exited` when it is gone; None at the deadline."""
         while True:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 return None
+            if now - self._sampled_at >= MEMORY_SAMPLE_S:
+                self._sampled_at = now
+                if self._over_memory():
+                    return Message("over_memory")
             try:
                 message = self._messages.get(timeout=min(remaining, MEMORY_SAMPLE_S))
             except queue.Empty:
-                if self._over_memory():
-                    return Message("over_memory")
                 if self._blank is None or self._blank.proc.poll() is not None:
                     self._exited = True  # no pidfd here, or its message is still on its way
                     return Message("exited")
@@ -437,6 +481,15 @@ class Environment:
             if message.kind == "exited":
                 self._exited = True
             return message
+
+    def _flush_output(self, output: Callable[[str], None]) -> None:
+        while True:
+            try:
+                message = self._messages.get_nowait()
+            except queue.Empty:
+                return
+            if message.kind == "output":
+                output(message.text)
 
     def _drain_idle(self) -> None:
         """Output written between invocations has no request id: it is logged without one."""
@@ -504,8 +557,12 @@ class Environment:
 class _Capped:
     """Forwards one invocation's output up to the log limit, then says it was cut."""
 
-    def __init__(self, sink: Callable[[str], None], limit: int) -> None:
-        self._sink, self._limit, self._used = sink, limit, 0
+    def __init__(self, sink: Callable[[str], None], limit: int, used: int = 0) -> None:
+        self._sink, self._limit, self._used = sink, limit, used
+
+    @property
+    def used(self) -> int:
+        return self._used
 
     def __call__(self, text: str) -> None:
         if self._used >= self._limit:

@@ -50,6 +50,8 @@ _SIGNATURE_ERRORS = {
         "The security token included in the request is invalid.",
     ),
     "expired": ("InvalidSignatureException", "Signature expired"),
+    "skewed": ("InvalidSignatureException", "Signature expired: the request time is too skewed"),
+    "region": ("InvalidSignatureException", "Credential should be scoped to a valid region."),
     "signature": (
         "InvalidSignatureException",
         "The request signature we calculated does not match the signature you provided. "
@@ -73,6 +75,7 @@ class Routes:
                 self._credentials,
                 s3=False,
                 body=body,
+                region=self._ws.config().region,
             )
             response = await self._route(request, request_id)
         except SigV4Problem as problem:

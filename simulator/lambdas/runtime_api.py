@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -33,7 +34,8 @@ from simulator.core import telemetry
 PREFIX = b"/2018-06-01/runtime/"
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100  # RAPID's interop.MaxPayloadSize (6291556 bytes)
 LOOP_WAIT_S = 10.0  # bound on waiting for the loop thread (it may be stopping)
-_MAX_HEAD = 64 * 1024  # request line + headers; a runtime never needs more
+_MAX_HEAD = 64 * 1024
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")  # request line + headers; a runtime never needs more
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class Endpoint:
     transports: set[asyncio.Transport] = field(default_factory=set)
     readers: list[int] = field(default_factory=list)
     decoders: dict[int, Callable[[bytes], list[str]]] = field(default_factory=dict)
+    lines: telemetry.LineDecoder | None = None  # stdout/stderr: its partial line is flushed
 
     def post(self, message: Message) -> None:
         self.messages.put(message)
@@ -114,7 +117,8 @@ class RuntimeApi:
             lambda: _Connection(endpoint), "127.0.0.1", 0
         )
         endpoint.port = endpoint.server.sockets[0].getsockname()[1]
-        self._watch(endpoint, output_fd, telemetry.LineDecoder().feed)
+        endpoint.lines = telemetry.LineDecoder()
+        self._watch(endpoint, output_fd, endpoint.lines.feed)
         if telemetry_fd is not None:
             self._watch(endpoint, telemetry_fd, telemetry.FrameDecoder().feed)
         return endpoint
@@ -150,6 +154,8 @@ class RuntimeApi:
             future.result(LOOP_WAIT_S)
 
     async def _close(self, endpoint: Endpoint) -> None:
+        _drain_all(endpoint)  # the last words of a process being stopped (a timeout)
+        _flush_lines(endpoint)
         for fd in endpoint.readers:
             self._loop.remove_reader(fd)
             if fd not in endpoint.decoders:  # the pidfd is ours; the pipes are the owner's
@@ -229,6 +235,13 @@ def _drain_all(endpoint: Endpoint) -> None:
     for fd in list(endpoint.readers):
         if fd in endpoint.decoders:
             _drain_fd(endpoint, fd)
+
+
+def _flush_lines(endpoint: Endpoint) -> None:
+    """A partial stdout line belongs to the invocation that wrote it, not the next one."""
+    if endpoint.lines is not None:
+        for text in endpoint.lines.flush():
+            endpoint.post(Message("output", text=text))
 
 
 def _exited(endpoint: Endpoint, pidfd: int) -> None:
@@ -328,11 +341,11 @@ class _Connection(asyncio.Protocol):
             line_end = self._buffer.find(b"\r\n", pos)
             if line_end < 0:
                 return None
-            try:
-                size = int(bytes(self._buffer[pos:line_end]).split(b";")[0], 16)
-            except ValueError:
+            size_text = bytes(self._buffer[pos:line_end]).split(b";")[0].strip()
+            if not _HEX.fullmatch(size_text):  # int(_, 16) would take "-40", "0x3", "1_0"
                 self._fail(400, "InvalidRequestFormat", "bad chunk size")
                 return None
+            size = int(size_text, 16)
             start = line_end + 2
             if size == 0:
                 end = self._buffer.find(b"\r\n\r\n", line_end)
@@ -378,9 +391,13 @@ class _Connection(asyncio.Protocol):
         if endpoint.current is not None:  # asked again without answering the one in flight
             self._forbidden("Ready")
             return
+        _drain_all(endpoint)  # what the last invocation wrote (a partial line too) is its own
+        _flush_lines(endpoint)
         if not endpoint.initialised:
             endpoint.initialised = True
             endpoint.post(Message("ready"))
+        else:
+            endpoint.post(Message("next"))  # the last invocation has ended
         assert self._transport is not None
         if endpoint.queued is not None:
             _hand_over(endpoint, self._transport)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import os
 import re
 import secrets
 import shutil
+import stat
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +24,7 @@ from urllib.parse import parse_qsl, unquote
 import structlog
 from aiohttp import web
 
-from simulator.core import aws_chunked, s3_api
+from simulator.core import aws_chunked, keys, s3_api
 from simulator.core.config import Config
 from simulator.core.s3_api import S3Error
 from simulator.core.s3_events import Origin
@@ -40,6 +42,17 @@ _AUTH_ERRORS = {
     ),
     "token": S3Error("InvalidToken", 400, "The provided token is malformed or otherwise invalid."),
     "expired": S3Error("AccessDenied", 403, "Request has expired"),
+    "skewed": S3Error(
+        "RequestTimeTooSkewed",
+        403,
+        "The difference between the request time and the current time is too large.",
+    ),
+    "region": S3Error(
+        "AuthorizationHeaderMalformed",
+        400,
+        "The authorization header is malformed; the region in the credential scope is "
+        "wrong for this endpoint.",
+    ),
     "signature": S3Error(
         "SignatureDoesNotMatch",
         403,
@@ -66,7 +79,7 @@ class Routes:
         self._writes = writes
         self._credentials = credentials
         self._config = config
-        self._etags: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> MD5
+        self._etags: dict[tuple[int, int, int, int, int], str] = {}  # identity -> MD5
         self._uploads = buckets_dir.parent / ".s3sim" / "uploads"  # multipart parts
 
     # -- dispatch --------------------------------------------------------------------------
@@ -139,10 +152,12 @@ class Routes:
         problem = s3_api.key_problem(key)
         if problem is not None:
             raise problem
-        path = folder / key
+        path = _inside(folder, key)
         if "uploadId" in query or (method == "POST" and "uploads" in query):
             return await self._multipart(request, method, query, folder, bucket, key, ids)
         if method in ("GET", "HEAD"):
+            if set(query) - _GET_PARAMS:  # ?tagging, ?acl, ?attributes, ...
+                raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
             return await self._get(request, path, key, head=method == "HEAD")
         if method == "PUT" and "x-amz-copy-source" in request.headers and not query:
             return self._copy(request, bucket, path, key, ids)
@@ -175,7 +190,7 @@ class Routes:
 
     def _bucket(self, bucket: str) -> Path:
         folder = self._buckets / bucket
-        if "/" in bucket or bucket in ("", ".", "..") or not folder.is_dir() or folder.is_symlink():
+        if bucket.startswith(".") or "/" in bucket or not folder.is_dir() or folder.is_symlink():
             raise s3_api.no_such_bucket(bucket)
         return folder
 
@@ -183,7 +198,12 @@ class Routes:
     def _authenticate(self, request: web.BaseRequest) -> None:
         try:
             verify_sigv4(
-                request.method, request.raw_path, request.headers, self._credentials, s3=True
+                request.method,
+                request.raw_path,
+                request.headers,
+                self._credentials,
+                s3=True,
+                region=self._config().region,
             )
         except SigV4Problem as problem:
             raise _AUTH_ERRORS[problem.kind] from None
@@ -284,56 +304,76 @@ class Routes:
                 if not key.startswith(prefix):
                     continue
                 path = os.path.join(dirpath, name)
+                if keys.problem(key) is not None or not _is_inside(root, path):
+                    continue  # not UTF-8, too long, or a link leaving the bucket: no object
                 try:
                     st = os.stat(path)
                 except OSError:
                     continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue  # a FIFO or a device is never an object (and never opened)
                 entries.append(s3_api.Entry(key, st.st_size, st.st_mtime_ns, self._etag(path, st)))
         entries.sort(key=lambda e: e.key.encode("utf-8", "surrogatepass"))
         return entries
 
     def _etag(self, path: str, st: os.stat_result) -> str:
-        seen = (path, st.st_size, st.st_mtime_ns)
+        with open(path, "rb") as f:
+            return self._etag_of(f, st)
+
+    def _etag_of(self, f: Any, st: os.stat_result) -> str:
+        """The MD5 of an open file, cached by what identifies its content (inode, size,
+        mtime and ctime: a same-size replace keeping the mtime still changes the ctime)."""
+        seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         etag = self._etags.get(seen)
         if etag is None:
             digest = hashlib.md5(usedforsecurity=False)
-            with open(path, "rb") as f:
-                while chunk := f.read(_CHUNK):
-                    digest.update(chunk)
+            f.seek(0)
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
             etag = self._etags[seen] = digest.hexdigest()
         return etag
 
     async def _get(
         self, request: web.BaseRequest, path: Path, key: str, head: bool
     ) -> web.StreamResponse:
+        """One open file answers the whole request (its stat, ETag and bytes): a file
+        replaced meanwhile is served whole, old or new, never torn."""
         try:
-            st = path.stat()
-        except (FileNotFoundError, NotADirectoryError):
+            f = open(path, "rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise s3_api.no_such_key(key) from None
-        if not path.is_file():
-            raise s3_api.no_such_key(key)
-        etag = self._etag(str(path), st)
-        headers = {
-            "ETag": f'"{etag}"',
-            "Last-Modified": s3_api.http_date(st.st_mtime_ns),
-            "Accept-Ranges": "bytes",
-            "Content-Type": "binary/octet-stream",
-        }
-        self._preconditions(request, etag, st.st_mtime_ns)
-        first, last, status = 0, st.st_size - 1, 200
-        if "Range" in request.headers and st.st_size > 0:
-            found = s3_api.byte_range(request.headers["Range"], st.st_size)
-            if found is None:
-                raise S3Error("InvalidRange", 416, "The requested range is not satisfiable", key)
-            first, last, status = found[0], found[1], 206
-            headers["Content-Range"] = f"bytes {first}-{last}/{st.st_size}"
-        length = max(0, last - first + 1)
-        headers["Content-Length"] = str(length)
-        response = web.StreamResponse(status=status, headers=headers)
-        if head:
-            return response
-        await response.prepare(request)
-        with open(path, "rb") as f:
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise s3_api.no_such_key(key) from None
+            raise
+        with f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise s3_api.no_such_key(key)
+            etag = self._etag_of(f, st)
+            headers = {
+                "ETag": f'"{etag}"',
+                "Last-Modified": s3_api.http_date(st.st_mtime_ns),
+                "Accept-Ranges": "bytes",
+                "Content-Type": "binary/octet-stream",
+            }
+            self._preconditions(request, etag, st.st_mtime_ns)
+            first, last, status = 0, st.st_size - 1, 200
+            if "Range" in request.headers:
+                found = s3_api.byte_range(request.headers["Range"], st.st_size)
+                if found is None:
+                    raise S3Error(
+                        "InvalidRange", 416, "The requested range is not satisfiable", key
+                    )
+                if found != s3_api.WHOLE:
+                    first, last, status = found[0], found[1], 206
+                    headers["Content-Range"] = f"bytes {first}-{last}/{st.st_size}"
+            length = max(0, last - first + 1)
+            headers["Content-Length"] = str(length)
+            response = web.StreamResponse(status=status, headers=headers)
+            if head:
+                return response
+            await response.prepare(request)
             f.seek(first)
             remaining = length
             while remaining > 0:
@@ -380,7 +420,7 @@ class Routes:
             md5, checksums = await self._receive(request, key, tmp)
             origin = Origin("ObjectCreated:Put", *ids, etag=md5.hexdigest())
             self._writes.expect(bucket, key, md5.hexdigest(), origin)
-            _place(tmp, path, key)
+            _place(tmp, path, key, exclusive=request.headers.get("If-None-Match") == "*")
         finally:
             tmp.unlink(missing_ok=True)
         return web.Response(headers=_digest_headers(md5.hexdigest(), checksums))
@@ -423,6 +463,20 @@ class Routes:
         if decoder is not None:
             if not decoder.done:
                 raise S3Error("IncompleteBody", 400, "The request body ended early.", key)
+            announced = request.headers.get("x-amz-trailer", "").strip().lower()
+            if announced and announced not in decoder.trailers:
+                raise S3Error(
+                    "InvalidRequest", 400, f"The announced trailer {announced} is missing.", key
+                )
+            declared = request.headers.get("x-amz-decoded-content-length")
+            if declared is not None and declared != str(size):
+                raise S3Error(
+                    "IncompleteBody",
+                    400,
+                    "You did not provide the number of bytes specified by the "
+                    "x-amz-decoded-content-length header.",
+                    key,
+                )
             for name in decoder.trailers:
                 if name.startswith("x-amz-checksum-") and name not in checksums:
                     checksums[name] = _checksum(name)
@@ -574,10 +628,47 @@ class Routes:
             self._writes.expect(bucket, key, "", Origin("ObjectRemoved:Delete", *ids))
         with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
             path.unlink()
+        _remove_empty_parents(self._buckets / bucket, path)
         return web.Response(status=204)
 
 
-_PRESIGN_PARAMS = {"AWSAccessKeyId", "Signature", "Expires", "x-amz-security-token"}
+_PRESIGN_PARAMS = {"AWSAccessKeyId", "Signature", "Expires", "x-amz-security-token", "x-id"}
+_GET_PARAMS = {"versionId", "partNumber"} | {
+    f"response-{name}"
+    for name in (
+        "content-type",
+        "content-language",
+        "expires",
+        "cache-control",
+        "content-disposition",
+        "content-encoding",
+    )
+}
+
+
+def _inside(folder: Path, key: str) -> Path:
+    """The key's path, refused if it (or a folder on the way) is a link leaving the bucket."""
+    path = folder / key
+    if not _is_inside(str(folder), str(path)):
+        raise S3Error("AccessDenied", 403, "s3sim: this key leads outside its bucket", key)
+    return path
+
+
+def _is_inside(root: str, path: str) -> bool:
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)  # missing components are kept as they are
+    return real == real_root or real.startswith(real_root + os.sep)
+
+
+def _remove_empty_parents(folder: Path, path: Path) -> None:
+    """S3 has no folders: those a deleted key leaves empty go too (so `a` fits after `a/b`)."""
+    parent = path.parent
+    while parent != folder and folder in parent.parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            return
+        parent = parent.parent
 
 
 def _operation_query(text: str) -> dict[str, str]:
@@ -601,12 +692,34 @@ def _max_keys(query: dict[str, str]) -> int:
     return min(value, s3_api.MAX_KEYS)
 
 
-def _place(tmp: Path, path: Path, key: str) -> None:
-    """Rename a finished upload into place (the watcher sees one whole file appear)."""
+def _place(tmp: Path, path: Path, key: str, exclusive: bool = False) -> None:
+    """Rename a finished upload into place (the watcher sees one whole file appear); with
+    `exclusive` (If-None-Match: *) only if no object is there, atomically (a hard link)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, path)
-    except (NotADirectoryError, IsADirectoryError, FileExistsError):
+        if exclusive:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise S3Error(
+                    "PreconditionFailed",
+                    412,
+                    "At least one of the pre-conditions you specified did not hold",
+                    key,
+                ) from None
+        else:
+            os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise S3Error(
+                "InvalidArgument",
+                400,
+                "s3sim stores objects as files: a segment of this key is longer than a file "
+                "name may be",
+                key,
+            ) from None
+        if not isinstance(exc, (NotADirectoryError, IsADirectoryError, FileExistsError)):
+            raise
         raise S3Error(
             "InvalidArgument",
             400,
