@@ -129,6 +129,8 @@ class Runtime:
         self._start_watcher(self._polling_s())
         self._started.append(lambda: self.watcher.stop())  # the watcher in place at stop time
         self._scan_on_start(first_start, config)
+        self.s3_api.wait_serving()  # imported meanwhile, off the start-up path
+        self.lambda_api.wait_serving()
         log.info(
             "simulator.ready",
             workspace=str(self.ws.root),
@@ -136,6 +138,7 @@ class Runtime:
             functions=sorted(config.functions),
             pid=os.getpid(),
             s3_endpoint=self.s3_api.url,
+            lambda_endpoint=self.lambda_api.url,
         )
 
     def _start_s3_api(self, config: Config) -> None:

@@ -51,6 +51,7 @@ class LoopServer:
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"s3sim-{name}")
         self._server: asyncio.AbstractServer | None = None
         self._web: Any = None  # aiohttp's low-level server: closes open connections at stop
+        self._serving = threading.Event()  # set once serving (or failed to)
         self.url = ""
 
     def start(self) -> str:
@@ -69,6 +70,13 @@ class LoopServer:
         except Exception:
             sock.close()
             log.exception(f"{self._name}.failed", url=self.url)
+        finally:
+            self._serving.set()
+
+    def wait_serving(self, timeout_s: float = 30.0) -> None:
+        """Until the server answers (its library is imported): `simulator.ready` waits, so
+        the endpoints it names answer at once and the import competes with nothing after."""
+        self._serving.wait(timeout_s)
 
     def stop(self) -> None:
         if not self._thread.is_alive():

@@ -49,5 +49,8 @@ class LambdaApi:
     def start(self) -> str:
         return self._server.start()
 
+    def wait_serving(self) -> None:
+        self._server.wait_serving()
+
     def stop(self) -> None:
         self._server.stop()

@@ -48,5 +48,8 @@ class S3Api:
     def start(self) -> str:
         return self._server.start()
 
+    def wait_serving(self) -> None:
+        self._server.wait_serving()
+
     def stop(self) -> None:
         self._server.stop()
