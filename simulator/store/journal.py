@@ -153,7 +153,9 @@ class Journal:
         self._lock = threading.RLock()
         self._read_lock = threading.Lock()
         self._db, self._reader, self._identity = self._open()
-        self._wal_identity: tuple[int, int] | None = None  # first seen by `removed`
+        self._io_failed = False  # a connection met a disk I/O error: restore
+        # The WAL's and the shared-memory file's identities, first seen by `removed`.
+        self._wal_identity: tuple[tuple[int, int], tuple[int, int]] | None = None
         self._db.executescript(_SCHEMA)
         self._migrate()
 
@@ -175,17 +177,18 @@ class Journal:
         (someone removed the state folder, or just the -wal): writes still go to the unlinked
         files, so nothing is lost yet, but no other process sees them and a crash would lose
         them. While this process holds its connections SQLite never deletes the WAL itself."""
+        if self._io_failed:  # a file went under the connections in a way stat cannot see
+            return True
         try:
             st = os.stat(self.path)
             wal = os.stat(f"{self.path}-wal")
+            shm = os.stat(f"{self.path}-shm")  # its loss turns every read into a disk I/O error
         except FileNotFoundError:
             return True
+        sides = ((wal.st_dev, wal.st_ino), (shm.st_dev, shm.st_ino))
         if self._wal_identity is None:
-            self._wal_identity = (wal.st_dev, wal.st_ino)
-        return (st.st_dev, st.st_ino) != self._identity or (
-            wal.st_dev,
-            wal.st_ino,
-        ) != self._wal_identity
+            self._wal_identity = sides
+        return (st.st_dev, st.st_ino) != self._identity or sides != self._wal_identity
 
     def restore(self) -> None:
         """Write the open database (what the unlinked file holds, WAL included) back to its
@@ -203,10 +206,21 @@ class Journal:
             self._reader.close()
             self._db, self._reader, self._identity = self._open()
             self._wal_identity = None
+            self._io_failed = False
 
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
         with self._read_lock:
-            return self._reader.execute(sql, tuple(args)).fetchall()
+            try:
+                return self._reader.execute(sql, tuple(args)).fetchall()
+            except sqlite3.OperationalError as exc:
+                self._note_io(exc)
+                raise
+
+    def _note_io(self, exc: sqlite3.OperationalError) -> None:
+        """A disk I/O error on an open connection: its files were removed or replaced (the
+        state folder, mid-removal); `removed` then asks for a restore."""
+        if "disk I/O error" in str(exc):
+            self._io_failed = True
 
     def _migrate(self) -> None:
         """Columns added since older journals were written. In a write transaction, so CLI
@@ -225,13 +239,17 @@ class Journal:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._note_io(exc)
                 raise
-            self._db.execute("COMMIT")
 
     # -- requests from the CLI ---------------------------------------------------------------
     def add_request(self, kind: str, body: dict[str, Any]) -> int:
