@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 from simulator import logs as logstream
 from simulator.core import routing, s3_events
 from simulator.core.arn import LATEST, FunctionArn
-from simulator.core.config import Config, Function, check_published, is_valid_alias_name
+from simulator.core.config import Config, check_published, is_valid_alias_name
 from simulator.errors import ArnError, ConfigError, Problem, ResourceNotFound, SimulatorError
 from simulator.s3.staging import build_event
 from simulator.store import config_source
@@ -96,28 +96,14 @@ def publish(ws_root: Path, function: str, description: str | None) -> str:
         fn = config.functions.get(function)
         if fn is None:
             raise ResourceNotFound(f"Function not found: {config.function_arn(function)}")
-        build, layers = _build_and_layers(ws.root, fn)
+        from simulator.lambdas.builds import snapshot_parts
+
+        build, layers = snapshot_parts(ws.root, fn)
         version, created = store.publish(fn, ws.functions / function, description, build, layers)
     arn = config.function_arn(function, str(version.number))
     note = "published" if created else "unchanged since last publish; returning"
     print(f"{note} {arn} (CodeSha256 {version.code_sha256})", file=sys.stderr)
     return str(version.number)
-
-
-def _build_and_layers(root: Path, fn: Function) -> tuple[Path | None, tuple[Path, ...]]:
-    """What a version snapshots besides the code: the requirements.txt build (made now if
-    needed) and the layers."""
-    from simulator.lambdas.builds import Builds
-    from simulator.lambdas.runtimes import Runtimes
-
-    state = root / ".s3sim"
-    runtime = Runtimes(state / "runtimes").resolve(fn.runtime)
-    build = (
-        None
-        if runtime.custom
-        else Builds(state / "builds").current(fn.name, root / "functions" / fn.name, runtime)
-    )
-    return build, tuple(root / layer for layer in fn.layers)
 
 
 def versions(ws_root: Path, function: str) -> str:

@@ -195,3 +195,29 @@ def drop(path: Path, data: bytes | str = b"data") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.encode() if isinstance(data, str) else data)
     return path
+
+
+def aws(ws: Path, *args: str) -> str:
+    """The aws CLI (installed with the test dependencies), pointed at the running simulator
+    by `s3sim env` alone: no --endpoint-url, as a user would run it."""
+    import os
+    import subprocess
+    import sys
+
+    from simulator import commands
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    for line in commands.env(ws).splitlines():
+        name, value = line.removeprefix("export ").split("=", 1)
+        env[name] = value.strip("'")
+    env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("aws")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -5,16 +5,13 @@ alias_routing_config_invalid_and_notfound)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from simulator.core.lambda_env import DUMMY_CREDENTIALS
-from tests.helpers import running
+from tests.helpers import aws, running
 
 pytestmark = pytest.mark.integration
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer"
@@ -32,26 +29,6 @@ def lambda_client(ws: Path) -> Any:
         aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
     )
-
-
-def aws(ws: Path, *args: str) -> str:
-    from simulator import commands
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    for line in commands.env(ws).splitlines():
-        name, value = line.removeprefix("export ").split("=", 1)
-        env[name] = value.strip("'")
-    env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("aws")), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def code(error: Any) -> tuple[str, str, int]:

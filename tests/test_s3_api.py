@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from simulator.core.lambda_env import DUMMY_CREDENTIALS
-from tests.helpers import ARN, drop, make_workspace, running
+from tests.helpers import ARN, aws, drop, make_workspace, running
 
 pytestmark = pytest.mark.integration
 
@@ -243,32 +243,6 @@ def test_s3sim_env_prints_the_running_endpoints_and_credentials(tmp_path: Path) 
     assert lines["AWS_REGION"] == lines["AWS_DEFAULT_REGION"] == "us-east-1"
     with pytest.raises(SimulatorError, match="no simulator is running"):
         commands.env(ws)  # stopped: the endpoints are gone with it
-
-
-def aws(ws: Path, *args: str) -> str:
-    """The aws CLI (installed with the test dependencies), pointed at the simulator by
-    `s3sim env`: no --endpoint-url needed."""
-    import os
-    import subprocess
-    import sys
-
-    from simulator import commands
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    for line in commands.env(ws).splitlines():
-        name, value = line.removeprefix("export ").split("=", 1)
-        env[name] = value.strip("'")
-    env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("aws")), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_the_aws_cli_copies_a_50_mb_file_up_and_down_and_lists(

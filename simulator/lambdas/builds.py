@@ -21,6 +21,7 @@ from pathlib import Path
 
 import structlog
 
+from simulator.core.config import Function
 from simulator.lambdas.runtimes import Runtime
 
 log = structlog.get_logger("s3sim")
@@ -137,3 +138,15 @@ def _pip(code_dir: Path, target: Path, runtime: Runtime) -> subprocess.Completed
 
 def _tail(text: str, lines: int = 12) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def snapshot_parts(root: Path, fn: Function) -> tuple[Path | None, tuple[Path, ...]]:
+    """What a published version snapshots besides the code (`s3sim publish` and the Lambda
+    API's PublishVersion): the requirements.txt build, made now if needed, and the layers."""
+    from simulator.lambdas.runtimes import Runtimes
+
+    state = root / ".s3sim"
+    runtime = Runtimes(state / "runtimes").resolve(fn.runtime)
+    code = root / "functions" / fn.name
+    build = None if runtime.custom else Builds(state / "builds").current(fn.name, code, runtime)
+    return build, tuple(root / layer for layer in fn.layers)

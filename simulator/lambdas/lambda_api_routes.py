@@ -32,6 +32,7 @@ from simulator.errors import (
     SimulatorError,
     ValidationFailed,
 )
+from simulator.lambdas.builds import snapshot_parts
 from simulator.lambdas.lambda_api import Workspace
 from simulator.serving import Credentials, SigV4Problem, verify_sigv4
 from simulator.store import config_edit, config_source
@@ -312,17 +313,7 @@ class Routes:
             )
 
         def publish() -> Any:
-            from simulator.lambdas.builds import Builds
-            from simulator.lambdas.runtimes import Runtimes
-
-            state = self._ws.root / ".s3sim"
-            runtime = Runtimes(state / "runtimes").resolve(fn.runtime)
-            build = (
-                None
-                if runtime.custom
-                else Builds(state / "builds").current(function, folder, runtime)
-            )
-            layers = tuple(self._ws.root / layer for layer in fn.layers)
+            build, layers = snapshot_parts(self._ws.root, fn)
             return self._ws.store.publish(fn, folder, body.get("Description"), build, layers)[0]
 
         version = await asyncio.get_running_loop().run_in_executor(None, _guarded(publish))
