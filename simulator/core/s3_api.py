@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -185,38 +185,17 @@ def list_v2_xml(
     token: str | None,
 ) -> bytes:
     """ListBucketResult for ListObjectsV2 (encoding-type=url percent-encodes keys)."""
-    from urllib.parse import quote
-
-    def shown(text: str) -> str:
-        return escape(quote(text, safe="/") if encode else text)
-
-    parts = [
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="{NS}">',
-        f"<Name>{escape(bucket)}</Name><Prefix>{shown(prefix)}</Prefix>",
-        f"<KeyCount>{len(result.contents) + len(result.prefixes)}</KeyCount>",
-        f"<MaxKeys>{max_keys}</MaxKeys>",
-    ]
-    if delimiter:
-        parts.append(f"<Delimiter>{shown(delimiter)}</Delimiter>")
-    if encode:
-        parts.append("<EncodingType>url</EncodingType>")
-    parts.append(f"<IsTruncated>{'true' if result.truncated else 'false'}</IsTruncated>")
+    shown = _shown(encode)
+    after = []
     if token:
-        parts.append(f"<ContinuationToken>{escape(token)}</ContinuationToken>")
+        after.append(f"<ContinuationToken>{escape(token)}</ContinuationToken>")
     if result.next_token:
-        parts.append(f"<NextContinuationToken>{result.next_token}</NextContinuationToken>")
+        after.append(f"<NextContinuationToken>{result.next_token}</NextContinuationToken>")
     if start_after:
-        parts.append(f"<StartAfter>{shown(start_after)}</StartAfter>")
-    for e in result.contents:
-        parts.append(
-            f"<Contents><Key>{shown(e.key)}</Key><LastModified>{iso(e.mtime_ns)}</LastModified>"
-            f"<ETag>&quot;{e.etag}&quot;</ETag><Size>{e.size}</Size>"
-            "<StorageClass>STANDARD</StorageClass></Contents>"
-        )
-    for p in result.prefixes:
-        parts.append(f"<CommonPrefixes><Prefix>{shown(p)}</Prefix></CommonPrefixes>")
-    parts.append("</ListBucketResult>")
-    return "".join(parts).encode()
+        after.append(f"<StartAfter>{shown(start_after)}</StartAfter>")
+    count = len(result.contents) + len(result.prefixes)
+    head = [f"<KeyCount>{count}</KeyCount><MaxKeys>{max_keys}</MaxKeys>"]
+    return _listing(bucket, result, prefix, delimiter, encode, head, after)
 
 
 def initiate_xml(bucket: str, key: str, upload_id: str) -> bytes:
@@ -274,24 +253,47 @@ def list_v1_xml(
 ) -> bytes:
     """ListBucketResult for ListObjects (v1): Marker, and NextMarker when a delimiter is
     given (without one, clients continue from the last key)."""
+    shown = _shown(encode)
+    after = []
+    if result.truncated and delimiter:
+        last = max([e.key for e in result.contents] + list(result.prefixes))
+        after.append(f"<NextMarker>{shown(last)}</NextMarker>")
+    head = [f"<Marker>{shown(marker)}</Marker><MaxKeys>{max_keys}</MaxKeys>"]
+    return _listing(bucket, result, prefix, delimiter, encode, head, after)
+
+
+def _shown(encode: bool) -> Callable[[str], str]:
+    """Keys and prefixes as XML text, percent-encoded with encoding-type=url."""
     from urllib.parse import quote
 
     def shown(text: str) -> str:
         return escape(quote(text, safe="/") if encode else text)
 
+    return shown
+
+
+def _listing(
+    bucket: str,
+    result: Page,
+    prefix: str,
+    delimiter: str,
+    encode: bool,
+    head: list[str],
+    after: list[str],
+) -> bytes:
+    """The ListBucketResult both ListObjects versions share, around their own fields."""
+    shown = _shown(encode)
     parts = [
         f'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="{NS}">',
         f"<Name>{escape(bucket)}</Name><Prefix>{shown(prefix)}</Prefix>",
-        f"<Marker>{shown(marker)}</Marker><MaxKeys>{max_keys}</MaxKeys>",
+        *head,
     ]
     if delimiter:
         parts.append(f"<Delimiter>{shown(delimiter)}</Delimiter>")
     if encode:
         parts.append("<EncodingType>url</EncodingType>")
     parts.append(f"<IsTruncated>{'true' if result.truncated else 'false'}</IsTruncated>")
-    if result.truncated and delimiter:
-        last = max([e.key for e in result.contents] + list(result.prefixes))
-        parts.append(f"<NextMarker>{shown(last)}</NextMarker>")
+    parts += after
     for e in result.contents:
         parts.append(
             f"<Contents><Key>{shown(e.key)}</Key><LastModified>{iso(e.mtime_ns)}</LastModified>"

@@ -31,7 +31,7 @@ class Workspace:
     accept: Callable[[Config, str, Any], str]  # an Event invocation -> its request id
 
 
-class LambdaApi:
+class LambdaApi(LoopServer):
     def __init__(
         self, workspace: Workspace, credentials: Credentials, host: str = "127.0.0.1", port: int = 0
     ) -> None:
@@ -40,17 +40,4 @@ class LambdaApi:
 
             return Routes(workspace, credentials).handle
 
-        self._server = LoopServer("lambda-api", handler, host, port)
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def start(self) -> str:
-        return self._server.start()
-
-    def wait_serving(self) -> None:
-        self._server.wait_serving()
-
-    def stop(self) -> None:
-        self._server.stop()
+        super().__init__("lambda-api", handler, host, port)

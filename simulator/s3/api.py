@@ -21,7 +21,7 @@ from simulator.s3.api_writes import ApiWrites
 from simulator.serving import Credentials, Handler, LoopServer
 
 
-class S3Api:
+class S3Api(LoopServer):
     """The S3 API's server (LoopServer); `start` returns the endpoint's URL."""
 
     def __init__(
@@ -39,17 +39,4 @@ class S3Api:
 
             return Routes(buckets_dir, credentials, config, self.writes).handle
 
-        self._server = LoopServer("s3-api", handler, host, port)
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def start(self) -> str:
-        return self._server.start()
-
-    def wait_serving(self) -> None:
-        self._server.wait_serving()
-
-    def stop(self) -> None:
-        self._server.stop()
+        super().__init__("s3-api", handler, host, port)
