@@ -98,6 +98,15 @@ class LoopServer:
         self._thread.join(10)
 
 
+def _check_identity(access_key: str, token: str | None, credentials: Credentials) -> None:
+    """The workspace's access key, and its session token when the request carries one (all
+    three ways of signing name them)."""
+    if access_key != credentials.access_key:
+        raise SigV4Problem("key")
+    if credentials.session_token is not None and token not in (None, credentials.session_token):
+        raise SigV4Problem("token")
+
+
 MAX_SKEW_S = 15 * 60  # AWS refuses requests signed further from its clock than this
 
 
@@ -150,14 +159,10 @@ def verify_sigv4(
     match = _AUTH.fullmatch(headers.get("Authorization", "").strip())
     if match is None:
         raise SigV4Problem("missing")
-    if match["akid"] != credentials.access_key:
-        raise SigV4Problem("key")
+    _check_identity(match["akid"], headers.get("x-amz-security-token"), credentials)
     if region is not None and match["region"] != region:
         raise SigV4Problem("region")  # a client configured for another region: fails in AWS
     _check_skew(headers.get("x-amz-date", ""))
-    token = headers.get("x-amz-security-token")
-    if credentials.session_token is not None and token not in (None, credentials.session_token):
-        raise SigV4Problem("token")
     signed = {name: headers.get(name, "") for name in match["signed"].split(";")}
     url = f"http://{headers.get('Host', '')}{raw_path}"
     request = AWSRequest(method=method, url=url, headers=signed, data=body)
@@ -190,11 +195,9 @@ def _verify_presigned(
 
     akid, _, scope = query.get("X-Amz-Credential", "").partition("/")
     parts = scope.split("/")
-    if akid != credentials.access_key or len(parts) != 4:
+    if len(parts) != 4:
         raise SigV4Problem("key")
-    token = query.get("X-Amz-Security-Token")
-    if credentials.session_token is not None and token not in (None, credentials.session_token):
-        raise SigV4Problem("token")
+    _check_identity(akid, query.get("X-Amz-Security-Token"), credentials)
     stamp = query.get("X-Amz-Date", "")
     try:
         signed_at = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
@@ -247,11 +250,7 @@ def _verify_presigned_v2(
         def _get_date(self) -> str:
             return str(expires)
 
-    if query.get("AWSAccessKeyId") != credentials.access_key:
-        raise SigV4Problem("key")
-    token = query.get("x-amz-security-token")
-    if credentials.session_token is not None and token not in (None, credentials.session_token):
-        raise SigV4Problem("token")
+    _check_identity(query.get("AWSAccessKeyId", ""), query.get("x-amz-security-token"), credentials)
     try:
         expires = int(query.get("Expires", ""))
     except ValueError:

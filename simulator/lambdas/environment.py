@@ -416,26 +416,21 @@ class Environment:
         text = (
             f"RequestId: {request_id} Error: Task timed out after {self.spec.timeout_s:.2f} seconds"
         )
-        return Result.failed(
-            {"errorType": lambda_errors.TIMED_OUT, "errorMessage": text},
-            duration_ms=elapsed_ms,
-            max_memory_mb=self.peak_mb,
-            environment_lost=True,
-        )
+        return self._lost({"errorType": lambda_errors.TIMED_OUT, "errorMessage": text}, elapsed_ms)
 
     def _out_of_memory(self, request_id: str, elapsed_ms: float) -> Result:
         self.stop()
         text = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
-        return Result.failed(
-            {"errorType": lambda_errors.OUT_OF_MEMORY, "errorMessage": text},
-            duration_ms=elapsed_ms,
-            max_memory_mb=self.peak_mb,
-            environment_lost=True,
-        )
+        payload = {"errorType": lambda_errors.OUT_OF_MEMORY, "errorMessage": text}
+        return self._lost(payload, elapsed_ms)
 
     def _crashed(self, request_id: str, elapsed_ms: float) -> Result:
         payload = self._exit_payload(request_id)
         self.stop()
+        return self._lost(payload, elapsed_ms)
+
+    def _lost(self, payload: dict[str, Any], elapsed_ms: float) -> Result:
+        """A failure that took the environment with it (it is stopped: the next one is cold)."""
         return Result.failed(
             payload, duration_ms=elapsed_ms, max_memory_mb=self.peak_mb, environment_lost=True
         )
