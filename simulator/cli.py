@@ -17,6 +17,7 @@ from typing import Any
 
 from simulator import commands
 from simulator.errors import ConfigError, LambdaApiError, SimulatorError, WorkspaceLocked
+from simulator.promotion import actions
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,6 +62,10 @@ def parser() -> argparse.ArgumentParser:
     )
     alist = alias_sub.add_parser("list", help="list a function's aliases")
     alist.add_argument("function")
+    ahist = alias_sub.add_parser("history", help="every change of an alias, with its cause")
+    ahist.add_argument("function")
+    ahist.add_argument("alias", nargs="?")
+    _promotion_parsers(sub)
     lg = sub.add_parser("logs", help="read (and follow) the log stream")
     lg.add_argument("-f", "--follow", action="store_true")
     for name in ("function", "alias", "version", "bucket", "request-id", "level"):
@@ -101,6 +106,35 @@ def parser() -> argparse.ArgumentParser:
     inv.add_argument("--bucket")
     inv.add_argument("--key")
     return p
+
+
+def _promotion_parsers(sub: Any) -> None:
+    pro = sub.add_parser("promote", help="point TO-ALIAS at the version FROM-ALIAS points at")
+    pro.add_argument("function")
+    pro.add_argument("from_alias", metavar="from-alias")
+    pro.add_argument("to_alias", metavar="to-alias")
+    rb = sub.add_parser("rollback", help="return an alias to what it was before its last change")
+    rb.add_argument("function")
+    rb.add_argument("alias")
+    sh = sub.add_parser(
+        "shift",
+        help="shift an alias's traffic to a version (CodeDeploy's canary / linear types); "
+        "`shift report [FUNCTION [ALIAS]]` charts the last shift",
+    )
+    sh.add_argument("words", nargs="+", metavar="FUNCTION ALIAS | report [FUNCTION [ALIAS]]")
+    sh.add_argument("--to", help="the version to shift to")
+    sh.add_argument("--type", default="AllAtOnce", help="e.g. Canary10Percent5Minutes")
+    sh.add_argument("--pre-traffic", help="hook function run before any traffic moves")
+    sh.add_argument("--post-traffic", help="hook function run after all traffic moved")
+    sh.add_argument(
+        "--rollback-if",
+        action="append",
+        default=[],
+        metavar="METRIC>=THRESHOLD[/MINUTES]",
+        help="roll back when the new version's error_rate, errors or timeouts reach this",
+    )
+    sh.add_argument("--stop", action="store_true", help="stop the shift: roll back")
+    sh.add_argument("--html", type=Path, help="shift report: also write the chart here")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,8 +180,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "alias":
         if args.alias_command == "set":
             _out(commands.alias_set(ws, args.function, args.alias, args.version, args.weight))
+        elif args.alias_command == "history":
+            _out(actions.history(ws, args.function, args.alias))
         else:
             _out(commands.alias_list(ws, args.function))
+        return 0
+    if args.command in ("promote", "rollback", "shift"):
+        _out(_promotion(ws, args))
         return 0
     if args.command == "logs":
         filters = {
@@ -179,6 +218,36 @@ def _dispatch(args: argparse.Namespace) -> int:
         _out(text)
         return 0 if ok else 1
     raise AssertionError(args.command)
+
+
+def _promotion(ws: Path, args: argparse.Namespace) -> str:
+    from simulator.promotion import report
+
+    if args.command == "promote":
+        return actions.promote(ws, args.function, args.from_alias, args.to_alias)
+    if args.command == "rollback":
+        return actions.rollback(ws, args.function, args.alias)
+    words: list[str] = args.words
+    if words[0] == "report" and len(words) <= 3:
+        named: list[str | None] = [*words[1:], None, None]
+        return report.show(ws, named[0], named[1], html=args.html)
+    if len(words) != 2:
+        raise SimulatorError("usage: s3sim shift FUNCTION ALIAS --to VERSION [--type TYPE]")
+    function, alias = words
+    if args.stop:
+        return actions.stop(ws, function, alias)
+    if args.to is None:
+        raise SimulatorError("s3sim shift: --to VERSION is required (or --stop)")
+    return actions.shift(
+        ws,
+        function,
+        alias,
+        args.to,
+        args.type,
+        args.pre_traffic,
+        args.post_traffic,
+        args.rollback_if,
+    )
 
 
 def _run(ws: Path, exit_when_idle: bool, as_json: bool) -> int:

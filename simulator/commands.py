@@ -140,7 +140,6 @@ def alias_list(ws_root: Path, function: str) -> str:
 
 
 def alias_set(ws_root: Path, function: str, alias: str, version: str, weights: list[str]) -> str:
-    from simulator.store import config_edit
 
     # Not checked against the published versions: this command is how a reference to a
     # missing version gets fixed. The edited result is checked (config_edit.set_alias).
@@ -153,9 +152,7 @@ def alias_set(ws_root: Path, function: str, alias: str, version: str, weights: l
 
         raise ValidationFailed(alias_name_error(alias))
     parsed = _parse_weights(weights)
-    remaining = config_edit.set_alias(
-        ws.config, ws.state / "config-edit.lock", function, alias, version, parsed, store
-    )
+    remaining = _recorded_alias_edit(ws, store, function, alias, version, parsed)
     if remaining:
         _warn(remaining)
         print(
@@ -167,6 +164,30 @@ def alias_set(ws_root: Path, function: str, alias: str, version: str, weights: l
     return f"{config.function_arn(function, alias)} -> {version}" + "".join(
         f" + {v} at {w:g}" for v, w in parsed.items()
     )
+
+
+def _recorded_alias_edit(
+    ws: Workspace,
+    store: VersionStore,
+    function: str,
+    alias: str,
+    version: str,
+    weights: dict[int, float],
+) -> list[Problem]:
+    """The one-line edit, recorded in the alias history with its cause (`alias set`)."""
+    from simulator.store import alias_history
+    from simulator.store.journal import Journal
+
+    journal = Journal(ws.journal)
+    try:
+        alias_history.ensure_schema(journal)
+        new = (version, {str(k): w for k, w in weights.items()})
+        return alias_history.set_alias(
+            journal, ws.config, ws.state / "config-edit.lock", store, function, alias, new,
+            "alias set",
+        )[1]  # fmt: skip
+    finally:
+        journal.close()
 
 
 def _parse_weights(items: list[str]) -> dict[int, float]:
@@ -402,7 +423,10 @@ def show_status(ws_root: Path, as_json: bool) -> str:
             )
         )
     warm = ", ".join(f"{k}: {v}" for k, v in sorted(report["warm_environments"].items()))
-    return "\n".join([head, _table(rows), f"warm environments: {warm or 'none'}"])
+    from simulator.promotion import actions
+
+    shifts = actions.status_lines(_journal(ws))
+    return "\n".join([head, _table(rows), f"warm environments: {warm or 'none'}", *shifts])
 
 
 def _journal(ws: Workspace) -> Journal:

@@ -159,16 +159,58 @@ class Runtime:
         self._started.append(self.s3_api.stop)
         endpoints = self.ws.state / ENDPOINTS
         workspace = lambda_api.Workspace(
-            self.ws.root, self.store, self._config, self._invoke_sync, self._accept_event
+            self.ws.root,
+            self.store,
+            self._config,
+            self._invoke_sync,
+            self._accept_event,
+            self._api_alias_edit,
         )
         self.lambda_api = lambda_api.LambdaApi(
             workspace, credentials, port=config.settings.lambda_api_port
         )
         lambda_url = self.lambda_api.start()
         self._started.append(self.lambda_api.stop)
-        files.write_atomic(endpoints, json.dumps({"s3": url, "lambda": lambda_url}) + "\n")
+        codedeploy_url = self._start_codedeploy_api(credentials, config)
+        files.write_atomic(
+            endpoints,
+            json.dumps({"s3": url, "lambda": lambda_url, "codedeploy": codedeploy_url}) + "\n",
+        )
         self._started.append(lambda: endpoints.unlink(missing_ok=True))
-        self._endpoints = {"AWS_ENDPOINT_URL_S3": url, "AWS_ENDPOINT_URL_LAMBDA": lambda_url}
+        self._endpoints = {
+            "AWS_ENDPOINT_URL_S3": url,
+            "AWS_ENDPOINT_URL_LAMBDA": lambda_url,
+            "AWS_ENDPOINT_URL_CODEDEPLOY": codedeploy_url,
+        }
+
+    def _start_codedeploy_api(self, credentials: serving.Credentials, config: Config) -> str:
+        """The local CodeDeploy endpoint deployment hooks report their status to."""
+        from simulator.promotion.codedeploy_api import CodeDeployApi
+
+        self.codedeploy_api = CodeDeployApi(
+            lambda *status: self.shifter.put_status(*status),  # the shifter starts later
+            credentials,
+            lambda: self.source.current.region,
+        )
+        url = self.codedeploy_api.start()
+        self._started.append(self.codedeploy_api.stop)
+        return url
+
+    def _start_promotion(self) -> None:
+        """Deployments (traffic shifts) and the alias history; outcomes come from the invoker."""
+        from simulator.promotion import wiring
+
+        self.shifter = wiring.shifter(self.ws, self.journal, self.store, self.source, self.invoker)
+        self.invoker.observe = wiring.observer(self.shifter)
+        self._started.append(self.shifter.stop)
+
+    def _api_alias_edit(
+        self, function: str, alias: str, version: str, weights: dict[int, float]
+    ) -> None:
+        """UpdateAlias / CreateAlias: the config.yaml edit, recorded in the alias history."""
+        from simulator.promotion import wiring
+
+        wiring.api_alias_edit(self.ws, self.journal, self.store, function, alias, version, weights)
 
     def _invoke_sync(self, config: Config, arn: str, event: Any, request_id: str) -> Any:
         """The Lambda API's RequestResponse Invoke: the same resolver and environments."""
@@ -216,6 +258,7 @@ class Runtime:
         )
         self.deliverer.start()
         self._started.append(self.deliverer.stop)
+        self._start_promotion()
 
     def _seal_unseen_versions(self) -> None:
         """Versions committed to git (or published while no journal existed) are sealed on
@@ -374,7 +417,11 @@ class Runtime:
     def supervise(self, stop: threading.Event, exit_when_idle: bool = False) -> None:
         """The supervisor loop; returns when `stop` is set, on a fatal error, or (with
         `exit_when_idle`) once nothing has been pending for 200 ms."""
-        chores = [(0.5, self._hand_over_requests), (1.0, self._housekeeping)]
+        chores = [
+            (0.5, self._hand_over_requests),
+            (1.0, self._housekeeping),
+            (0.1, self.shifter.tick),
+        ]
         next_at = [0.0] * len(chores)
         idle_checks = 0
         while not stop.is_set() and not self.fatal.is_set():

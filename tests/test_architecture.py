@@ -21,6 +21,15 @@ ALLOWED: dict[str, set[str]] = {
     "simulator.store": {"simulator.core", *LEAVES},
     "simulator.s3": {"simulator.core", "simulator.store", "simulator.logs", *LEAVES},
     "simulator.lambdas": {"simulator.core", "simulator.store", "simulator.logs", *LEAVES},
+    # Deployments drive aliases (store) from invocation outcomes (lambdas); nothing below
+    # imports them.
+    "simulator.promotion": {
+        "simulator.core",
+        "simulator.store",
+        "simulator.lambdas",
+        "simulator.logs",
+        *LEAVES,
+    },
     "simulator.errors": set(),
     "simulator.logs": set(),
     "simulator.serving": set(),

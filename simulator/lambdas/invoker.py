@@ -66,6 +66,8 @@ class Invoker:
         self._published = published
         self._rng = rng
         self._rng_lock = threading.Lock()
+        # Told every resolved invocation's end (the deployments' rollback conditions).
+        self.observe: Callable[[Invocation], None] | None = None
 
     def _random(self) -> float:
         with self._rng_lock:
@@ -102,7 +104,7 @@ class Invoker:
             result, cold = _failure(kind, str(exc)), False
         else:
             result, cold = self._run(spec, arn, event, request_id, bound)
-        return Invocation(
+        invocation = Invocation(
             request_id=request_id,
             invoked=str(arn),
             function=arn.function,
@@ -111,6 +113,9 @@ class Invoker:
             result=result,
             cold=cold,
         )
+        if self.observe is not None:
+            self.observe(invocation)
+        return invocation
 
     def spec(self, config: Config, function: str, version: str) -> Spec:
         fn = config.functions[function]

@@ -29,6 +29,9 @@ class Workspace:
     config: Callable[[], Config]  # the running simulator's config (for invocations)
     invoke: Callable[[Config, str, Any, str], Any]  # (config, ARN, event, request id) -> Invocation
     accept: Callable[[Config, str, Any], str]  # an Event invocation -> its request id
+    # (function, alias, version, weights): the alias edit recorded in the alias history
+    # (cause: the Lambda API); None: the plain config.yaml edit.
+    edit_alias: Callable[[str, str, str, dict[int, float]], None] | None = None
 
 
 class LambdaApi(LoopServer):

@@ -269,6 +269,9 @@ class Routes:
         root = self._ws.root
 
         def edit() -> None:
+            if self._ws.edit_alias is not None:
+                self._ws.edit_alias(function, name, version, parsed)
+                return
             config_edit.set_alias(
                 root / "config.yaml",
                 root / ".s3sim" / "config-edit.lock",
