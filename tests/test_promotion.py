@@ -73,9 +73,7 @@ def test_promote_then_rollback_with_every_cause_in_the_history(
     ]
 
 
-def test_weights_are_part_of_an_alias_change(
-    ws: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_weights_are_part_of_an_alias_change(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     publish_versions(ws, 2)
     assert s3sim(ws, "alias", "set", "fn", "prod", "1") == 0
     assert s3sim(ws, "alias", "set", "fn", "prod", "1", "--weight", "2=0.25") == 0

@@ -123,17 +123,19 @@ def next_step_min(kind: DeploymentType, elapsed_min: float) -> float | None:
 Metric = Literal["error_rate", "errors", "timeouts"]
 METRICS: tuple[Metric, ...] = ("error_rate", "errors", "timeouts")
 TIMEOUT_ERROR = "Sandbox.Timedout"
+MIN_INVOCATIONS = 10  # an error rate is judged over at least this many invocations
 
 
 @dataclass(frozen=True)
 class Condition:
     """Trips when the new version's `metric` over the last `window_min` reaches `threshold`
-    (error_rate: a fraction, and only once `min_invocations` were seen in the window)."""
+    (error_rate: a fraction, and only once `min_invocations` were seen in the window, so
+    one early failure is not a 100% error rate)."""
 
     metric: Metric
     threshold: float
     window_min: float = 1.0
-    min_invocations: int = 1
+    min_invocations: int = MIN_INVOCATIONS
 
     def describe(self) -> str:
         limit = f"{self.threshold:.0%}" if self.metric == "error_rate" else f"{self.threshold:g}"
@@ -260,7 +262,7 @@ def _condition(raw: Any, path: str) -> tuple[Condition | None, Problem | None]:
             raw["metric"],
             float(raw["threshold"]),
             float(raw.get("window_min", 1.0)),
-            int(raw.get("min_invocations", 1)),
+            int(raw.get("min_invocations", MIN_INVOCATIONS)),
         )
     except (KeyError, TypeError, ValueError):
         return None, Problem(path, "threshold must be a number; window_min a number of minutes")

@@ -28,7 +28,9 @@ from simulator.store.versions import VersionStore
 from simulator.store.workspace import Workspace
 
 PROMOTE, ROLLBACK, ALIAS_SET, LAMBDA_API = "promote", "rollback", "alias set", "lambda api"
-_CONDITION = re.compile(r"(error_rate|errors|timeouts)>=([0-9.]+%?)(?:/([0-9.]+)m?)?")
+_CONDITION = re.compile(
+    r"(error_rate|errors|timeouts)>=([0-9.]+%?)(?:/([0-9.]+)m?)?(?:,min=([0-9]+))?"
+)
 
 
 @contextmanager
@@ -156,16 +158,22 @@ def _stamp(at_s: float) -> str:
 
 # -- shift --------------------------------------------------------------------------------------
 def parse_condition(text: str) -> Condition:
-    """`error_rate>=20%`, `error_rate>=0.2/2` (over 2 minutes), `errors>=3`, `timeouts>=1`."""
+    """`error_rate>=20%`, `error_rate>=0.2/2` (over 2 minutes), `error_rate>=20%,min=5` (judged
+    once 5 invocations were seen; 10 by default), `errors>=3`, `timeouts>=1`."""
     found = _CONDITION.fullmatch(text.replace(" ", ""))
     if found is None:
         raise SimulatorError(
-            f"--rollback-if takes METRIC>=THRESHOLD[/WINDOW_MINUTES] with METRIC one of "
+            f"--rollback-if takes METRIC>=THRESHOLD[/WINDOW_MINUTES][,min=N] with METRIC one of "
             f"error_rate, errors, timeouts (e.g. error_rate>=20%/1), got {text!r}"
         )
-    metric, threshold, window = found[1], found[2], found[3]
+    metric, threshold, window, least = found[1], found[2], found[3], found[4]
     value = float(threshold.rstrip("%")) / (100 if threshold.endswith("%") else 1)
-    return Condition(metric, value, float(window) if window else 1.0)  # type: ignore[arg-type]
+    return Condition(
+        metric,  # type: ignore[arg-type]
+        value,
+        float(window) if window else 1.0,
+        int(least) if least else deployments.MIN_INVOCATIONS,
+    )
 
 
 def shift(
@@ -261,14 +269,14 @@ def status_lines(journal: Journal) -> list[str]:
     rows = records.load(journal)
     if not rows:
         return ["deployments: none in progress"]
-    now = time.time()
     lines = ["deployments in progress:"]
     for row in rows:
         d = row.deployment
-        version, weights = deployments.alias_target(d, now)
+        # As the shifter last saw it: a stopped simulator's shift is paused (see the README).
+        version, weights = deployments.alias_target(d, row.last_seen_s or time.time())
         lines.append(
             f"  {d.id} {d.function}:{d.alias} {d.old} -> {d.new} {d.type.name} "
-            f"{row.state} phase {d.phase}, split now {version}"
+            f"{row.state} phase {d.phase}, split {version}"
             + "".join(f" + {v} at {w:.0%}" for v, w in weights.items())
         )
     return lines

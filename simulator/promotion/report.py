@@ -6,6 +6,8 @@ outcomes the shifter sampled.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from simulator.store.journal import Journal
 from simulator.store.workspace import Workspace
 
 BUCKETS = 20  # points on the time line
+_MARKERS = ("*", "o", "x", "+")  # without colours, the marker tells the lines apart
 _PLOT_LOCK = threading.Lock()  # plotext draws on one module-level figure
 
 
@@ -86,32 +89,46 @@ def _weight_of(routing: alias_history.Routing, new: str) -> float:
 
 def chart(summary: Summary, html: Path | None = None) -> str:
     """The chart as terminal text (no colours); also written to `html` when given."""
-    import plotext as plt  # type: ignore[import-untyped]
-
     d = summary.row.deployment
     xs = [round(b.start_s, 2) for b in summary.buckets]
+    split = [
+        (f"% of traffic to {d.new} (alias)", [100 * b.weight for b in summary.buckets]),
+        (f"% of invocations seen on {d.new}", [_share(b, d.new) for b in summary.buckets]),
+    ]
+    calls: list[tuple[str, list[float]]] = []
+    for version in (d.old, d.new):
+        counts = [float(b.calls.get(version, 0)) for b in summary.buckets]
+        calls.append((f"{version}: invocations", counts))
+        calls.append((f"{version}: error %", [_rate(b, version) for b in summary.buckets]))
+    title = f"{d.function}:{d.alias} {d.old} -> {d.new} ({d.type.name})"
     with _PLOT_LOCK:
-        plt.clear_figure()
-        plt.subplots(2, 1)
-        plt.plotsize(100, 30)
-        plt.subplot(1, 1)
-        plt.title(f"{d.function}:{d.alias} {d.old} -> {d.new} ({d.type.name}): traffic split")
-        plt.plot(xs, [100 * b.weight for b in summary.buckets], label=f"% to {d.new} (alias)")
-        plt.plot(xs, [_share(b, d.new) for b in summary.buckets], label=f"% seen on {d.new}")
-        plt.ylim(0, 100)
-        plt.subplot(2, 1)
-        plt.title("invocations and error rate per version")
-        for version in (d.old, d.new):
-            calls = [b.calls.get(version, 0) for b in summary.buckets]
-            plt.plot(xs, calls, label=f"{version} calls")
-            plt.plot(xs, [_rate(b, version) for b in summary.buckets], label=f"{version} error %")
-        plt.xlabel("seconds since the shift was requested")
-        plt.theme("clear")
-        text: str = plt.build()
-        if html is not None:
-            plt.save_fig(str(html))
-        plt.clear_figure()
-    return text
+        first = _figure(f"{title}: traffic split", xs, split, html, append=False)
+        second = _figure("invocations and error rate per version", xs, calls, html, append=True)
+    return f"{first}\n{second}"
+
+
+def _figure(
+    title: str,
+    xs: list[float],
+    series: list[tuple[str, list[float]]],
+    html: Path | None,
+    append: bool,
+) -> str:
+    import plotext as plt  # type: ignore[import-untyped]
+
+    plt.clear_figure()
+    plt.theme("clear")  # no colours: the text goes to logs, files and pipes too
+    plt.plotsize(100, 16)
+    plt.title(title)
+    for (label, ys), marker in zip(series, _MARKERS, strict=False):
+        plt.plot(xs, ys, label=label, marker=marker)
+    plt.xlabel("seconds since the shift was requested")
+    text: str = plt.build()
+    if html is not None:
+        with contextlib.redirect_stdout(io.StringIO()):  # it announces the file on stdout
+            plt.save_fig(str(html), append=append)
+    plt.clear_figure()
+    return str(plt.uncolorize(text))
 
 
 def _share(b: Bucket, version: str) -> float:

@@ -80,6 +80,7 @@ class Shifter:
         self._journal, self._config, self._edit = journal, config, edit_alias
         self._invoke_hook, self._clock = invoke_hook, clock
         self._lock = threading.Lock()
+        self._driving = threading.Lock()  # one thread at a time moves deployments on
         self._live: dict[str, _Live] = {}
         self._reconciled: Config | None = None
         self._known: set[tuple[str, str]] = set()
@@ -157,18 +158,28 @@ class Shifter:
 
     # -- one deployment ---------------------------------------------------------------------
     def _drive(self, deployment_id: str, now: float) -> None:
+        with self._driving:  # the supervisor's tick, or an invocation thread that tripped
+            with self._lock:
+                live = self._live.get(deployment_id)
+            if live is not None:
+                self._drive_one(live, now)
+
+    def _drive_one(self, live: _Live, now: float) -> None:
         with self._lock:
-            live = self._live[deployment_id]
             d, trip = live.deployment, live.trip
         if trip is not None:
             d = deployments.roll_back(d, trip)
         else:
-            d = self._hooks(live, deployments.advance(d, now), now)
+            d = deployments.advance(d, now)
+            self._apply(d, now)  # all traffic moved before the AfterAllowTraffic hook starts
+            d = self._hooks(live, d, now)
         self._apply(d, now)
         with self._lock:
-            live.deployment = d
+            changed, live.deployment = live.deployment != d, d
         if d.status != "InProgress":
             self._finish(live, now)
+        elif changed:  # a restart resumes from the phase it reached
+            records.save(self._journal, d, now)
 
     def _hooks(self, live: _Live, d: Deployment, now: float) -> Deployment:
         hook = d.hook() if d.status == "InProgress" else None
@@ -296,12 +307,15 @@ class Shifter:
             if live is None:
                 return
             d = live.deployment
+            tripped_now = False
             if version == d.new:
                 live.outcomes.append(Outcome(now, ok, error_type))
                 trip = deployments.tripped(d.rollback, live.outcomes, now, d.time_scale)
                 if trip is not None and live.trip is None and d.status == "InProgress":
-                    live.trip = trip.describe()
+                    live.trip, tripped_now = trip.describe(), True
         records.add_sample(self._journal, d.id, now, version, ok, error_type)
+        if tripped_now:  # at once, not at the next tick: no more traffic to a failing version
+            self._drive(d.id, now)
 
     def put_status(self, deployment_id: str, execution_id: str, status: str) -> str:
         """PutLifecycleEventHookExecutionStatus; returns the execution id (CodeDeploy's
