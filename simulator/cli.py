@@ -45,6 +45,11 @@ def parser() -> argparse.ArgumentParser:
     pub = sub.add_parser("publish", help="publish $LATEST of a function as a new version")
     pub.add_argument("function")
     pub.add_argument("--description", default=None)
+    pub.add_argument(
+        "--alias",
+        help="then move this alias to the new version (through its deployment preference, "
+        "if config.yaml declares one)",
+    )
     ver = sub.add_parser("versions", help="list the published versions of a function")
     ver.add_argument("function")
     alias = sub.add_parser("alias", help="read or change aliases in config.yaml")
@@ -123,7 +128,11 @@ def _promotion_parsers(sub: Any) -> None:
     )
     sh.add_argument("words", nargs="+", metavar="FUNCTION ALIAS | report [FUNCTION [ALIAS]]")
     sh.add_argument("--to", help="the version to shift to")
-    sh.add_argument("--type", default="AllAtOnce", help="e.g. Canary10Percent5Minutes")
+    sh.add_argument(
+        "--type",
+        help="e.g. Canary10Percent5Minutes (default: the alias's deployment preference in "
+        "config.yaml, else AllAtOnce)",
+    )
     sh.add_argument("--pre-traffic", help="hook function run before any traffic moves")
     sh.add_argument("--post-traffic", help="hook function run after all traffic moved")
     sh.add_argument(
@@ -172,7 +181,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         _out(commands.validate(ws))
         return 0
     if args.command == "publish":
-        _out(commands.publish(ws, args.function, args.description))
+        version = commands.publish(ws, args.function, args.description)
+        _out(version)
+        if args.alias is not None:
+            _out(actions.publish_alias(ws, args.function, args.alias, version))
         return 0
     if args.command == "versions":
         _out(commands.versions(ws, args.function))

@@ -210,7 +210,10 @@ class Runtime:
         """UpdateAlias / CreateAlias: the config.yaml edit, recorded in the alias history."""
         from simulator.promotion import wiring
 
-        wiring.api_alias_edit(self.ws, self.journal, self.store, function, alias, version, weights)
+        wiring.api_alias_edit(
+            self.ws, self.journal, self.store, self.source.current, function, alias, version,
+            weights,
+        )  # fmt: skip
 
     def _invoke_sync(self, config: Config, arn: str, event: Any, request_id: str) -> Any:
         """The Lambda API's RequestResponse Invoke: the same resolver and environments."""

@@ -215,3 +215,49 @@ def test_a_preference_parses_as_sam_declares_it() -> None:
         "functions.f.aliases.prod.deployment",
     )
     assert [p.path for p in problems] == ["functions.f.aliases.prod.deployment.type"]
+
+
+def test_config_declares_a_preference_per_alias_or_sams_way_per_function() -> None:
+    from simulator.core import config_parse
+    from simulator.errors import ConfigError
+
+    fn = {"handler": "h.handler", "aliases": {"prod": 1}}
+    config = config_parse.parse(
+        {
+            "functions": {
+                "check": {"handler": "h.handler"},
+                "f": {
+                    **fn,
+                    "deployment_preference": {
+                        "alias": "prod",
+                        "type": "Linear10PercentEvery2Minutes",
+                        "pre_traffic": "check",
+                    },
+                },
+                "g": {
+                    "handler": "h.handler",
+                    "aliases": {"live": {"version": 2, "deployment": {"type": "AllAtOnce"}}},
+                },
+            }
+        }
+    )
+    pref = config.functions["f"].aliases["prod"].deployment
+    assert pref == deployments.Preference(DeploymentType("linear", 10, 2), "check")
+    assert config.functions["g"].aliases["live"].deployment == deployments.Preference(
+        DeploymentType("all_at_once")
+    )
+    with pytest.raises(ConfigError) as bad:
+        config_parse.parse(
+            {
+                "functions": {
+                    "f": {**fn, "deployment_preference": {"alias": "beta", "type": "AllAtOnce"}},
+                    "g": {**fn, "deployment_preference": {"alias": "prod", "type": "AllAtOnce",
+                                                          "post_traffic": "nope"}},
+                }
+            }
+        )  # fmt: skip
+    assert [str(p) for p in bad.value.problems] == [
+        "functions.f.deployment_preference.alias: must name an alias of the function, got 'beta'",
+        "functions.g.aliases.prod.deployment.post_traffic: Function not found: "
+        "arn:aws:lambda:us-east-1:123456789012:function:nope",
+    ]

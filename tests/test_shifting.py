@@ -20,6 +20,7 @@ from simulator.core.arn import FunctionArn
 from simulator.core.lambda_env import DUMMY_CREDENTIALS
 from simulator.runtime import Runtime
 from tests.helpers import ARN, EventLog, make_workspace, running
+from tests.test_lambda_api import lambda_client
 
 # v1 always succeeds; v2 fails 3 of every 10 invocations (its 1st, 2nd and 10th, ...).
 HANDLER = """
@@ -258,3 +259,81 @@ def test_a_shift_survives_a_restart_and_resumes_where_it_was(
         assert resumed["phase"] == "AllowTraffic"
         assert ended(log)["event"] == "shift.succeeded"
     assert prod(ws) == "2"
+
+
+def declare_preference(ws: Path, **preference: Any) -> None:
+    config = yaml.safe_load((ws / "config.yaml").read_text())
+    config["functions"]["fn"]["deployment_preference"] = {"alias": "prod", **preference}
+    (ws / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def test_publish_with_alias_runs_the_declared_deployment_preference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = workspace(tmp_path / "ws", time_scale=0.002, flaky=False)
+    declare_preference(ws, type="Canary10Percent5Minutes", pre_traffic="hook_ok")
+    handler = ws / "functions" / "fn" / "handler.py"
+    handler.write_text(handler.read_text() + "# v3\n")
+    with running(ws) as (_, log):
+        capsys.readouterr()
+        assert s3sim(ws, "publish", "fn", "--alias", "prod") == 0
+        out = capsys.readouterr().out
+        assert out.startswith("3\ndeployment d-")
+        assert "fn:prod 1 -> 3, Canary10Percent5Minutes (10% at 0 min, 100% at 5 min)" in out
+        assert ended(log)["event"] == "shift.succeeded"
+        assert log.matching(log.named("shift.hook_finished", hook="hook_ok", status="Succeeded"))
+    assert prod(ws) == "3"
+    assert history(ws, capsys)[-2:] == [
+        ("1", "1 + 3 at 0.1", "shift step"),
+        ("1 + 3 at 0.1", "3", "shift step"),
+    ]
+
+
+def test_publish_version_then_update_alias_through_the_lambda_api_is_a_deployment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = workspace(tmp_path / "ws", time_scale=0.002, flaky=False)
+    declare_preference(ws, type="AllAtOnce", post_traffic="hook_fails")
+    handler = ws / "functions" / "fn" / "handler.py"
+    handler.write_text(handler.read_text() + "# v3\n")
+    with running(ws) as (_, log):
+        client = lambda_client(ws)
+        # An older version is a direct edit (a repoint, not a release) ...
+        client.update_alias(FunctionName="fn", Name="prod", FunctionVersion="2")
+        assert prod(ws) == "2"
+        # ... a version published since the alias last changed is released through the
+        # declared preference: its post-traffic hook fails, so prod returns to 2.
+        assert client.publish_version(FunctionName="fn")["Version"] == "3"
+        client.update_alias(FunctionName="fn", Name="prod", FunctionVersion="3")
+        end = ended(log)
+    assert end["reason"] == "AfterAllowTraffic hook hook_fails failed: it reported Failed"
+    assert prod(ws) == "2"
+    assert [row[2] for row in history(ws, capsys)][-4:] == [
+        "alias set",
+        "lambda api",
+        "shift step",
+        "automatic rollback",
+    ]
+
+
+def test_shift_stop_rolls_back_by_hand_and_a_hand_edit_is_recorded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = workspace(tmp_path / "ws", time_scale=0.5, flaky=False)  # 5 minutes: 150 s
+    with running(ws) as (_, log):
+        assert s3sim(ws, "shift", "fn", "prod", "--to", "2", "--type",
+                     "Linear10PercentEvery10Minutes") == 0  # fmt: skip
+        log.wait_for(log.named("shift.step", split="1: 90%, 2: 10%"))
+        assert s3sim(ws, "shift", "fn", "prod", "--to", "2") == 1  # one shift per alias
+        assert s3sim(ws, "shift", "fn", "prod", "--stop") == 0
+        end = ended(log)
+        assert end["reason"] == "stopped by hand: s3sim shift --stop"
+        assert prod(ws) == "1"
+        text = (ws / "config.yaml").read_text()
+        (ws / "config.yaml").write_text(text.replace("prod: '1'", "prod: '2'"))
+        log.wait_for(log.named("alias.changed", alias="prod", cause="hand edit"))
+    assert history(ws, capsys)[-3:] == [
+        ("1", "1 + 2 at 0.1", "shift step"),
+        ("1 + 2 at 0.1", "1", "automatic rollback"),
+        ("1", "2", "hand edit"),
+    ]

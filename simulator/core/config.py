@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from simulator.core.arn import ALIAS_NAME, ALIAS_NAME_PATTERN, LATEST, FunctionArn
+from simulator.core.deployments import Preference
 from simulator.errors import ArnError, ConfigError, Problem
 
 DEFAULT_IGNORE = (
@@ -73,6 +74,8 @@ class Alias:
     version: str  # "$LATEST" or "N"
     weights: Mapping[str, float] = field(default_factory=dict)  # at most one extra version
     overrides: AsyncOverrides = field(default_factory=AsyncOverrides)
+    # How a publish moves this alias to a new version (SAM's DeploymentPreference).
+    deployment: Preference | None = None
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from simulator.core import config_settings
+from simulator.core import config_settings, deployments
 from simulator.core.arn import LATEST, FunctionArn
 from simulator.core.config import (
     RESERVED_ENV,
@@ -61,6 +62,7 @@ def build(raw: Any) -> tuple[Config, list[Problem]]:
     }
     config = Config(region, account, functions, buckets, settings)
     _check_destinations(r, config)
+    _check_hooks(r, config)
     return config, r.problems
 
 
@@ -95,6 +97,7 @@ _FUNCTION_KEYS = {
     "layers",
     "log_format",
     "log_level",
+    "deployment_preference",
 }
 _RUNTIME = re.compile(r"^(python3\.\d{1,2}|provided|provided\.al2|provided\.al2023)$")
 _LOG_FORMATS = ("Text", "JSON")
@@ -107,6 +110,7 @@ _ALIAS_KEYS = {
     "max_event_age",
     "on_failure",
     "on_success",
+    "deployment",
 }
 
 
@@ -146,10 +150,15 @@ def _function(r: Reader, name: str, raw: Any, path: str) -> Function:
         ),
         on_failure=_destination(r, body.get("on_failure"), f"{path}.on_failure"),
         on_success=_destination(r, body.get("on_success"), f"{path}.on_success"),
-        aliases={
-            str(alias): _alias(r, str(alias), value, f"{path}.aliases.{alias}")
-            for alias, value in r.named(body.get("aliases"), f"{path}.aliases").items()
-        },
+        aliases=_with_preference(
+            r,
+            {
+                str(alias): _alias(r, str(alias), value, f"{path}.aliases.{alias}")
+                for alias, value in r.named(body.get("aliases"), f"{path}.aliases").items()
+            },
+            body.get("deployment_preference"),
+            f"{path}.deployment_preference",
+        ),
         runtime=_runtime(r, body.get("runtime"), f"{path}.runtime"),
         layers=_layers(r, body.get("layers"), f"{path}.layers"),
         **_logging(r, body, path),
@@ -259,8 +268,34 @@ def _alias(r: Reader, name: str, raw: Any, path: str) -> Alias:
         r.known(raw, _ALIAS_KEYS, path)
         version = _version(r, raw.get("version"), f"{path}.version")
         weights = _weights(r, raw.get("weights"), version, f"{path}.weights")
-        return Alias(name, version, weights, _overrides(r, raw, path))
+        deployment = _deployment(r, raw.get("deployment"), f"{path}.deployment")
+        return Alias(name, version, weights, _overrides(r, raw, path), deployment)
     return Alias(name, _version(r, raw, path))
+
+
+def _with_preference(r: Reader, aliases: dict[str, Alias], raw: Any, path: str) -> dict[str, Alias]:
+    """SAM's shape, per function: `deployment_preference: {alias: prod, type: ...}` (the
+    alias is SAM's AutoPublishAlias); the same as `deployment:` under that alias."""
+    if raw is None:
+        return aliases
+    body = r.mapping(raw, path)
+    alias = body.get("alias")
+    if alias not in aliases:
+        r.fail(f"{path}.alias", f"must name an alias of the function, got {shown(alias)}")
+        return aliases
+    if aliases[alias].deployment is not None:
+        r.fail(path, f"alias {alias!r} declares its own deployment; keep one of the two")
+        return aliases
+    pref = _deployment(r, {k: v for k, v in body.items() if k != "alias"}, path)
+    return {**aliases, alias: dataclasses.replace(aliases[alias], deployment=pref)}
+
+
+def _deployment(r: Reader, raw: Any, path: str) -> deployments.Preference | None:
+    if raw is None:
+        return None
+    preference, problems = deployments.parse_preference(raw, path)
+    r.problems += problems
+    return preference
 
 
 def _overrides(r: Reader, raw: Mapping[str, Any], path: str) -> AsyncOverrides:
@@ -509,6 +544,33 @@ def _check_overlaps(r: Reader, notes: tuple[Notification, ...], bucket_path: str
                 "suffixes in two rules if the prefixes are overlapping for the same "
                 "event type.",
             )
+
+
+def _check_hooks(r: Reader, config: Config) -> None:
+    """A deployment's hooks are functions of the workspace (by name or ARN)."""
+    for fn in config.functions.values():
+        for alias in fn.aliases.values():
+            pref = alias.deployment
+            if pref is None:
+                continue
+            for key, hook in (
+                ("pre_traffic", pref.pre_traffic),
+                ("post_traffic", pref.post_traffic),
+            ):
+                name = hook_function(hook) if hook is not None else None
+                if name is not None and name not in config.functions:
+                    r.fail(
+                        f"functions.{fn.name}.aliases.{alias.name}.deployment.{key}",
+                        f"Function not found: {config.function_arn(name)}",
+                    )
+
+
+def hook_function(hook: str) -> str:
+    """The function a hook names: itself, or the function of an ARN."""
+    try:
+        return FunctionArn.parse(hook).function if hook.startswith("arn:") else hook
+    except ArnError:
+        return hook
 
 
 def _check_destinations(r: Reader, config: Config) -> None:

@@ -27,7 +27,7 @@ from simulator.store.journal import Journal
 from simulator.store.versions import VersionStore
 from simulator.store.workspace import Workspace
 
-PROMOTE, ROLLBACK, ALIAS_SET, LAMBDA_API = "promote", "rollback", "alias set", "lambda api"
+PROMOTE, ROLLBACK, PUBLISH = "promote", "rollback", "publish --alias"
 _CONDITION = re.compile(
     r"(error_rate|errors|timeouts)>=([0-9.]+%?)(?:/([0-9.]+)m?)?(?:,min=([0-9]+))?"
 )
@@ -181,31 +181,82 @@ def shift(
     function: str,
     alias: str,
     to: str,
-    type_name: str,
+    type_name: str | None = None,
     pre_traffic: str | None = None,
     post_traffic: str | None = None,
     conditions: Sequence[str] = (),
 ) -> str:
-    try:
-        kind = DeploymentType.parse(type_name)
-    except ValueError as exc:
-        raise SimulatorError(str(exc)) from None
+    """A shift as asked; what is not given comes from the alias's declared deployment
+    preference (config.yaml), else AllAtOnce without hooks or conditions."""
     rollback_if = tuple(parse_condition(c) for c in conditions)
     with _workspace(ws_root) as (ws, journal, store, config):
+        _alias(config, function, alias)
+        pref = config.functions[function].aliases[alias].deployment
+        kind = _kind(type_name) if type_name else pref.type if pref else _kind("AllAtOnce")
         d = request(
-            journal, store, config, function, alias, to, kind, pre_traffic, post_traffic,
-            rollback_if,
-        )  # fmt: skip
-        running = (ws.state / "endpoints.json").exists()
+            journal,
+            store,
+            config,
+            function,
+            alias,
+            to,
+            kind,
+            pre_traffic or (pref.pre_traffic if pref else None),
+            post_traffic or (pref.post_traffic if pref else None),
+            rollback_if or (pref.rollback if pref else ()),
+        )
+        return announce(ws, d)
+
+
+def _kind(name: str) -> DeploymentType:
+    try:
+        return DeploymentType.parse(name)
+    except ValueError as exc:
+        raise SimulatorError(str(exc)) from None
+
+
+def announce(ws: Workspace, d: Deployment) -> str:
+    running = (ws.state / "endpoints.json").exists()
     when = (
         "the running simulator starts it now"
         if running
         else "it starts when the simulator runs (`s3sim run`)"
     )
     return (
-        f"deployment {d.id}: {function}:{alias} {d.old} -> {d.new}, {kind.name} "
-        f"({_steps(kind)}); {when}"
+        f"deployment {d.id}: {d.function}:{d.alias} {d.old} -> {d.new}, {d.type.name} "
+        f"({_steps(d.type)}); {when}"
     )
+
+
+def move_alias(
+    ws: Workspace,
+    journal: Journal,
+    store: VersionStore,
+    config: Config,
+    function: str,
+    alias: str,
+    version: str,
+    cause: str,
+) -> tuple[str, Deployment | None]:
+    """Move an alias to a new version the way its config asks: through a deployment when it
+    declares a deployment preference (and moves from one published version to another),
+    else with the one-line edit. Returns the text to show and the deployment, if any."""
+    current = alias_history.routing_of(config, function, alias)[0]
+    pref = config.functions[function].aliases[alias].deployment if current else None
+    if pref is None or current in (None, LATEST, version) or version == LATEST:
+        return edit(ws, journal, store, function, alias, (version, {}), cause), None
+    d = request(
+        journal, store, config, function, alias, version, pref.type, pref.pre_traffic,
+        pref.post_traffic, pref.rollback,
+    )  # fmt: skip
+    return announce(ws, d), d
+
+
+def publish_alias(ws_root: Path, function: str, alias: str, version: str) -> str:
+    """`s3sim publish FUNCTION --alias ALIAS`: the new version goes to the alias."""
+    with _workspace(ws_root) as (ws, journal, store, config):
+        _alias(config, function, alias)
+        return move_alias(ws, journal, store, config, function, alias, version, PUBLISH)[0]
 
 
 def request(

@@ -11,7 +11,9 @@ from typing import Any
 import structlog
 
 from simulator.core.arn import FunctionArn
+from simulator.core.config import Config
 from simulator.lambdas.invoker import Invocation, Invoker
+from simulator.promotion import actions, records
 from simulator.promotion.shifter import Shifter
 from simulator.store import alias_history
 from simulator.store.config_source import ConfigSource
@@ -69,17 +71,43 @@ def observer(target: Shifter) -> Callable[[Invocation], None]:
     return observe
 
 
+def _release(journal: Journal, function: str, alias: str, version: str) -> bool:
+    """An UpdateAlias is a release (it goes through the alias's deployment preference) when it
+    moves the alias to a version published since the alias last changed: PublishVersion
+    followed by UpdateAlias. Pointing it back at an older version stays a direct edit."""
+    if not version.isdigit():
+        return False
+    seal = journal.version_seal(function, int(version))
+    last = alias_history.last(journal, function, alias)
+    return seal is not None and (last is None or seal.first_seen_s > last.at_s)
+
+
 def api_alias_edit(
     ws: Workspace,
     journal: Journal,
     store: VersionStore,
+    config: Config,
     function: str,
     alias: str,
     version: str,
     weights: dict[int, float],
 ) -> None:
-    """The Lambda API's alias writes, recorded with their cause."""
+    """The Lambda API's alias writes, recorded with their cause. An UpdateAlias that moves an
+    alias with a declared deployment preference to a new version (no routing given) starts
+    that deployment, as SAM's AutoPublishAlias does through CodeDeploy."""
     alias_history.ensure_schema(journal)
+    records.ensure_schema(journal)
+    fn = config.functions.get(function)
+    if (
+        not weights
+        and fn is not None
+        and alias in fn.aliases
+        and _release(journal, fn.name, alias, version)
+    ):
+        d = actions.move_alias(ws, journal, store, config, function, alias, version, LAMBDA_API)[1]
+        if d is not None:
+            log.info("shift.requested", deployment_id=d.id, function=function, alias=alias)
+        return
     alias_history.set_alias(
         journal,
         ws.config,
