@@ -8,6 +8,7 @@
     │   ├── ResourceConflict        ResourceConflictException
     │   ├── InvalidParameterValue   InvalidParameterValueException
     │   └── ValidationFailed        ValidationException
+    ├── HookStatusError             what CodeDeploy's PutLifecycleEventHookExecutionStatus answers
     ├── VersionIntegrityError       a published version's sealed code or settings changed
     ├── RuntimeUnavailable          a function's runtime cannot run here (not installed, ...)
     └── WorkspaceLocked             another simulator runs on the workspace
@@ -34,6 +35,15 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class HookStatusError(SimulatorError):
+    """A PutLifecycleEventHookExecutionStatus that CodeDeploy refuses: its exception name
+    (`code`) and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
 
 
 class RuntimeUnavailable(SimulatorError):

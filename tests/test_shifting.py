@@ -63,6 +63,7 @@ def workspace(root: Path, time_scale: float, flaky: bool = True) -> Path:
             "hook_ok": {**hook, "environment": {"REPORT": "Succeeded"}},
             "hook_fails": {**hook, "environment": {"REPORT": "Failed"}},
             "hook_raises": {"handler": "handler.broken", "timeout": 30},
+            "hook_sleeps": {"handler": "handler.slow", "timeout": 1},
         },
         "buckets": {},
     }
@@ -75,6 +76,9 @@ def workspace(root: Path, time_scale: float, flaky: bool = True) -> Path:
             "hook_ok": {"handler.py": HOOK},
             "hook_fails": {"handler.py": HOOK},
             "hook_raises": {"handler.py": "def broken(event, context):\n    raise KeyError(1)\n"},
+            "hook_sleeps": {
+                "handler.py": "import time\ndef slow(event, context):\n    time.sleep(60)\n"
+            },
         },
     )
     for revision in ("v1", "v2"):
@@ -192,6 +196,18 @@ def test_a_failing_pre_traffic_hook_stops_the_shift_before_any_traffic_moves(
     assert (end["event"], end["reason"]) == ("shift.rolled_back", reason)
     assert prod(ws) == "1"
     assert history(ws, capsys)[-1] == ("$LATEST", "1", "alias set")
+
+
+def test_a_pre_traffic_hook_that_times_out_fails(tmp_path: Path) -> None:
+    ws = workspace(tmp_path / "ws", time_scale=0.002, flaky=False)
+    with running(ws) as (_, log):
+        assert s3sim(ws, "shift", "fn", "prod", "--to", "2", "--pre-traffic", "hook_sleeps") == 0
+        end = ended(log)
+    assert end["reason"].startswith(
+        "BeforeAllowTraffic hook hook_sleeps failed: Sandbox.Timedout: "
+    )
+    assert end["reason"].endswith("Task timed out after 1.00 seconds")
+    assert prod(ws) == "1"
 
 
 def test_a_failing_post_traffic_hook_rolls_back(

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from simulator.errors import HookStatusError
 from simulator.serving import Credentials, Handler, LoopServer, SigV4Problem, verify_sigv4
 
 log = structlog.get_logger("s3sim")
@@ -47,8 +48,6 @@ class _Routes:
     async def handle(self, request: Any) -> Any:
         from aiohttp import web
 
-        from simulator.promotion.shifter import HookStatusError
-
         body = await request.read()
         try:
             verify_sigv4(
@@ -79,8 +78,6 @@ class _Routes:
         return response
 
     def _route(self, target: str, body: bytes) -> dict[str, Any]:
-        from simulator.promotion.shifter import HookStatusError
-
         operation = target.removeprefix(TARGET_PREFIX)
         if operation != "PutLifecycleEventHookExecutionStatus":
             raise HookStatusError(

@@ -25,6 +25,7 @@ import structlog
 from simulator.core import deployments
 from simulator.core.config import Config
 from simulator.core.deployments import Deployment, Outcome
+from simulator.errors import HookStatusError
 from simulator.promotion import records
 from simulator.store import alias_history
 from simulator.store.journal import Journal
@@ -56,14 +57,6 @@ class _Live:
     hook_thread: threading.Thread | None = None
     hook_status: str | None = None  # Succeeded | Failed, as the hook reported it
     hook_result: tuple[bool, str] | None = None  # the hook invocation's end
-
-
-class HookStatusError(Exception):
-    """A PutLifecycleEventHookExecutionStatus CodeDeploy refuses: (code, message)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
 
 
 class Shifter:
@@ -161,8 +154,29 @@ class Shifter:
         with self._driving:  # the supervisor's tick, or an invocation thread that tripped
             with self._lock:
                 live = self._live.get(deployment_id)
-            if live is not None:
+            if live is None:
+                return
+            try:
                 self._drive_one(live, now)
+            except Exception as exc:  # e.g. config.yaml cannot be edited: end it, loudly
+                log.exception("shift.failed", deployment_id=deployment_id)
+                self._abandon(live, f"{type(exc).__name__}: {exc}", now)
+
+    def _abandon(self, live: _Live, reason: str, now: float) -> None:
+        """Roll back what can be rolled back and end the deployment (never retried every
+        tick: a deployment that cannot go on must not flood the log)."""
+        with self._lock:
+            live.deployment = deployments.roll_back(live.deployment, f"failed: {reason}")
+        try:
+            self._apply(live.deployment, now)
+        except Exception as exc:
+            log.error(
+                "shift.rollback_failed",
+                deployment_id=live.deployment.id,
+                error=str(exc),
+                action="the alias is left as it is; fix config.yaml, then `s3sim rollback`",
+            )
+        self._finish(live, now)
 
     def _drive_one(self, live: _Live, now: float) -> None:
         with self._lock:
