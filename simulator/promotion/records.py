@@ -121,34 +121,31 @@ def request_stop(journal: Journal, function: str, alias: str, reason: str) -> st
 
 def load(journal: Journal, states: tuple[str, ...] = OPEN_STATES) -> list[Row]:
     marks = ",".join("?" * len(states))
-    with journal.transaction() as db:
-        rows = db.execute(
-            f"SELECT body, state, stop_requested, created_s, updated_s, last_seen_s "
-            f"FROM deployments WHERE state IN ({marks}) ORDER BY created_s",
-            states,
-        ).fetchall()
+    rows = journal.rows(
+        f"SELECT body, state, stop_requested, created_s, updated_s, last_seen_s "
+        f"FROM deployments WHERE state IN ({marks}) ORDER BY created_s",
+        states,
+    )
     return [Row(from_json(b), s, r, c, u, ls) for b, s, r, c, u, ls in rows]
 
 
 def latest(journal: Journal, function: str | None = None, alias: str | None = None) -> Row | None:
-    with journal.transaction() as db:
-        row = db.execute(
-            "SELECT body, state, stop_requested, created_s, updated_s, last_seen_s "
-            "FROM deployments WHERE (? IS NULL OR function = ?) AND (? IS NULL OR alias = ?) "
-            "ORDER BY created_s DESC LIMIT 1",
-            (function, function, alias, alias),
-        ).fetchone()
-    return None if row is None else Row(from_json(row[0]), *row[1:])
+    rows = journal.rows(
+        "SELECT body, state, stop_requested, created_s, updated_s, last_seen_s "
+        "FROM deployments WHERE (? IS NULL OR function = ?) AND (? IS NULL OR alias = ?) "
+        "ORDER BY created_s DESC LIMIT 1",
+        (function, function, alias, alias),
+    )
+    return Row(from_json(rows[0][0]), *rows[0][1:]) if rows else None
 
 
 def by_id(journal: Journal, deployment_id: str) -> Row | None:
-    with journal.transaction() as db:
-        row = db.execute(
-            "SELECT body, state, stop_requested, created_s, updated_s, last_seen_s "
-            "FROM deployments WHERE id = ?",
-            (deployment_id,),
-        ).fetchone()
-    return None if row is None else Row(from_json(row[0]), *row[1:])
+    rows = journal.rows(
+        "SELECT body, state, stop_requested, created_s, updated_s, last_seen_s "
+        "FROM deployments WHERE id = ?",
+        (deployment_id,),
+    )
+    return Row(from_json(rows[0][0]), *rows[0][1:]) if rows else None
 
 
 def add_sample(
@@ -163,12 +160,11 @@ def add_sample(
 
 
 def samples(journal: Journal, deployment_id: str) -> list[tuple[float, str, bool, str | None]]:
-    with journal.transaction() as db:
-        rows = db.execute(
-            "SELECT at_s, version, ok, error_type FROM deployment_samples "
-            "WHERE deployment_id = ? ORDER BY at_s",
-            (deployment_id,),
-        ).fetchall()
+    rows = journal.rows(
+        "SELECT at_s, version, ok, error_type FROM deployment_samples "
+        "WHERE deployment_id = ? ORDER BY at_s",
+        (deployment_id,),
+    )
     return [(float(a), str(v), bool(o), e) for a, v, o, e in rows]
 
 

@@ -135,6 +135,8 @@ class Shifter:
         else:
             version, weights = alias_history.routing_of(self._config(), d.function, d.alias)
             d = replace(d, old=version or d.old, old_weights=weights)
+            if version == d.new:  # moved there meanwhile (by hand, or another command)
+                d = replace(d, phase="End", status="Succeeded", reason=f"already at {d.new}")
             log.info(
                 "shift.started",
                 deployment_id=d.id,

@@ -106,13 +106,12 @@ def _forget(journal: Journal, token: str) -> None:
 
 
 def changes(journal: Journal, function: str, alias: str | None = None) -> list[Change]:
-    with journal.transaction() as db:
-        rows = db.execute(
-            "SELECT id, at_s, function, alias, old_version, old_weights, new_version, "
-            "new_weights, cause, detail FROM alias_changes WHERE function = ? "
-            "AND (? IS NULL OR alias = ?) ORDER BY id",
-            (function, alias, alias),
-        ).fetchall()
+    rows = journal.rows(
+        "SELECT id, at_s, function, alias, old_version, old_weights, new_version, "
+        "new_weights, cause, detail FROM alias_changes WHERE function = ? "
+        "AND (? IS NULL OR alias = ?) ORDER BY id",
+        (function, alias, alias),
+    )
     return [_change(r) for r in rows]
 
 

@@ -208,6 +208,11 @@ class Journal:
             self._wal_identity = None
             self._io_failed = False
 
+    def rows(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
+        """A read on the reader connection: it never waits for a writer's transaction (the
+        alias history and the deployments, read by the supervisor ten times a second)."""
+        return self._read(sql, args)
+
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
         with self._read_lock:
             try:
