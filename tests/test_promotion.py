@@ -116,3 +116,30 @@ def test_rollback_of_an_alias_without_an_earlier_version_says_so(
     assert "Alias not found: arn:aws:lambda:us-east-1:123456789012:function:fn:nope" in (
         capsys.readouterr().err
     )
+
+
+def test_publish_with_alias_and_no_preference_moves_the_alias_at_once(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish_versions(ws, 1)
+    assert s3sim(ws, "alias", "set", "fn", "prod", "1") == 0
+    (ws / "functions" / "fn" / "handler.py").write_text("def handler(e, c):\n    return 2\n")
+    capsys.readouterr()
+    assert s3sim(ws, "publish", "fn", "--alias", "prod") == 0
+    assert capsys.readouterr().out.splitlines() == ["2", "functions.fn.aliases.prod: 1 -> 2"]
+    assert history_rows(ws, capsys, "prod")[-1][1:4] == ["1", "2", "publish --alias"]
+
+
+def test_a_resumed_deployment_skips_the_time_it_was_not_watched() -> None:
+    from simulator.core.deployments import Deployment, DeploymentType, alias_target
+    from simulator.promotion.records import from_json, shifted, to_json
+
+    d = Deployment(
+        "d-ABCDEFGHI", "fn", "prod", "1", "2", DeploymentType.parse("Canary10Percent5Minutes"),
+        time_scale=0.01, phase="AllowTraffic", traffic_start_s=100.0,
+    )  # fmt: skip
+    assert from_json(to_json(d)) == d  # what the journal keeps is the deployment
+    assert alias_target(d, 103.0) == ("2", {})  # 5 minutes (3 s) after traffic started
+    resumed = shifted(d, downtime_s=50.0)  # stopped for 50 s at 102.5
+    assert alias_target(resumed, 152.5) == ("1", {"2": 0.1})
+    assert alias_target(resumed, 153.0) == ("2", {})

@@ -33,7 +33,7 @@ from simulator.store.journal import Journal
 log = structlog.get_logger("s3sim")
 SHIFT_STEP = "shift step"
 AUTO_ROLLBACK = "automatic rollback"
-SHIFT_START = "shift"
+SEEN_EVERY_S = 1.0  # how often "still watching" is written (a restart's pause is measured by it)
 # (function, alias, version, weights, cause, detail) -> writes config.yaml, applies it
 EditAlias = Callable[[str, str, str, dict[str, float], str, str], None]
 # (hook function name, event) -> (ok, error text) once the hook invocation returned
@@ -77,7 +77,7 @@ class Shifter:
         self._live: dict[str, _Live] = {}
         self._reconciled: Config | None = None
         self._known: set[tuple[str, str]] = set()
-        self._resumed = False
+        self._seen_s = 0.0  # when the deployments' last_seen_s was last written
         records.ensure_schema(journal)
         alias_history.ensure_schema(journal)
 
@@ -91,8 +91,9 @@ class Shifter:
             ids = list(self._live)
         for deployment_id in ids:
             self._drive(deployment_id, now)
-        if ids:
+        if ids and now - self._seen_s >= SEEN_EVERY_S:
             records.seen(self._journal, ids, now)
+            self._seen_s = now
 
     def _reconcile(self) -> None:
         """Hand edits of config.yaml (or edits while stopped) into the alias history."""
@@ -370,8 +371,11 @@ class Shifter:
         pool); the deployment stays InProgress in the journal and resumes on the next start."""
         with self._lock:
             threads = [x.hook_thread for x in self._live.values() if x.hook_thread]
+            ids = list(self._live)
         for thread in threads:
             thread.join(timeout_s)
+        if ids:  # the pause a restart skips starts now
+            records.seen(self._journal, ids, self._clock())
 
 
 _NO_STATUS = (
