@@ -143,3 +143,18 @@ def test_a_resumed_deployment_skips_the_time_it_was_not_watched() -> None:
     resumed = shifted(d, downtime_s=50.0)  # stopped for 50 s at 102.5
     assert alias_target(resumed, 152.5) == ("1", {"2": 0.1})
     assert alias_target(resumed, 153.0) == ("2", {})
+
+
+def test_an_alias_removed_by_hand_ends_its_history_with_none(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish_versions(ws, 1)
+    assert s3sim(ws, "alias", "set", "fn", "beta", "1") == 0
+    config = yaml.safe_load((ws / "config.yaml").read_text())
+    del config["functions"]["fn"]["aliases"]["beta"]
+    (ws / "config.yaml").write_text(yaml.safe_dump(config))
+    assert [r[1:4] for r in history_rows(ws, capsys, "beta")] == [
+        ["(none)", "1", "alias set"],
+        ["1", "(none)", "hand edit"],
+    ]
+    assert len(history_rows(ws, capsys, "beta")) == 2  # recorded once

@@ -44,7 +44,7 @@ def _workspace(ws_root: Path) -> Iterator[tuple[Workspace, Journal, VersionStore
         config = config_source.read(ws.config, store, check_versions=False)
         alias_history.ensure_schema(journal)
         records.ensure_schema(journal)
-        alias_history.reconcile(journal, config, set())
+        alias_history.reconcile(journal, config)
         yield ws, journal, store, config
     finally:
         journal.close()

@@ -76,10 +76,10 @@ class Shifter:
         self._driving = threading.Lock()  # one thread at a time moves deployments on
         self._live: dict[str, _Live] = {}
         self._reconciled: Config | None = None
-        self._known: set[tuple[str, str]] = set()
         self._seen_s = 0.0  # when the deployments' last_seen_s was last written
         records.ensure_schema(journal)
         alias_history.ensure_schema(journal)
+        self._known = alias_history.known(journal)
 
     # -- the supervisor's tick --------------------------------------------------------------
     def tick(self) -> None:

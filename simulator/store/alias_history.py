@@ -135,11 +135,23 @@ def routing_of(config: Config, function: str, alias: str) -> Routing:
     return found.version, {str(v): float(w) for v, w in found.weights.items()}
 
 
-def reconcile(journal: Journal, config: Config, known: set[tuple[str, str]]) -> list[Change]:
+def known(journal: Journal) -> set[tuple[str, str]]:
+    """Every (function, alias) the history has rows for (an alias since removed included)."""
+    return {
+        (str(f), str(a))
+        for f, a in journal.rows("SELECT DISTINCT function, alias FROM alias_changes")
+    }
+
+
+def reconcile(
+    journal: Journal, config: Config, seen: set[tuple[str, str]] | None = None
+) -> list[Change]:
     """Record what config.yaml holds that the history does not explain, as hand edits (an
-    alias first seen when the history is empty for it: `first seen`). `known` is every
-    (function, alias) the history has rows for; it is updated."""
-    names = {(f.name, a) for f in config.functions.values() for a in f.aliases} | known
+    alias first seen when the history is empty for it: `first seen`; one removed: new
+    `(none)`). `seen` caches `known(journal)` across calls; it is updated."""
+    if seen is None:
+        seen = known(journal)
+    names = {(f.name, a) for f in config.functions.values() for a in f.aliases} | seen
     recorded: list[Change] = []
     for function, alias in sorted(names):
         now = routing_of(config, function, alias)
@@ -149,7 +161,7 @@ def reconcile(journal: Journal, config: Config, known: set[tuple[str, str]]) -> 
             continue
         cause = HAND_EDIT if before is not None else FIRST_SEEN
         record(journal, function, alias, old, now, cause, "config.yaml")
-        known.add((function, alias))
+        seen.add((function, alias))
         found = last(journal, function, alias)
         if found is not None:
             recorded.append(found)
