@@ -162,3 +162,33 @@ def test_a_handler_cannot_write_straight_into_a_bucket_folder(tmp_path: Path) ->
         assert not (ws / "buckets/loop/direct").exists()
         assert any("[Errno 30] Read-only file system" in json.dumps(e) for e in log.events)
     assert os.access(ws / "buckets/loop", os.W_OK)  # the host's own view stays writable
+
+
+@pytest.mark.integration
+def test_a_loop_through_on_success_destinations_is_stopped_too(tmp_path: Path) -> None:
+    ok = "def handler(event, context):\n    return 1\n"
+    config = {
+        "region": "us-east-1",
+        "account": "123456789012",
+        "simulator": {"time_scale": 0.002, "settle_ms": 20},
+        "functions": {
+            "ping": {"retries": 0, "on_success": {"function": f"{ARN}:pong"}},
+            "pong": {"retries": 0, "on_success": {"function": f"{ARN}:ping"}},
+        },
+        "buckets": {
+            "start": {
+                "notifications": [
+                    {"id": "go", "events": ["s3:ObjectCreated:*"], "function": f"{ARN}:ping"}
+                ]
+            }
+        },
+    }
+    ws = make_workspace(
+        tmp_path / "ws", config, {"ping": {"handler.py": ok}, "pong": {"handler.py": ok}}
+    )
+    with running(ws) as (_, log):
+        drop(ws / "buckets/start/x")
+        stopped = log.wait_for(log.named("invoke.recursive_loop"), timeout=90)[0]
+        assert stopped["function"] == "ping" and stopped["invocations"] == 16
+        assert len(log.wait_for(log.named("invoke.report", function="ping"), count=16)) == 16
+        assert len(log.wait_for(log.named("invoke.report", function="pong"), count=16)) == 16
