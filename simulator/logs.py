@@ -11,6 +11,7 @@ import errno
 import io
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -59,6 +60,8 @@ class Sinks:
     ) -> None:
         self._path, self._console, self._console_json = json_path, console, console_json
         self._verbose = verbose
+        self.terminal = console is not None and not console_json and _is_terminal(console)
+        self._progress_shown = False  # a progress line is on the terminal's last line
         self._json: int | None = None
         self._size = 0
         self._lock = threading.Lock()
@@ -97,6 +100,9 @@ class Sinks:
                 self._write_json(line)
             if self._console is not None:
                 try:
+                    if self._progress_shown:  # the event's line replaces it
+                        self._console.write("\r\x1b[K")
+                        self._progress_shown = False
                     self._console.write(
                         line.decode() if self._console_json else render(event, self._verbose) + "\n"
                     )
@@ -104,6 +110,18 @@ class Sinks:
                 except (OSError, ValueError):  # a closed or broken console: keep the file
                     pass
         return ""
+
+    def show_progress(self, text: str | None) -> None:
+        """Draw (None: clear) the one progress line at the bottom of a terminal."""
+        if not self.terminal or self._console is None:
+            return
+        with self._lock:
+            try:
+                self._console.write("\r\x1b[K" + (printable(text) if text else ""))
+                self._console.flush()
+            except (OSError, ValueError):
+                pass
+            self._progress_shown = bool(text)
 
     def _write_json(self, line: bytes) -> None:
         try:
@@ -241,6 +259,65 @@ def _close_previous(sinks: Sinks | None) -> None:
 def close() -> None:
     """Close the JSON file of the configuration in force (for embedders and tests)."""
     _close_previous(None)
+
+
+def _is_terminal(stream: Console) -> bool:
+    try:
+        isatty = getattr(stream, "isatty", None)
+        return bool(isatty()) if isatty is not None else False
+    except (OSError, ValueError):
+        return False
+
+
+class Progress:
+    """A progress line for long work (a scan of many objects, a replay of many dead
+    letters), on a terminal only: `what: 12,000 of 100,000 objects, 8,000/s, 11 s left`.
+    It appears once the work has run for `delay_s` (short work shows none), is redrawn at
+    most every `every_s`, and is cleared by `close`; the summary is the caller's event."""
+
+    def __init__(
+        self,
+        what: str,
+        total: int | None = None,
+        unit: str = "objects",
+        delay_s: float = 1.0,
+        every_s: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.what, self.total, self.unit = what, total, unit
+        self.count = 0
+        self._clock, self._every_s = clock, every_s
+        self._started = clock()
+        self._next = self._started + delay_s
+        self._sinks = _OPEN[0] if _OPEN and _OPEN[0].terminal else None
+        self._shown = False
+
+    def advance(self, count: int = 1) -> None:
+        self.count += count
+        if self._sinks is None:
+            return
+        now = self._clock()
+        if now >= self._next:
+            self._next = now + self._every_s
+            self._sinks.show_progress(self.line(now))
+            self._shown = True
+
+    def line(self, now: float) -> str:
+        elapsed = max(now - self._started, 1e-9)
+        rate = self.count / elapsed
+        done = f"{self.count:,}" + (f" of {self.total:,}" if self.total else "")
+        text = f"{self.what}: {done} {self.unit}, {rate:,.0f}/s"
+        if self.total and rate > 0 and self.count < self.total:
+            text += f", {math.ceil((self.total - self.count) / rate):,} s left"
+        return text
+
+    def rate(self) -> float:
+        return self.count / max(self._clock() - self._started, 1e-9)
+
+    def close(self) -> None:
+        if self._sinks is not None and self._shown:
+            self._sinks.show_progress(None)
+            self._shown = False
 
 
 def _is_devnull(stream: Console) -> bool:

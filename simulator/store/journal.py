@@ -373,6 +373,9 @@ class Journal:
         )
         return {key: IndexEntry(size, mtime, etag) for key, size, mtime, etag in rows}
 
+    def indexed_count(self) -> int:
+        return int(self._read("SELECT COUNT(*) FROM objects")[0][0])
+
     def indexed_buckets(self) -> list[str]:
         return [r[0] for r in self._read("SELECT DISTINCT bucket FROM objects")]
 
