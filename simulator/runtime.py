@@ -87,6 +87,7 @@ class Runtime:
         # $LATEST code changes per function, recycled once the folder has been quiet: one
         # editor save is several file events (backup, write, close, temp files).
         self._code_due: dict[str, tuple[float, list[str]]] = {}
+        self._replays: list[ReplayWatch] = []  # replays of many dead letters, until done
 
     # -- start -------------------------------------------------------------------------------
     def start(self, cancel: threading.Event | None = None) -> None:
@@ -455,7 +456,11 @@ class Runtime:
             if request_id not in self._handed_over:
                 self._handed_over.add(request_id)
                 self.intake.carry_out(request_id, kind, body)
+                replayed = list(body.get("request_ids", {}).values()) if kind == "replay" else []
+                if len(replayed) > 1:
+                    self._replays.append(ReplayWatch(replayed))
         self._handed_over &= open_ids
+        self._replays = [r for r in self._replays if not r.check(self.journal)]
 
     def stop(self) -> None:
         """Stop every started part, newest first (see the module docstring)."""
@@ -490,6 +495,32 @@ class Runtime:
             action="wrote the open journal back; to reset the state, stop s3sim "
             "first, then delete .s3sim",
         )
+
+
+class ReplayWatch:
+    """A replay of many dead letters, from queued to finished: a progress line on a
+    terminal while their invocations run, and `replay.finished` once each has ended."""
+
+    def __init__(self, request_ids: list[str]) -> None:
+        self._ids = request_ids
+        self._started = time.monotonic()
+        self._progress = logs.Progress("replaying dead letters", len(request_ids), unit="events")
+
+    def check(self, journal: Journal) -> bool:
+        """Advance the progress line; True once every replayed event has ended."""
+        ended = journal.finished(self._ids)
+        self._progress.advance(sum(ended.values()) - self._progress.count)
+        if self._progress.count < len(self._ids):
+            return False
+        self._progress.close()
+        log.info(
+            "replay.finished",
+            count=len(self._ids),
+            succeeded=ended.get("done", 0),
+            dead_lettered=ended.get("dead", 0) + ended.get("replayed", 0),
+            duration_ms=round((time.monotonic() - self._started) * 1000, 1),
+        )
+        return True
 
 
 def _restore_excepthook() -> None:

@@ -463,3 +463,41 @@ def test_workspace_flag_wins_over_the_environment(tmp_path: Path) -> None:
         "-w", str(tmp_path / "b"), "validate", env={"S3SIM_WORKSPACE": str(tmp_path / "a")}
     )
     assert done.stdout.startswith(f"{tmp_path / 'b' / 'config.yaml'}: OK")
+
+
+# -- progress and summaries of long work --------------------------------------------------
+def test_a_replay_of_many_dead_letters_ends_with_a_summary(ws: Path) -> None:
+    raw = yaml.safe_load((ws / "config.yaml").read_text())
+    raw["functions"]["fn"]["retries"] = 0
+    (ws / "config.yaml").write_text(yaml.safe_dump(raw))
+    with running(ws) as (_, log):
+        for name in ("fail-1.txt", "fail-2.txt", "ok.txt"):
+            drop(ws / "buckets/uploads" / name)
+        log.wait_for(log.named("event.dead_lettered"), count=2)
+        log.wait_for(log.named("invoke.report", status="success"))
+        # the handler fails on keys with "fail": make one of them succeed this time
+        (ws / "functions/fn/handler.py").write_text(
+            handler_source().replace('if "fail" in key:', 'if key == "fail-1.txt":')
+        )
+        log.wait_for(log.named("function.code_changed"))
+        commands.replay(ws, [], True, None, None, "")
+        (finished,) = log.wait_for(log.named("replay.finished"))
+    assert (finished["count"], finished["succeeded"], finished["dead_lettered"]) == (2, 1, 1)
+    assert logs.render(finished)[13:].startswith(
+        "INFO    replay.finished      count=2 succeeded=1 dead_lettered=1 duration_ms="
+    )
+
+
+def test_a_catch_up_summary_counts_what_it_walked(ws: Path) -> None:
+    for i in range(30):
+        drop(ws / f"buckets/uploads/old/{i}.txt")
+    with running(ws) as (_, log):
+        (first,) = log.matching(log.named("watch.rescanned"))
+    for i in range(5):
+        drop(ws / f"buckets/uploads/new/{i}.txt")
+    with running(ws) as (_, log):
+        (catch_up,) = log.matching(log.named("watch.rescanned"))
+        log.wait_for(log.named("invoke.report"), count=5)
+    assert (first["objects"], first["changed"], first["fired"]) == (30, 30, False)
+    assert (catch_up["objects"], catch_up["changed"], catch_up["fired"]) == (35, 5, True)
+    assert catch_up["per_s"] > 0

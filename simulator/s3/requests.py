@@ -45,21 +45,10 @@ def carry_out(
 def replay(journal: Journal, stager: Stager, ids: list[int], request_ids: dict[str, str]) -> None:
     """Dead letters again, through the current alias mapping, with new request ids (the ones
     `s3sim replay` chose and recorded when it marked them replayed)."""
-    started = time.monotonic()
-    progress = Progress("replaying dead letters", len(ids), unit="events")
-    try:
-        for dead in journal.load_many(ids):
-            progress.advance()
-            _replay_one(stager, dead, request_ids)
-    finally:
-        progress.close()
-    if len(ids) > 1:
-        log.info(
-            "replay.queued",
-            count=progress.count,
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
-            per_s=round(progress.rate()),
-        )
+    # Queueing is quick; the progress of a long replay is that of its invocations
+    # (the runtime's ReplayWatch, ending with `replay.finished`).
+    for dead in journal.load_many(ids):
+        _replay_one(stager, dead, request_ids)
 
 
 def _replay_one(stager: Stager, dead: Delivery, request_ids: dict[str, str]) -> None:
