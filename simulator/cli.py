@@ -148,7 +148,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # here, not at exit: a reader gone (`| head`) is handled below
+        return code
     except BrokenPipeError:
         return _pipe_closed()
     except (ConfigError, WorkspaceLocked, UsageError) as exc:

@@ -501,3 +501,35 @@ def test_a_catch_up_summary_counts_what_it_walked(ws: Path) -> None:
     assert (first["objects"], first["changed"], first["fired"]) == (30, 30, False)
     assert (catch_up["objects"], catch_up["changed"], catch_up["fired"]) == (35, 5, True)
     assert catch_up["per_s"] > 0
+
+
+def test_explain_into_a_closed_pipe_ends_without_a_traceback(ws: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "-w", str(ws), "explain", "uploads", "a.txt"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first line: `| head -0`
+    assert proc.wait(timeout=120) == 141
+    assert proc.stderr.read() == b""
+
+
+def test_simulator_process_events_span_rotated_log_files(ws: Path, simulator: Any) -> None:
+    raw = yaml.safe_load((ws / "config.yaml").read_text())
+    raw["simulator"].update(log_rotate_bytes=4096, log_keep=100)
+    (ws / "config.yaml").write_text(yaml.safe_dump(raw))
+    sim = simulator(ws).start()
+    for i in range(20):
+        drop(ws / f"buckets/uploads/{i}.txt")
+    reports = sim.wait_for(lambda e: e.get("event") == "invoke.report", count=20)
+    assert len(reports) == 20
+    rotated = logs.rotated_files(ws / ".s3sim/logs/events.jsonl")
+    assert len(rotated) >= 3
+    out = io.StringIO()
+    commands.show_logs(ws, commands.LogView(as_json=True), {"function": "fn"}, out)
+    keys = [json.loads(line).get("key") for line in out.getvalue().splitlines()]
+    assert sorted({k for k in keys if k}, key=lambda k: int(k.split(".")[0])) == [
+        f"{i}.txt" for i in range(20)
+    ]
