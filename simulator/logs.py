@@ -96,7 +96,7 @@ class Sinks:
         except TypeError:  # a lone surrogate somewhere (orjson insists on valid UTF-8)
             line = (json.dumps(event, default=str) + "\n").encode()
         with self._lock:
-            if self._json is not None:
+            if self._path is not None:
                 self._write_json(line)
             if self._console is not None:
                 try:
@@ -125,6 +125,8 @@ class Sinks:
 
     def _write_json(self, line: bytes) -> None:
         try:
+            if self._json is None:  # a rotation could not open the new file: try again
+                self._open()
             if self._torn:  # end the fragment a full disk cut short, so readers skip it
                 self._append(b"\n")
                 self._torn = False
@@ -132,11 +134,15 @@ class Sinks:
                 self._append(self._dropped_line())
                 self._dropped = 0
             self._append(line)
-            if self._size >= _ROTATION[0]:
-                self._rotate()
         except OSError as exc:
             self._dropped += 1
             self._drop_reason = exc.strerror or str(exc)
+            return
+        if self._size >= _ROTATION[0]:
+            try:
+                self._rotate()
+            except OSError:  # the line is written; the rotation is tried again next line
+                pass
 
     def _rotate(self) -> None:
         """Shift `events.N.jsonl` up by one (the oldest beyond the kept number goes), then
@@ -517,32 +523,28 @@ def _follow(
 ) -> Iterator[dict[str, Any]]:
     """Lines of the open file from where it stands; at its end, with `follow`, waits for
     more, and moves on to the file now at `path` once the open one has been rotated away."""
+    partial = b""
     try:
-        yield from _lines(path, f, follow, stop)
+        while True:
+            chunk = f.readline()
+            if chunk:
+                partial += chunk
+                if partial.endswith(b"\n"):
+                    yield from _parse([partial])
+                    partial = b""
+                continue
+            if not follow or (stop is not None and stop.is_set()):
+                return
+            if _rotated(path, f):
+                rest = f.read()  # written before the rotation, after the last read
+                yield from _parse((partial + rest).splitlines())
+                f.close()
+                f = open(path, "rb")
+                partial = b""
+                continue
+            time.sleep(0.1)  # polling a file for `logs -f`; no test waits on this
     finally:
         f.close()
-
-
-def _lines(
-    path: Path, f: BinaryIO, follow: bool, stop: threading.Event | None
-) -> Iterator[dict[str, Any]]:
-    partial = b""
-    while True:
-        chunk = f.readline()
-        if chunk:
-            partial += chunk
-            if partial.endswith(b"\n"):
-                yield from _parse([partial])
-                partial = b""
-            continue
-        if not follow or (stop is not None and stop.is_set()):
-            return
-        if _rotated(path, f):
-            rest = f.read()  # written before the rotation, after the last read
-            yield from _parse((partial + rest).splitlines())
-            yield from _follow(path, open(path, "rb"), follow, stop)
-            return
-        time.sleep(0.1)  # polling a file for `logs -f`; no test waits on this
 
 
 def _rotated(path: Path, f: BinaryIO) -> bool:

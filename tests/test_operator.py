@@ -533,3 +533,44 @@ def test_simulator_process_events_span_rotated_log_files(ws: Path, simulator: An
     assert sorted({k for k in keys if k}, key=lambda k: int(k.split(".")[0])) == [
         f"{i}.txt" for i in range(20)
     ]
+
+
+# -- the README's walkthrough: dev and beta ------------------------------------------------
+def readme_block_after(marker: str, language: str) -> str:
+    text = (REPO / "README.md").read_text()
+    after = text[text.index(marker) :]
+    start = after.index(f"```{language}\n") + len(language) + 4
+    return after[start : after.index("```", start)]
+
+
+def test_readme_beta_invoke_runs_version_2(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    command = readme_block_after("**Exercise `dev` and `beta`.**", "sh").splitlines()[0]
+    args = command.split("s3sim ", 1)[1]
+    assert args == 'invoke thumbnailer:beta --bucket uploads --key "images/red flower.jpg"'
+    drop(demo / "buckets/uploads/images/red flower.jpg", "hello\n")
+    assert (
+        cli(
+            demo,
+            "invoke",
+            "thumbnailer:beta",
+            "--bucket",
+            "uploads",
+            "--key",
+            "images/red flower.jpg",
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.startswith("ExecutedVersion: 2\nStatusCode: 200\n")
+
+
+def test_readme_beta_rule_routes_gifs_to_version_2(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rule = readme_block_after("Or give it a rule", "yaml")
+    text = (demo / "config.yaml").read_text()
+    anchor = "  thumbnails:                   # written by thumbnailer $LATEST"
+    (demo / "config.yaml").write_text(text.replace(anchor, rule + "\n" + anchor))
+    assert cli(demo, "explain", "uploads", "images/a.gif") == 0
+    out = capsys.readouterr().out
+    assert "- beta-gifs: MATCH" in out
+    assert f"    target {ARN}:thumbnailer:beta -> version 2" in out
