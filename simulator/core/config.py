@@ -103,6 +103,9 @@ class Function:
     layers: tuple[str, ...] = ()  # workspace-relative folders, mapped as Lambda maps /opt
     log_format: str | None = None  # Lambda's LoggingConfig.LogFormat: Text | JSON
     log_level: str | None = None  # LoggingConfig.ApplicationLogLevel (JSON format only)
+    # PutFunctionRecursionConfig: Terminate stops a chain that keeps invoking the function
+    # (core/lineage.py); Allow lets it run. Per function, not per version, as in Lambda.
+    recursive_loop: str = "Terminate"
 
     def async_config(self, qualifier: str | None) -> AsyncConfig:
         alias = self.aliases.get(qualifier or "")

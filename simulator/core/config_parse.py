@@ -95,9 +95,11 @@ _FUNCTION_KEYS = {
     "layers",
     "log_format",
     "log_level",
+    "recursive_loop",
 }
 _RUNTIME = re.compile(r"^(python3\.\d{1,2}|provided|provided\.al2|provided\.al2023)$")
 _LOG_FORMATS = ("Text", "JSON")
+_RECURSIVE_LOOP = ("Terminate", "Allow")
 _LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 _ALIAS_KEYS = {
     "version",
@@ -153,7 +155,16 @@ def _function(r: Reader, name: str, raw: Any, path: str) -> Function:
         runtime=_runtime(r, body.get("runtime"), f"{path}.runtime"),
         layers=_layers(r, body.get("layers"), f"{path}.layers"),
         **_logging(r, body, path),
+        recursive_loop=_recursive_loop(r, body.get("recursive_loop"), f"{path}.recursive_loop"),
     )
+
+
+def _recursive_loop(r: Reader, raw: Any, path: str) -> str:
+    value = r.typed(raw, str, path, "Terminate")
+    if value not in _RECURSIVE_LOOP:
+        r.fail(path, f"must be one of {', '.join(_RECURSIVE_LOOP)}, got {value!r}")
+        return "Terminate"
+    return value
 
 
 def _runtime(r: Reader, raw: Any, path: str) -> str | None:

@@ -197,6 +197,7 @@ def summary(config: Config) -> dict[str, str]:
                 f"{base}.max_event_age": str(fn.max_event_age_s),
                 f"{base}.reserved_concurrency": str(fn.reserved_concurrency),
                 f"{base}.on_failure": str(fn.on_failure),
+                f"{base}.recursive_loop": fn.recursive_loop,
             }
         )
         flat.update({f"{base}.environment.{k}": v for k, v in fn.environment.items()})

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     executed_version TEXT,
     finished_s REAL,
     replay_of INTEGER,                 -- the dead letter this delivery replays
-    replayed_as TEXT                   -- of a replayed dead letter: its replay's request id
+    replayed_as TEXT,                  -- of a replayed dead letter: its replay's request id
+    lineage TEXT NOT NULL DEFAULT ''   -- the chain of invocations whose write fired the event
 );
 CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(state) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS objects (
@@ -79,6 +80,8 @@ class NewDelivery:
     key: str
     payload: dict[str, Any]
     accepted_s: float
+    # The chain of invocations whose write fired the event (core/lineage.py); "" for none.
+    lineage: str = field(default="", kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ class IndexEntry:
 _DELIVERY_COLUMNS = (
     "request_id, target, function, bucket, key, payload, accepted_s, id, "
     "attempts, due_s, state, condition, last_error, executed_version, "
-    "replayed_as"
+    "replayed_as, lineage"
 )
 DEAD_LETTER_STATES = ("dead", "replayed")
 
@@ -227,7 +230,11 @@ class Journal:
         processes opening the journal at once do not both add a column."""
         with self.transaction() as db:
             columns = {row[1] for row in db.execute("PRAGMA table_info(deliveries)")}
-            for name, kind in (("replay_of", "INTEGER"), ("replayed_as", "TEXT")):
+            for name, kind in (
+                ("replay_of", "INTEGER"),
+                ("replayed_as", "TEXT"),
+                ("lineage", "TEXT NOT NULL DEFAULT ''"),
+            ):
                 if name not in columns:
                     db.execute(f"ALTER TABLE deliveries ADD COLUMN {name} {kind}")
 
@@ -411,7 +418,7 @@ class Journal:
     def insert(db: sqlite3.Connection, new: NewDelivery, replay_of: int | None = None) -> int:
         cursor = db.execute(
             "INSERT INTO deliveries(request_id, target, function, bucket, key, payload, "
-            "accepted_s, due_s, replay_of) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "accepted_s, due_s, replay_of, lineage) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 new.request_id,
                 new.target,
@@ -422,6 +429,7 @@ class Journal:
                 new.accepted_s,
                 new.accepted_s,
                 replay_of,
+                new.lineage,
             ),
         )
         return int(cursor.lastrowid or 0)
@@ -520,4 +528,4 @@ class Journal:
 def _delivery(row: tuple[Any, ...]) -> Delivery:
     values = list(row)
     values[5] = orjson.loads(values[5])
-    return Delivery(*values)
+    return Delivery(*values[:-1], lineage=values[-1])
