@@ -305,7 +305,8 @@ def show_logs(ws_root: Path, view: LogView, filters: Mapping[str, str | None], o
                 else logstream.render(event, view.verbose)
             )
             out.write(text + "\n")
-            out.flush()
+            if view.follow:  # a follower shows each line as it comes; a reader gets blocks
+                out.flush()
     except KeyboardInterrupt:
         pass
     return 0

@@ -491,9 +491,12 @@ def tail_events(
 def _parse(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     for line in lines:
         try:
-            event = json.loads(line)
-        except ValueError:  # a fragment a full disk cut short
-            continue
+            event = orjson.loads(line)
+        except ValueError:
+            try:  # a lone surrogate (a file name's non-UTF-8 byte), which orjson refuses
+                event = json.loads(line)
+            except ValueError:  # a fragment a full disk cut short
+                continue
         if isinstance(event, dict):
             yield event
 

@@ -574,3 +574,14 @@ def test_readme_beta_rule_routes_gifs_to_version_2(
     out = capsys.readouterr().out
     assert "- beta-gifs: MATCH" in out
     assert f"    target {ARN}:thumbnailer:beta -> version 2" in out
+
+
+def test_logs_read_events_with_non_utf8_file_names(tmp_path: Path) -> None:
+    path = tmp_path / ".s3sim/logs/events.jsonl"
+    write_events(path, [{"event": "test.odd", "key": "caf\udce9.txt"}, {"event": "test.next"}])
+    out = io.StringIO()
+    commands.show_logs(tmp_path, commands.LogView(), {}, out)
+    assert [line[13:] for line in out.getvalue().splitlines()] == [
+        "INFO    test.odd             key=caf\\xe9.txt",
+        "INFO    test.next",
+    ]
