@@ -32,7 +32,7 @@ from typing import Any
 import structlog
 
 from simulator import logs, serving
-from simulator.core import lambda_env
+from simulator.core import keys, lambda_env
 from simulator.core.arn import FunctionArn
 from simulator.core.config import Config
 from simulator.errors import SimulatorError
@@ -63,10 +63,15 @@ class StartCancelled(SimulatorError):
 
 class Runtime:
     def __init__(
-        self, root: Path, console: logs.Console | None = None, console_json: bool = False
+        self,
+        root: Path,
+        console: logs.Console | None = None,
+        console_json: bool = False,
+        verbose: bool = False,
     ) -> None:
         self.ws = Workspace(root)
         self._console, self._console_json = console, console_json
+        self._verbose = verbose  # the console shows every field of every event
         self._lock = WorkspaceLock(self.ws)
         self._started: list[Callable[[], None]] = []  # how to stop each started part, in order
         self._watch_hints: queue.SimpleQueue[Hint] = queue.SimpleQueue()  # for the supervisor
@@ -79,6 +84,10 @@ class Runtime:
         self._handed_over: set[int] = set()  # CLI request ids given to the intake
         self._status_failures = logs.Repeats()
         self._config_due: float | None = None  # when a config.yaml still being saved reloads
+        # $LATEST code changes per function, recycled once the folder has been quiet: one
+        # editor save is several file events (backup, write, close, temp files).
+        self._code_due: dict[str, tuple[float, list[str]]] = {}
+        self._replays: list[ReplayWatch] = []  # replays of many dead letters, until done
 
     # -- start -------------------------------------------------------------------------------
     def start(self, cancel: threading.Event | None = None) -> None:
@@ -99,7 +108,7 @@ class Runtime:
     def _start_parts(self) -> None:
         self._lock.acquire()
         self._started.append(self._lock.release)
-        logs.configure(self.ws.log_file, self._console, self._console_json)
+        logs.configure(self.ws.log_file, self._console, self._console_json, verbose=self._verbose)
         threading.excepthook = self._thread_died
         self._started.append(_restore_excepthook)
         self.journal = Journal(self.ws.journal)  # before versions: it keeps their seals
@@ -111,6 +120,7 @@ class Runtime:
             self.ws.config, self.store, self.ws.state / "last-good-config.yaml"
         )
         config = self.source.current
+        logs.set_rotation(config.settings.log_rotate_bytes, config.settings.log_keep)
         for name in config.buckets:
             (self.ws.buckets / name).mkdir(parents=True, exist_ok=True)
         first_start = self.journal.get_meta("baseline") is None
@@ -282,6 +292,7 @@ class Runtime:
         """Once a second, on the supervisor: the state folder, idle reaping, status.json."""
         self._check_state()
         settings = self.source.current.settings
+        logs.set_rotation(settings.log_rotate_bytes, settings.log_keep)
         self.pool.force_cold = settings.force_cold_start
         reaped = self.pool.reap(settings.keep_alive_s)
         if reaped:
@@ -314,18 +325,50 @@ class Runtime:
         elif path == self.ws.config:
             self._config_changed(hint.kind)
         elif self.ws.functions in path.parents:
-            function = path.relative_to(self.ws.functions).parts[0]
-            if not path.name.endswith((".pyc", "~")) and "__pycache__" not in path.parts:
+            self._code_changed(path)
+        elif self.ws.versions in path.parents:
+            self.source.refresh_versions()
+            self._seal_unseen_versions()
+
+    def _code_changed(self, path: Path) -> None:
+        """A file of a function's $LATEST changed: editor noise (the watcher's ignore list)
+        and byte code are not code; the rest is recycled once the function's folder has been
+        quiet for the settle time, so one save recycles (and logs) once."""
+        rel = path.relative_to(self.ws.functions)
+        settings = self.source.current.settings
+        if (
+            len(rel.parts) < 2
+            or path.suffix == ".pyc"
+            or "__pycache__" in rel.parts
+            or keys.is_ignored("/".join(rel.parts[1:]), settings.ignore)
+        ):
+            return
+        function = rel.parts[0]
+        _, paths = self._code_due.get(function, (0.0, []))
+        shown = str(path.relative_to(self.ws.root))
+        if shown not in paths:
+            paths.append(shown)
+        self._code_due[function] = (time.monotonic() + self._quiet_s(), paths)
+
+    def _recycle_changed_code(self) -> None:
+        now = time.monotonic()
+        for function, (due, paths) in list(self._code_due.items()):
+            if now >= due:
+                del self._code_due[function]
                 self.pool.retire_latest(function)
                 log.info(
                     "function.code_changed",
                     function=function,
                     version="$LATEST",
-                    path=str(path.relative_to(self.ws.root)),
+                    path=paths[0] if len(paths) == 1 else paths,
                 )
-        elif self.ws.versions in path.parents:
-            self.source.refresh_versions()
-            self._seal_unseen_versions()
+
+    def _quiet_s(self) -> float:
+        settings = self.source.current.settings
+        quiet_s = settings.settle_ms / 1000
+        if self.watcher.polling:  # changes are seen once per poll: wait for two quiet polls
+            quiet_s = max(quiet_s, 2 * settings.polling_interval_ms / 1000)
+        return quiet_s
 
     def _config_changed(self, kind: str) -> None:
         """A close or a rename means the save is complete: reload now. A created or modified
@@ -335,11 +378,7 @@ class Runtime:
             self._config_due = None
             self.source.reload()
             return
-        settings = self.source.current.settings
-        quiet_s = settings.settle_ms / 1000
-        if self.watcher.polling:  # changes are seen once per poll: wait for two quiet polls
-            quiet_s = max(quiet_s, 2 * settings.polling_interval_ms / 1000)
-        self._config_due = time.monotonic() + quiet_s
+        self._config_due = time.monotonic() + self._quiet_s()
 
     def _buckets_folder_changed(self, kind: str) -> None:
         """buckets/ itself went away or came back: its watch died with it; watch it anew."""
@@ -369,6 +408,7 @@ class Runtime:
             and self.deliverer.idle()
             and self._watch_hints.empty()
             and self._config_due is None
+            and not self._code_due
         )
 
     def supervise(self, stop: threading.Event, exit_when_idle: bool = False) -> None:
@@ -405,6 +445,8 @@ class Runtime:
         if self._config_due is not None and time.monotonic() >= self._config_due:
             self._config_due = None
             self.source.reload()
+        if self._code_due:
+            self._recycle_changed_code()
 
     def _hand_over_requests(self) -> None:
         """Requests the CLI left in the journal, each handed to the intake once."""
@@ -414,7 +456,11 @@ class Runtime:
             if request_id not in self._handed_over:
                 self._handed_over.add(request_id)
                 self.intake.carry_out(request_id, kind, body)
+                replayed = list(body.get("request_ids", {}).values()) if kind == "replay" else []
+                if len(replayed) > 1:
+                    self._replays.append(ReplayWatch(replayed))
         self._handed_over &= open_ids
+        self._replays = [r for r in self._replays if not r.check(self.journal)]
 
     def stop(self) -> None:
         """Stop every started part, newest first (see the module docstring)."""
@@ -438,7 +484,7 @@ class Runtime:
         if not self.journal.removed():
             return
         self.journal.restore()
-        logs.configure(self.ws.log_file, self._console, self._console_json)
+        logs.configure(self.ws.log_file, self._console, self._console_json, verbose=self._verbose)
         self._lock.note_holder()
         self.pool.reap(0)  # warm environments lost their /tmp; new ones get a fresh one
         self.source.remember()
@@ -449,6 +495,32 @@ class Runtime:
             action="wrote the open journal back; to reset the state, stop s3sim "
             "first, then delete .s3sim",
         )
+
+
+class ReplayWatch:
+    """A replay of many dead letters, from queued to finished: a progress line on a
+    terminal while their invocations run, and `replay.finished` once each has ended."""
+
+    def __init__(self, request_ids: list[str]) -> None:
+        self._ids = request_ids
+        self._started = time.monotonic()
+        self._progress = logs.Progress("replaying dead letters", len(request_ids), unit="events")
+
+    def check(self, journal: Journal) -> bool:
+        """Advance the progress line; True once every replayed event has ended."""
+        ended = journal.finished(self._ids)
+        self._progress.advance(sum(ended.values()) - self._progress.count)
+        if self._progress.count < len(self._ids):
+            return False
+        self._progress.close()
+        log.info(
+            "replay.finished",
+            count=len(self._ids),
+            succeeded=ended.get("done", 0),
+            dead_lettered=ended.get("dead", 0) + ended.get("replayed", 0),
+            duration_ms=round((time.monotonic() - self._started) * 1000, 1),
+        )
+        return True
 
 
 def _restore_excepthook() -> None:

@@ -167,6 +167,8 @@ class Settings:
     reorder_window_ms: int = 0  # chaos: hold events back up to this long, so they reorder
     seed: int | None = None  # seeds weighted-alias choices and generated ids
     log_limit_bytes: int = 256 * 1024  # handler output kept per invocation
+    log_rotate_bytes: int = 10 * 1024 * 1024  # the JSON log file is rotated at this size
+    log_keep: int = 5  # rotated JSON log files kept (events.1.jsonl is the newest)
     principal_id: str = "AWS:AIDAS3SIMLOCALUSER"
     owner_id: str = "A3S3SIMLOCALOWNER"
     source_ip: str = "127.0.0.1"

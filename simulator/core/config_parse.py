@@ -305,11 +305,11 @@ def _version(r: Reader, raw: Any, path: str) -> str:
 def _weights(r: Reader, raw: Any, primary: str, path: str) -> dict[str, float]:
     weights: dict[str, float] = {}
     for key, value in r.mapping(raw, path).items():
-        problem = _weight_problem(str(key), value)
+        problem = weight_problem(str(key), value)
         if problem:
             r.fail(path, problem)
         else:
-            weights[str(int(str(key)))] = float(value)  # _weight_problem: a finite number
+            weights[str(int(str(key)))] = float(value)  # weight_problem: a finite number
     if len(weights) > 1:
         r.fail(path, "Number of items in AdditionalVersionWeights cannot be greater than 1")
     if weights and primary == LATEST:
@@ -323,7 +323,7 @@ def _weights(r: Reader, raw: Any, primary: str, path: str) -> dict[str, float]:
     return weights
 
 
-def _weight_problem(key: str, value: Any) -> str | None:
+def weight_problem(key: str, value: Any) -> str | None:
     """AWS's ValidationException texts for one AdditionalVersionWeights entry."""
     number = _number(value)
     text = "null" if number is None else repr(number)

@@ -248,7 +248,7 @@ class Deliverer:
                     function=function,
                     queued=len(queue),
                     cap=cap,
-                    reason=lambda_errors.THROTTLED_REASON,
+                    **self._throttle_cause(function, cap),
                 )
             return
         now = self._clock()
@@ -266,8 +266,25 @@ class Deliverer:
                 delivery_id=job.delivery_id,
                 throttles=count + 1,
                 retry_in_s=round(delay_s, 3),
+                **self._throttle_cause(function, cap),
             )
             heapq.heappush(self._q.delayed, (now + delay_s, job, function))
+
+    def _throttle_cause(self, function: str, cap: int) -> dict[str, str]:
+        """Lambda's reason, and the setting that raises the cap: the function's reserved
+        concurrency if it has one, else the simulator's own cap (which stands in for the
+        account's concurrency limit)."""
+        fn = self._config().functions.get(function)
+        if fn is not None and fn.reserved_concurrency is not None:
+            return {
+                "reason": lambda_errors.THROTTLED_REASON,
+                "cause": f"functions.{function}.reserved_concurrency is {cap}",
+            }
+        return {
+            "reason": lambda_errors.ACCOUNT_THROTTLED_REASON,
+            "cause": f"the simulator runs at most {cap} invocations of a function at once; "
+            "simulator.concurrency in config.yaml raises it",
+        }
 
     def _past_event_age(self, config: Config, job: Job, at_s: float) -> bool:
         if job.duplicate:

@@ -77,6 +77,7 @@ class ConfigSource:
     def __init__(self, path: Path, store: VersionStore, last_good: Path | None = None) -> None:
         self.path, self._store, self._last_good = path, store, last_good
         self._text: str | None = None  # the text of the config in force, once read
+        self._rejected = False  # the file was rejected last time: say when it is good again
         self.current: Config = self._initial()
         self.published: dict[str, frozenset[int]] = store.published()
         self._lock = threading.Lock()
@@ -98,6 +99,7 @@ class ConfigSource:
                 problems=[f"{exc.source}: {p}" for p in exc.problems],
                 kept=f"last good configuration ({self._last_good.name})",
             )
+            self._rejected = True
             return kept
         self._remember(text)
         return config
@@ -145,13 +147,25 @@ class ConfigSource:
                     problems=[f"{exc.source}: {p}" for p in exc.problems],
                     kept="last good configuration",
                 )
+                self._rejected = True
                 return False
             changes = diff(self.current, new)
             self.published = self._store.published()
             self.current = new
             self._remember(text)
-            if changes:
-                log.info("config.reloaded", changes=changes)
+            if changes or self._rejected:
+                # After a rejection the last word must not stay `config.rejected`, even when
+                # the good file equals the config kept in force (no changes to show).
+                log.info(
+                    "config.reloaded",
+                    changes=changes,
+                    **(
+                        {"note": "config.yaml is valid again and in force"}
+                        if self._rejected
+                        else {}
+                    ),
+                )
+            self._rejected = False
             return True
 
     def refresh_versions(self) -> None:

@@ -380,6 +380,23 @@ class Journal:
         )
         return {key: IndexEntry(size, mtime, etag) for key, size, mtime, etag in rows}
 
+    def finished(self, request_ids: list[str]) -> dict[str, int]:
+        """How many deliveries of these request ids ended, by state (done, dead, replayed)."""
+        counts: dict[str, int] = {}
+        for start in range(0, len(request_ids), 500):  # within SQLite's variable limit
+            chunk = request_ids[start : start + 500]
+            rows = self._read(
+                "SELECT state, COUNT(*) FROM deliveries WHERE state != 'pending' AND "
+                f"request_id IN ({', '.join('?' * len(chunk))}) GROUP BY state",
+                chunk,
+            )
+            for state, count in rows:
+                counts[state] = counts.get(state, 0) + count
+        return counts
+
+    def indexed_count(self) -> int:
+        return int(self._read("SELECT COUNT(*) FROM objects")[0][0])
+
     def indexed_buckets(self) -> list[str]:
         return [r[0] for r in self._read("SELECT DISTINCT bucket FROM objects")]
 
