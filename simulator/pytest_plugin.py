@@ -86,6 +86,7 @@ class Simulation:
             )
         else:
             self._changed.add(rel)
+            self._sync()
 
     def publish(self, function: str, description: str | None = None) -> int:
         """`s3sim publish`: a new version of `$LATEST` (or the last one, if unchanged)."""
@@ -93,6 +94,7 @@ class Simulation:
 
         number = int(commands.publish(self.workspace, function, description))
         self._changed.add(f"versions/{function}/{number}")
+        self._sync()
         return number
 
     def alias(
@@ -108,6 +110,7 @@ class Simulation:
         extra = [f"{v}={w}" for v, w in (weights or {}).items()]
         commands.alias_set(self.workspace, function, alias, str(version), extra)
         self._changed.add("config.yaml")
+        self._sync()
 
     def replay(self, *dead_letter_ids: int) -> None:
         """`s3sim replay`: deliver dead letters again (every one when none is named)."""
@@ -120,24 +123,34 @@ class Simulation:
         """Wait until the simulator is idle (it answers an `idle` request with a
         `simulator.idle` line once nothing is pending, retries included) and return what
         happened since the last settle."""
-        from simulator.store.journal import Journal
-        from simulator.store.workspace import Workspace
-
-        journal = Journal(Workspace(self.workspace).journal)
-        try:
-            request = journal.add_request("idle", {"paths": sorted(self._changed)})
-        finally:
-            journal.close()
-        self._changed.clear()
-        self.process.wait_for(
-            lambda e: e.get("event") == "simulator.idle" and e.get("request") == request,
-            timeout=timeout,
-        )
+        self._ask("idle", "simulator.idle", timeout)
         activity = self._activity(self._seen_delivery, self._seen_events)
         if activity.invocations:
             self._seen_delivery = activity.invocations[-1].delivery_id
         self._seen_events += len(activity.events)
         return activity
+
+    def _sync(self, timeout: float = 120.0) -> None:
+        """Return once the simulator has taken in the changed config or versions (a `sync`
+        request, answered with `simulator.synced`): the next event sees them. Work in
+        flight goes on meanwhile."""
+        self._ask("sync", "simulator.synced", timeout)
+
+    def _ask(self, kind: str, answer: str, timeout: float) -> None:
+        """A request to the running simulator through the journal (as `s3sim replay` sends
+        one), carrying the paths changed since the last one; waits for its answer."""
+        from simulator.store.journal import Journal
+        from simulator.store.workspace import Workspace
+
+        journal = Journal(Workspace(self.workspace).journal)
+        try:
+            request = journal.add_request(kind, {"paths": sorted(self._changed)})
+        finally:
+            journal.close()
+        self._changed.clear()
+        self.process.wait_for(
+            lambda e: e.get("event") == answer and e.get("request") == request, timeout=timeout
+        )
 
     def history(self) -> Activity:
         """Everything this run did (without waiting)."""

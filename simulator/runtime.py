@@ -56,6 +56,7 @@ log = structlog.get_logger("s3sim")
 SWITCH_INTERVAL_S = 0.0005
 ENDPOINTS = "endpoints.json"  # in the state folder: the running simulator's endpoints
 IDLE_REQUEST = "idle"  # a request answered with `simulator.idle` once nothing is pending
+SYNC_REQUEST = "sync"  # answered with `simulator.synced` once its paths are taken in
 IDLE_CHECKS = 4  # idle across this many supervisor rounds (~200 ms): nothing in flight or settling
 
 
@@ -420,23 +421,30 @@ class Runtime:
             if request_id in self._handed_over:
                 continue
             self._handed_over.add(request_id)
-            if kind == IDLE_REQUEST:
+            if kind in (IDLE_REQUEST, SYNC_REQUEST):
                 self._catch_up(body.get("paths", []))
+            if kind == IDLE_REQUEST:
                 self._idle_waiters.append(request_id)
                 self._idle_checks = 0  # the answer follows a whole quiet period after the ask
+            elif kind == SYNC_REQUEST:
+                log.info("simulator.synced", request=request_id)
+                with self.journal.transaction() as db:
+                    Journal.finish_request(db, request_id)
             else:
                 self.intake.carry_out(request_id, kind, body)
         self._handed_over &= open_ids
 
     def _catch_up(self, paths: list[str]) -> None:
-        """Paths the asker changed before asking if idle (relative to the workspace), taken
+        """Paths the asker changed before asking (relative to the workspace), taken
         in now as the watcher would report them: whatever the watcher has not delivered yet
         cannot then be missing from the answer. A change also reported by the watcher is
         seen twice and acted on once (the intake drops a write it has already indexed; a
         config or versions reload that finds nothing new changes nothing). $LATEST code is
         left to the watcher: recycling twice would cold-start twice."""
         buckets = Path(os.path.realpath(self.ws.buckets))
-        for rel in paths:
+        # Versions before the config that may name them; objects after the config they fire by.
+        order = {"versions": 0, "config.yaml": 1, "buckets": 2}
+        for rel in sorted(paths, key=lambda p: order.get(Path(p).parts[0] if p else "", 3)):
             parts = Path(rel).parts
             if not parts or ".." in parts or Path(rel).is_absolute():
                 continue
