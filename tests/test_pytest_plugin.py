@@ -185,3 +185,12 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_the_readme_example_passes_as_written(pytester: pytest.Pytester) -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Testing in CI: the pytest plugin") :]
+    example = section[section.index("```python\n") + 10 : section.index("```\n", 10)]
+    assert len(example.splitlines()) == 10  # the ten-line example the README promises
+    pytester.makepyfile(test_readme=example.replace("path/to/workspace", str(REPO)))
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
