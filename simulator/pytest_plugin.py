@@ -191,6 +191,7 @@ class Launcher:
     def __init__(self, root: Path) -> None:
         self._root = root
         self._started: list[Simulation | SimulatorProcess] = []
+        self._made = 0  # workspaces built, each in its own folder
 
     def start(
         self,
@@ -219,7 +220,8 @@ class Launcher:
         copy_from: Path | str | None = None,
     ) -> Path:
         """Only build the workspace (for a test that starts the simulator itself)."""
-        home = self._root / f"sim{len(self._started) + 1}"
+        self._made += 1
+        home = self._root / f"sim{self._made}"
         workspace = home / "workspace"
         if copy_from is not None:
             shutil.copytree(copy_from, workspace, ignore=shutil.ignore_patterns(*_NOT_COPIED))
