@@ -3,9 +3,13 @@ the journal column it reads the result from."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from simulator.core import activity
 from simulator.core.activity import Attempt, LambdaError
@@ -176,3 +180,41 @@ def test_the_journal_keeps_the_last_response_and_adds_the_column_to_older_journa
         assert [d.id for d in journal.since(first)] == [second]
     finally:
         journal.close()
+
+
+_LINE = st.text(st.characters(exclude_categories=["Cs"]), max_size=20)
+_ATTEMPT = st.builds(
+    Attempt,
+    version=st.sampled_from(["$LATEST", "1", "2"]),
+    status=st.sampled_from(["success", "ValueError", "Sandbox.Timedout"]),
+    duration_ms=st.floats(0, 1e4, allow_nan=False),
+    init_ms=st.none() | st.floats(0, 1e4, allow_nan=False),
+    error=st.none(),
+    logs=st.lists(_LINE, max_size=4).map(tuple),
+)
+
+
+def _events_of(attempt: Attempt, noise: str) -> list[dict[str, Any]]:
+    """The log events one attempt leaves, with another request's line in the middle."""
+    v = attempt.version
+    events = [ev("invoke.init_start", version=v)] if attempt.init_ms is not None else []
+    events += [ev("invoke.start", version=v)]
+    events += [ev("function.log", version=v, message=line) for line in attempt.logs]
+    events += [{"event": "function.log", "request_id": "other", "message": noise}]
+    if attempt.status != "success":
+        events.append(ev("invoke.failed", version=v, error_type=attempt.status, error="e"))
+    report = {"duration_ms": attempt.duration_ms, "status": attempt.status}
+    if attempt.init_ms is not None:
+        report["init_ms"] = attempt.init_ms
+    return [*events, ev("invoke.report", version=v, **report)]
+
+
+@given(st.lists(_ATTEMPT, max_size=4), _LINE)
+def test_attempts_come_back_from_the_events_they_logged(
+    attempts: list[Attempt], noise: str
+) -> None:
+    events = [e for a in attempts for e in _events_of(a, noise)]
+    (inv,) = activity.build([row()], events)
+    expected = [a if a.ok else dataclasses.replace(a, error="e") for a in attempts]
+    assert list(inv.attempts) == expected
+    assert inv.logs == tuple(line for a in attempts for line in a.logs)
