@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the rest is imported when a test uses the fixture: pytest l
 # What a copy of a workspace leaves out: the runtime state (a copy starts fresh), and what a
 # repository root that is also a workspace holds besides it.
 _NOT_COPIED = (".s3sim", ".git", ".venv", "__pycache__", "*.egg-info", ".*_cache")
+TAIL_LINES = 40  # log events shown in a failed test's report, per simulator
 
 
 class Simulation:
@@ -148,9 +149,31 @@ class Simulation:
         finally:
             journal.close()
         self._changed.clear()
-        self.process.wait_for(
-            lambda e: e.get("event") == answer and e.get("request") == request, timeout=timeout
-        )
+        try:
+            self.process.wait_for(
+                lambda e: e.get("event") == answer and e.get("request") == request,
+                timeout=timeout,
+            )
+        except TimeoutError:
+            raise TimeoutError(
+                f"s3sim did not answer its {kind} request within {timeout} s; "
+                f"still open: {self._open_work() or 'nothing in the journal'}"
+            ) from None
+
+    def _open_work(self) -> str:
+        """What keeps the simulator busy, as `s3sim status` would count it."""
+        from simulator.store.journal import Journal
+        from simulator.store.workspace import Workspace
+
+        journal = Journal(Workspace(self.workspace).journal)
+        try:
+            open_rows = journal.open_summary()
+        finally:
+            journal.close()
+        counts: dict[str, int] = {}
+        for function, _, _, _ in open_rows:
+            counts[function] = counts.get(function, 0) + 1
+        return ", ".join(f"{n} pending for {f}" for f, n in sorted(counts.items()))
 
     def history(self) -> Activity:
         """Everything this run did (without waiting)."""
@@ -239,6 +262,17 @@ class Launcher:
         for started in reversed(self._started):
             started.stop()
 
+    def tails(self, lines: int = TAIL_LINES) -> list[tuple[str, str]]:
+        """The last log lines of each simulator, as the console shows them (for a report)."""
+        from simulator import logs
+
+        tails = []
+        for started in self._started:
+            process = started.process if isinstance(started, Simulation) else started
+            shown = "\n".join(logs.render(e) for e in process.events()[-lines:])
+            tails.append((f"s3sim log of {process.ws} (last {lines} events)", shown))
+        return tails
+
 
 def _yaml(config: Mapping[str, Any]) -> str:
     import yaml
@@ -254,11 +288,28 @@ def _write(path: Path, content: str | bytes) -> None:
         path.write_text(textwrap.dedent(content))
 
 
+_LAUNCHER = pytest.StashKey["Launcher"]()
+
+
 @pytest.fixture
-def s3sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
+def s3sim(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Launcher]:
     """Start simulators with `s3sim.start(...)`; all are stopped when the test ends."""
     launcher = Launcher(tmp_path_factory.mktemp("s3sim"))
+    request.node.stash[_LAUNCHER] = launcher
     try:
         yield launcher
     finally:
         launcher.stop_all()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report shows the end of each simulator's log (in CI, often all
+    there is to read)."""
+    outcome: Any = yield
+    report: pytest.TestReport = outcome.get_result()
+    launcher = item.stash.get(_LAUNCHER, None)
+    if launcher is not None and report.failed and call.when == "call":
+        report.sections.extend(launcher.tails())

@@ -174,7 +174,13 @@ def test_teardown_stops_the_simulator_and_its_environments_after_a_failing_test(
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*failing on purpose*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*failing on purpose*",
+            "*- s3sim log of * (last 40 events) -*",
+            "*[[]fn:$LATEST] START RequestId: * Version: $LATEST",
+        ]
+    )
     pids = [int(p) for p in (pytester.path / "pids").read_text().split()]
     assert [pid for pid in pids if _alive(pid)] == []
 
