@@ -454,7 +454,7 @@ class Runtime:
                 self.intake.hints.put(Hint(kind, str(path)))
             elif rel == "config.yaml":
                 self._config_due = None
-                self.source.reload()
+                self.source.catch_up()
             elif parts[0] == "versions":
                 self.source.refresh_versions()
                 self._seal_unseen_versions()

@@ -144,6 +144,19 @@ def test_publish_and_repoint_an_alias_then_the_next_event_runs_that_version(
     assert reloaded["changes"] == ["functions.fn.aliases.live: 1 -> 2"]
 
 
+def test_a_rejected_config_is_reported_once_and_the_last_good_one_stays_in_force(
+    s3sim: Launcher,
+) -> None:
+    sim = s3sim.start(config(), FILES)
+    sim.write("config.yaml", "functions: [this is: not valid\n")  # seen by watcher and sync
+    sim.put("uploads", "a.txt")
+    run = sim.settle()
+    (rejected,) = run.named("config.rejected")
+    assert rejected["problems"][0].startswith("config.yaml: line 2, column 1: invalid YAML")
+    assert rejected["kept"] == "last good configuration"
+    assert run.only().ok
+
+
 def test_a_copy_of_an_existing_workspace_runs_its_own_functions(s3sim: Launcher) -> None:
     sim = s3sim.start(copy_from=REPO)  # the demo workspace: images/*.jpg -> thumbnailer:prod
     assert not (sim.workspace / ".git").exists() and not (sim.workspace / ".venv").exists()
