@@ -55,6 +55,9 @@ from simulator.store.workspace import Workspace, WorkspaceLock
 log = structlog.get_logger("s3sim")
 SWITCH_INTERVAL_S = 0.0005
 ENDPOINTS = "endpoints.json"  # in the state folder: the running simulator's endpoints
+IDLE_REQUEST = "idle"  # a request answered with `simulator.idle` once nothing is pending
+SYNC_REQUEST = "sync"  # answered with `simulator.synced` once its paths are taken in
+IDLE_CHECKS = 4  # idle across this many supervisor rounds (~200 ms): nothing in flight or settling
 
 
 class StartCancelled(SimulatorError):
@@ -88,6 +91,8 @@ class Runtime:
         # editor save is several file events (backup, write, close, temp files).
         self._code_due: dict[str, tuple[float, list[str]]] = {}
         self._replays: list[ReplayWatch] = []  # replays of many dead letters, until done
+        self._idle_waiters: list[int] = []  # idle requests, answered once idle
+        self._idle_checks = 0  # consecutive supervisor rounds found idle
 
     # -- start -------------------------------------------------------------------------------
     def start(self, cancel: threading.Event | None = None) -> None:
@@ -416,7 +421,6 @@ class Runtime:
         `exit_when_idle`) once nothing has been pending for 200 ms."""
         chores = [(0.5, self._hand_over_requests), (1.0, self._housekeeping)]
         next_at = [0.0] * len(chores)
-        idle_checks = 0
         while not stop.is_set() and not self.fatal.is_set():
             self._guarded(self._watch_duty)  # waits up to 50 ms for a hint
             now = time.monotonic()
@@ -424,9 +428,12 @@ class Runtime:
                 if now >= next_at[i]:
                     next_at[i] = now + every_s
                     self._guarded(chore)
-            idle_checks = idle_checks + 1 if exit_when_idle and self.idle() else 0
-            if idle_checks >= 4:  # idle across 200 ms: nothing in flight, nothing settling
-                return
+            watching_idle = exit_when_idle or self._idle_waiters
+            self._idle_checks = self._idle_checks + 1 if watching_idle and self.idle() else 0
+            if self._idle_checks >= IDLE_CHECKS:  # nothing in flight, nothing settling
+                self._guarded(self._answer_idle)
+                if exit_when_idle:
+                    return
 
     def _guarded(self, chore: Callable[[], None]) -> None:
         try:
@@ -453,14 +460,60 @@ class Runtime:
         open_ids = set()
         for request_id, kind, body in self.journal.open_requests():
             open_ids.add(request_id)
-            if request_id not in self._handed_over:
-                self._handed_over.add(request_id)
+            if request_id in self._handed_over:
+                continue
+            self._handed_over.add(request_id)
+            if kind in (IDLE_REQUEST, SYNC_REQUEST):
+                self._catch_up(body.get("paths", []))
+            if kind == IDLE_REQUEST:
+                self._idle_waiters.append(request_id)
+                self._idle_checks = 0  # the answer follows a whole quiet period after the ask
+            elif kind == SYNC_REQUEST:
+                log.info("simulator.synced", request=request_id)
+                with self.journal.transaction() as db:
+                    Journal.finish_request(db, request_id)
+            else:
                 self.intake.carry_out(request_id, kind, body)
                 replayed = list(body.get("request_ids", {}).values()) if kind == "replay" else []
                 if len(replayed) > 1:
                     self._replays.append(ReplayWatch(replayed))
         self._handed_over &= open_ids
         self._replays = [r for r in self._replays if not r.check(self.journal)]
+
+    def _catch_up(self, paths: list[str]) -> None:
+        """Paths the asker changed before asking (relative to the workspace), taken
+        in now as the watcher would report them: whatever the watcher has not delivered yet
+        cannot then be missing from the answer. A change also reported by the watcher is
+        seen twice and acted on once (the intake drops a write it has already indexed; a
+        config or versions reload that finds nothing new changes nothing). $LATEST code is
+        left to the watcher: recycling twice would cold-start twice."""
+        buckets = Path(os.path.realpath(self.ws.buckets))
+        # Versions before the config that may name them; objects after the config they fire by.
+        order = {"versions": 0, "config.yaml": 1, "buckets": 2}
+        for rel in sorted(paths, key=lambda p: order.get(Path(p).parts[0] if p else "", 3)):
+            parts = Path(rel).parts
+            if not parts or ".." in parts or Path(rel).is_absolute():
+                continue
+            if parts[0] == "buckets" and len(parts) > 2:
+                path = buckets.joinpath(*parts[1:])
+                kind = "closed" if path.exists() else "deleted"
+                self.intake.hints.put(Hint(kind, str(path)))
+            elif rel == "config.yaml":
+                self._config_due = None
+                self.source.catch_up()
+            elif parts[0] == "versions":
+                self.source.refresh_versions()
+                self._seal_unseen_versions()
+
+    def _answer_idle(self) -> None:
+        """Each waiting idle request gets its `simulator.idle` line, then is closed."""
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for request_id in waiters:
+            log.info("simulator.idle", request=request_id)
+        if waiters:
+            with self.journal.transaction() as db:
+                for request_id in waiters:
+                    Journal.finish_request(db, request_id)
 
     def stop(self) -> None:
         """Stop every started part, newest first (see the module docstring)."""

@@ -99,12 +99,17 @@ class SimulatorProcess:
         return _parse_lines(self.console.read_bytes()) if self.console else []
 
     def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], count: int = 1, timeout: float = 120.0
+        self,
+        predicate: Callable[[dict[str, Any]], bool],
+        count: int = 1,
+        timeout: float = 120.0,
+        after: int = 0,
     ) -> list[dict[str, Any]]:
-        """Poll the log until `count` events match; fails fast if the process exited."""
+        """Poll the log until `count` events match (of this run's events from index `after`
+        on); fails fast if the process exited."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [e for e in self.events() if predicate(e)]
+            found = [e for e in self.events()[after:] if predicate(e)]
             if len(found) >= count:
                 return found
             if self.proc is not None and self.proc.poll() is not None:

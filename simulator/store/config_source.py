@@ -78,6 +78,7 @@ class ConfigSource:
         self.path, self._store, self._last_good = path, store, last_good
         self._text: str | None = None  # the text of the config in force, once read
         self._rejected = False  # the file was rejected last time: say when it is good again
+        self._read_signature = _signature(path)  # of the file as last read
         self.current: Config = self._initial()
         self.published: dict[str, frozenset[int]] = store.published()
         self._lock = threading.Lock()
@@ -136,9 +137,16 @@ class ConfigSource:
                 error=exc.strerror or str(exc),
             )
 
+    def catch_up(self) -> None:
+        """`reload`, unless the file is the one the last reload read (valid or not): a save
+        reported twice (by the watcher and by a client) is applied, or rejected, once."""
+        if _signature(self.path) != self._read_signature:
+            self.reload()
+
     def reload(self) -> bool:
         """Apply the file if valid (logs the diff); otherwise log why and keep the last good."""
         with self._lock:
+            self._read_signature = _signature(self.path)
             try:
                 text, new = self._load(self.path)
             except ConfigError as exc:
@@ -170,6 +178,15 @@ class ConfigSource:
 
     def refresh_versions(self) -> None:
         self.published = self._store.published()
+
+
+def _signature(path: Path) -> tuple[int, int, int, int] | None:
+    """What changes when the file is saved (an atomic save is a new inode)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _neither_usable(current: ConfigError, last_good: ConfigError, path: Path) -> ConfigError:

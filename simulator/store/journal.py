@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     finished_s REAL,
     replay_of INTEGER,                 -- the dead letter this delivery replays
     replayed_as TEXT,                  -- of a replayed dead letter: its replay's request id
+    response TEXT,                     -- the last attempt's response payload (JSON): the
+                                       -- result, or the error payload (destination records'
+                                       -- responsePayload)
     lineage TEXT NOT NULL DEFAULT ''   -- the chain of invocations whose write fired the event
 );
 CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(state) WHERE state = 'pending';
@@ -54,7 +57,7 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (       -- from the CLI to a running simulator
     id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,                     -- replay | refire
+    kind TEXT NOT NULL,                     -- replay | refire | idle
     body TEXT NOT NULL,
     created_s REAL NOT NULL,
     done_s REAL
@@ -94,6 +97,7 @@ class Delivery(NewDelivery):
     last_error: str | None = None
     executed_version: str | None = None
     replayed_as: str | None = None
+    response: Any = None  # the last attempt's response payload (None before any attempt)
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class Finished:
     finished_s: float
     condition: str | None = None  # why it is dead: RetriesExhausted | EventAgeExceeded
     error: str | None = None
+    response: Any = None  # the last attempt's response payload: the result or the error
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,6 +135,7 @@ class Rescheduled:
     due_s: float
     version: str | None
     error: str
+    response: Any = None
 
 
 Outcome = Finished | Rescheduled
@@ -145,7 +151,7 @@ class IndexEntry:
 _DELIVERY_COLUMNS = (
     "request_id, target, function, bucket, key, payload, accepted_s, id, "
     "attempts, due_s, state, condition, last_error, executed_version, "
-    "replayed_as, lineage"
+    "replayed_as, response, lineage"
 )
 DEAD_LETTER_STATES = ("dead", "replayed")
 
@@ -230,11 +236,13 @@ class Journal:
         processes opening the journal at once do not both add a column."""
         with self.transaction() as db:
             columns = {row[1] for row in db.execute("PRAGMA table_info(deliveries)")}
-            for name, kind in (
+            added = (
                 ("replay_of", "INTEGER"),
                 ("replayed_as", "TEXT"),
+                ("response", "TEXT"),
                 ("lineage", "TEXT NOT NULL DEFAULT ''"),
-            ):
+            )
+            for name, kind in added:
                 if name not in columns:
                     db.execute(f"ALTER TABLE deliveries ADD COLUMN {name} {kind}")
 
@@ -439,7 +447,7 @@ class Journal:
         if isinstance(outcome, Finished):
             db.execute(
                 "UPDATE deliveries SET state = ?, attempts = ?, condition = ?, last_error = ?, "
-                "executed_version = ?, finished_s = ? WHERE id = ?",
+                "executed_version = ?, finished_s = ?, response = ? WHERE id = ?",
                 (
                     outcome.state,
                     outcome.attempts,
@@ -447,18 +455,20 @@ class Journal:
                     outcome.error,
                     outcome.version,
                     outcome.finished_s,
+                    _response_json(outcome.response),
                     outcome.delivery_id,
                 ),
             )
         else:
             db.execute(
                 "UPDATE deliveries SET attempts = ?, due_s = ?, last_error = ?, "
-                "executed_version = ? WHERE id = ?",
+                "executed_version = ?, response = ? WHERE id = ?",
                 (
                     outcome.attempts,
                     outcome.due_s,
                     outcome.error,
                     outcome.version,
+                    _response_json(outcome.response),
                     outcome.delivery_id,
                 ),
             )
@@ -487,6 +497,13 @@ class Journal:
                     "SELECT id, function, due_s FROM deliveries WHERE state = 'pending' ORDER BY id"
                 )
             ]
+
+    def since(self, after_id: int) -> list[Delivery]:
+        """Every delivery with an id above `after_id`, oldest first: what happened since."""
+        rows = self._read(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id > ? ORDER BY id", (after_id,)
+        )
+        return [_delivery(r) for r in rows]
 
     def query(
         self,
@@ -528,4 +545,13 @@ class Journal:
 def _delivery(row: tuple[Any, ...]) -> Delivery:
     values = list(row)
     values[5] = orjson.loads(values[5])
+    if values[15] is not None:
+        values[15] = orjson.loads(values[15])
     return Delivery(*values[:-1], lineage=values[-1])
+
+
+def _response_json(response: Any) -> str | None:
+    """A response payload as JSON; one that is not JSON (a handler's bytes) is kept as text."""
+    if response is None:
+        return None
+    return orjson.dumps(response, default=str).decode()
