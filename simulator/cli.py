@@ -1,13 +1,23 @@
 """The command line: `main(argv) -> exit code`. The only place that prints for humans.
 
-Exit codes: 0 success, 1 the operation failed (or, with --exit-when-idle, an event was
-dead-lettered), 2 bad usage or an invalid workspace.
+Exit codes, the same for every command (README, "Exit codes"):
+  0    success
+  1    failed: the function returned an error, a check failed (a version's seal, an event
+       dead-lettered under `run --exit-when-idle`), or the operation could not complete
+       (I/O, the journal, no simulator running for `env`)
+  2    usage or configuration: bad arguments or values, an invalid config.yaml, the
+       workspace in use by another simulator
+  3    not found: a function, alias, version, bucket or dead letter that does not exist
+       (Lambda's 404, ResourceNotFoundException)
+  130  interrupted (Ctrl-C)
+  141  the output was closed early (`s3sim logs | head`), as for a tool killed by SIGPIPE
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sqlite3
 import sys
@@ -16,8 +26,21 @@ from pathlib import Path
 from typing import Any
 
 from simulator import commands
-from simulator.errors import ConfigError, LambdaApiError, SimulatorError, WorkspaceLocked
+from simulator.errors import (
+    ConfigError,
+    InvalidParameterValue,
+    LambdaApiError,
+    NotFound,
+    ResourceNotFound,
+    SimulatorError,
+    UsageError,
+    ValidationFailed,
+    WorkspaceLocked,
+)
 from simulator.promotion import actions
+
+OK, FAILED, USAGE, NOT_FOUND, INTERRUPTED, PIPE_CLOSED = 0, 1, 2, 3, 130, 141
+WORKSPACE_ENV = "S3SIM_WORKSPACE"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,10 +53,13 @@ def parser() -> argparse.ArgumentParser:
         "-w",
         "--workspace",
         type=Path,
-        default=Path("."),
-        help="workspace folder holding config.yaml (default: current folder)",
+        default=Path(os.environ.get(WORKSPACE_ENV) or "."),
+        help=f"workspace folder holding config.yaml (default: ${WORKSPACE_ENV}, else the "
+        "current folder)",
     )
     sub = p.add_subparsers(dest="command", required=True)
+    init = sub.add_parser("init", help="write a small commented workspace to start from")
+    init.add_argument("dir", nargs="?", type=Path, help="where (default: the workspace)")
     run = sub.add_parser("run", help="watch the buckets and run handlers (Ctrl-C stops)")
     run.add_argument(
         "--exit-when-idle",
@@ -41,6 +67,9 @@ def parser() -> argparse.ArgumentParser:
         help="stop when nothing is pending; exit 1 if any event was dead-lettered",
     )
     run.add_argument("--json", action="store_true", help="JSON lines on the console")
+    run.add_argument(
+        "-v", "--verbose", action="store_true", help="every field of every event on the console"
+    )
     sub.add_parser("validate", help="check config.yaml and the published versions")
     pub = sub.add_parser("publish", help="publish $LATEST of a function as a new version")
     pub.add_argument("function")
@@ -72,10 +101,23 @@ def parser() -> argparse.ArgumentParser:
     ahist.add_argument("alias", nargs="?")
     _promotion_parsers(sub)
     lg = sub.add_parser("logs", help="read (and follow) the log stream")
-    lg.add_argument("-f", "--follow", action="store_true")
-    for name in ("function", "alias", "version", "bucket", "request-id", "level"):
+    lg.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="show the last 10 events (or -n N), then new ones as they come, like tail -f",
+    )
+    lg.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N events")
+    lg.add_argument("--since", help="events since a duration ago (30s, 10m, 2h, 1d) or a time")
+    lg.add_argument(
+        "--level",
+        choices=("debug", "info", "warning", "error", "critical"),
+        help="only events at this level or above",
+    )
+    for name in ("function", "alias", "version", "bucket", "request-id"):
         lg.add_argument(f"--{name}")
     lg.add_argument("--json", action="store_true", help="print the raw JSON lines")
+    lg.add_argument("-v", "--verbose", action="store_true", help="every field of every event")
     ex = sub.add_parser("explain", help="why does (or doesn't) a key fire a notification?")
     ex.add_argument("bucket")
     ex.add_argument("key")
@@ -149,46 +191,64 @@ def _promotion_parsers(sub: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return _dispatch(args)
-    except ConfigError as exc:
+        code = _dispatch(args)
+        sys.stdout.flush()  # here, not at exit: a reader gone (`| head`) is handled below
+        return code
+    except BrokenPipeError:
+        return _pipe_closed()
+    except (ConfigError, WorkspaceLocked, UsageError) as exc:
         _err(str(exc))
-        return 2
-    except WorkspaceLocked as exc:
+        return USAGE
+    except NotFound as exc:
         _err(str(exc))
-        return 2
+        return NOT_FOUND
     except LambdaApiError as exc:
         _err(f"{exc.code}: {exc.message}")
-        return 1
+        if isinstance(exc, ResourceNotFound):
+            return NOT_FOUND
+        return USAGE if isinstance(exc, (ValidationFailed, InvalidParameterValue)) else FAILED
     except SimulatorError as exc:
         _err(str(exc))
-        return 1
+        return FAILED
     except sqlite3.Error as exc:
         _err(f"the journal (.s3sim/journal.sqlite3) cannot be used: {exc}")
-        return 1
+        return FAILED
     except OSError as exc:  # a full disk, a permission: say what and where, no traceback
         where = f" ({exc.filename})" if exc.filename else ""
         _err(f"{exc.strerror or exc}{where}")
-        return 1
+        return FAILED
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED
+
+
+def _pipe_closed() -> int:
+    """The reader went away (`| head`): stop quietly. Python would report the broken pipe
+    again when it flushes stdout at exit, so stdout is pointed at /dev/null first."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return PIPE_CLOSED
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     ws: Path = args.workspace
+    if args.command == "init":
+        _out(commands.init(args.dir or ws))
+        return OK
     if args.command == "run":
-        return _run(ws, args.exit_when_idle, args.json)
+        return _run(ws, args.exit_when_idle, args.json, args.verbose)
     if args.command == "validate":
         _out(commands.validate(ws))
-        return 0
+        return OK
     if args.command == "publish":
         version = commands.publish(ws, args.function, args.description)
         _out(version)
         if args.alias is not None:
             _out(actions.publish_alias(ws, args.function, args.alias, version))
-        return 0
+        return OK
     if args.command == "versions":
         _out(commands.versions(ws, args.function))
-        return 0
+        return OK
     if args.command == "alias":
         if args.alias_command == "set":
             _out(commands.alias_set(ws, args.function, args.alias, args.version, args.weight))
@@ -196,39 +256,47 @@ def _dispatch(args: argparse.Namespace) -> int:
             _out(actions.history(ws, args.function, args.alias))
         else:
             _out(commands.alias_list(ws, args.function))
-        return 0
+        return OK
     if args.command in ("promote", "rollback", "shift"):
         _out(_promotion(ws, args))
-        return 0
+        return OK
     if args.command == "logs":
         filters = {
             k: getattr(args, k.replace("-", "_"))
-            for k in ("function", "alias", "version", "bucket", "request-id", "level")
+            for k in ("function", "alias", "version", "bucket", "request-id")
         }
-        return commands.show_logs(ws, args.follow, filters, args.json, sys.stdout)
+        view = commands.LogView(
+            follow=args.follow,
+            lines=args.lines if args.lines is not None else (10 if args.follow else None),
+            since=args.since,
+            level=args.level,
+            as_json=args.json,
+            verbose=args.verbose,
+        )
+        return commands.show_logs(ws, view, filters, sys.stdout)
     if args.command == "explain":
         _out(commands.explain(ws, args.bucket, args.key, args.event))
-        return 0
+        return OK
     if args.command == "dead-letters":
         _out(commands.dead_letters(ws, args.function, args.json, args.replayed))
-        return 0
+        return OK
     if args.command == "replay":
         _out(
             commands.replay(
                 ws, args.ids, args.all, args.function, args.bucket, args.prefix, args.again
             )
         )
-        return 0
+        return OK
     if args.command == "status":
         _out(commands.show_status(ws, args.json))
-        return 0
+        return OK
     if args.command == "env":
         _out(commands.env(ws))
-        return 0
+        return OK
     if args.command == "invoke":
         text, ok = commands.invoke(ws, args.arn, args.event, args.bucket, args.key)
         _out(text)
-        return 0 if ok else 1
+        return OK if ok else FAILED
     raise AssertionError(args.command)
 
 
@@ -244,12 +312,12 @@ def _promotion(ws: Path, args: argparse.Namespace) -> str:
         named: list[str | None] = [*words[1:], None, None]
         return report.show(ws, named[0], named[1], html=args.html)
     if len(words) != 2:
-        raise SimulatorError("usage: s3sim shift FUNCTION ALIAS --to VERSION [--type TYPE]")
+        raise UsageError("usage: s3sim shift FUNCTION ALIAS --to VERSION [--type TYPE]")
     function, alias = words
     if args.stop:
         return actions.stop(ws, function, alias)
     if args.to is None:
-        raise SimulatorError("s3sim shift: --to VERSION is required (or --stop)")
+        raise UsageError("s3sim shift: --to VERSION is required (or --stop)")
     return actions.shift(
         ws,
         function,
@@ -262,14 +330,14 @@ def _promotion(ws: Path, args: argparse.Namespace) -> str:
     )
 
 
-def _run(ws: Path, exit_when_idle: bool, as_json: bool) -> int:
+def _run(ws: Path, exit_when_idle: bool, as_json: bool, verbose: bool) -> int:
     from simulator.lambdas import processes
     from simulator.runtime import Runtime
 
     # This process runs nothing but the simulator: it may adopt and sweep orphans (a test
     # or an embedding program running a Runtime in its own process must not).
     processes.become_subreaper()
-    runtime = Runtime(ws, console=sys.stderr, console_json=as_json)
+    runtime = Runtime(ws, console=sys.stderr, console_json=as_json, verbose=verbose)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())  # only hands off; the main thread stops
@@ -278,22 +346,22 @@ def _run(ws: Path, exit_when_idle: bool, as_json: bool) -> int:
     try:
         runtime.start(cancel=stop)
     except StartCancelled:
-        return 0  # stopped as asked, before it was ready: nothing runs on
+        return OK  # stopped as asked, before it was ready: nothing runs on
     try:
         runtime.supervise(stop, exit_when_idle)
     finally:
         runtime.stop()
     if runtime.fatal.is_set():
         _err(f"stopped: {runtime.fatal_reason}")
-        return 1
-    return 1 if exit_when_idle and runtime.deliverer.dead_lettered else 0
+        return FAILED
+    return FAILED if exit_when_idle and runtime.deliverer.dead_lettered else OK
 
 
 def _out(text: str | dict[str, Any] | list[Any]) -> None:
     from simulator.logs import printable
 
     if not isinstance(text, str):
-        text = json.dumps(text, indent=2)
+        text = json.dumps(text, indent=2, ensure_ascii=False)
     print("\n".join(printable(line) for line in text.split("\n")))
 
 

@@ -9,16 +9,25 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from simulator import logs as logstream
 from simulator.core import routing, s3_events
 from simulator.core.arn import LATEST, FunctionArn
 from simulator.core.config import Config, check_published, is_valid_alias_name
-from simulator.errors import ArnError, ConfigError, Problem, ResourceNotFound, SimulatorError
+from simulator.errors import (
+    ArnError,
+    ConfigError,
+    NotFound,
+    Problem,
+    ResourceNotFound,
+    SimulatorError,
+    UsageError,
+)
 from simulator.s3.staging import build_event
 from simulator.store import config_source
 from simulator.store.versions import VersionStore
@@ -68,6 +77,18 @@ def _sealed(
         yield ws, store, config_source.read(ws.config, store, check_versions=check_versions)
     finally:
         journal.close()
+
+
+def init(root: Path) -> str:
+    from simulator.store import scaffold
+
+    written = scaffold.create(root)
+    listing = "\n".join(f"  {path.relative_to(root)}" for path in written)
+    return (
+        f"created a workspace in {root}:\n{listing}\n  buckets/inbox/incoming/\n"
+        f"next: s3sim -w {root} run, then in another terminal:\n"
+        f"  echo hi > {root / 'buckets/inbox/incoming/hi.txt'}"
+    )
 
 
 def validate(ws_root: Path) -> str:
@@ -191,16 +212,30 @@ def _recorded_alias_edit(
 
 
 def _parse_weights(items: list[str]) -> dict[int, float]:
+    from simulator.core.config_parse import weight_problem
     from simulator.errors import ValidationFailed
 
     parsed: dict[int, float] = {}
     for item in items:
         version, _, weight = item.partition("=")
+        if version.strip() == LATEST:  # AWS's key pattern is [0-9]+: say why, in its words
+            raise ValidationFailed(
+                f"{weight_problem(version.strip(), _float_or_none(weight))} ($LATEST cannot "
+                "carry weight: only a published version can; publish $LATEST and weight "
+                "that version)"
+            )
         try:
             parsed[int(version)] = float(weight)
         except ValueError:
-            raise ValidationFailed(f"--weight takes VERSION=WEIGHT, got {item!r}") from None
+            raise UsageError(f"--weight takes VERSION=WEIGHT, got {item!r}") from None
     return parsed
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def explain(ws_root: Path, bucket: str, key: str, event: str) -> str:
@@ -221,14 +256,20 @@ def explain(ws_root: Path, bucket: str, key: str, event: str) -> str:
         mark = "MATCH" if v.matched else "no match"
         lines.append(f"- {n.id}: {mark}")
         lines.append(f"    events {list(n.events)}: {'ok' if v.event_ok else 'no'}")
-        lines.append(f"    prefix {n.prefix!r}: {'ok' if v.prefix_ok else 'no'}")
-        lines.append(f"    suffix {n.suffix!r}: {'ok' if v.suffix_ok else 'no'}")
+        lines.append(_filter_line(key, "prefix", n.prefix, v.prefix_ok))
+        lines.append(_filter_line(key, "suffix", n.suffix, v.suffix_ok))
         lines.append(
             f"    target {n.function_arn} -> {_resolves_to(config, published, n.function_arn)}"
         )
     if not config.buckets[bucket].notifications:
         lines.append("  (no notification configurations)")
     return "\n".join(lines)
+
+
+def _filter_line(key: str, kind: Literal["prefix", "suffix"], value: str, ok: bool) -> str:
+    """`prefix 'images/': ok`, or `no`, with the near miss a person would not spot."""
+    why = None if ok else routing.near_miss(key, value, kind)
+    return f"    {kind} {value!r}: {'ok' if ok else 'no'}" + (f" ({why})" if why else "")
 
 
 def s3_keys_ignored(config: Config, key: str) -> bool:
@@ -258,21 +299,61 @@ def logs_filter(event: Mapping[str, Any], filters: Mapping[str, str | None]) -> 
     return True
 
 
-def show_logs(
-    ws_root: Path, follow: bool, filters: Mapping[str, str | None], as_json: bool, out: IO[str]
-) -> int:
+@dataclass(frozen=True)
+class LogView:
+    """What `s3sim logs` shows: the last `lines` events (None: all), since a time, at a
+    level or above, as JSON or rendered, and whether it follows the stream."""
+
+    follow: bool = False
+    lines: int | None = None
+    since: str | None = None
+    level: str | None = None
+    as_json: bool = False
+    verbose: bool = False
+
+
+def show_logs(ws_root: Path, view: LogView, filters: Mapping[str, str | None], out: IO[str]) -> int:
     path = Workspace(ws_root).log_file
     if not path.exists():
         print(f"s3sim: no log yet at {path}; start the simulator with `s3sim run`", file=sys.stderr)
         return 1
+    wanted = _log_predicate(view, filters)
     try:
-        for event in logstream.read_events(path, follow):
-            if logs_filter(event, filters):
-                out.write((json.dumps(event) if as_json else logstream.render(event)) + "\n")
+        for event in logstream.tail_events(path, view.lines, wanted, view.follow):
+            text = (
+                json.dumps(event, ensure_ascii=False)
+                if view.as_json
+                else logstream.render(event, view.verbose)
+            )
+            out.write(text + "\n")
+            if view.follow:  # a follower shows each line as it comes; a reader gets blocks
                 out.flush()
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _log_predicate(
+    view: LogView, filters: Mapping[str, str | None]
+) -> Callable[[Mapping[str, Any]], bool]:
+    since = None
+    if view.since is not None:
+        try:
+            since = logstream.parse_since(view.since, time.time())
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    levels = logstream.LEVELS
+    lowest = levels.index(view.level) if view.level else 0
+
+    def wanted(event: Mapping[str, Any]) -> bool:
+        level = str(event.get("level", "info"))
+        if level in levels and levels.index(level) < lowest:
+            return False
+        if since is not None and str(event.get("timestamp", "")) < since:
+            return False
+        return logs_filter(event, filters)
+
+    return wanted
 
 
 def dead_letters(ws_root: Path, function: str | None, as_json: bool, replayed: bool = False) -> str:
@@ -301,6 +382,7 @@ def dead_letters(ws_root: Path, function: str | None, as_json: bool, replayed: b
                 for d in dead
             ],
             indent=2,
+            ensure_ascii=False,
         )
     head = ("ID", "REQUEST ID", "TARGET", "OBJECT", "CONDITION", "ATTEMPTS", "ERROR")
     rows = [head + (("REPLAYED AS",) if replayed else ())]
@@ -338,7 +420,7 @@ def replay(
     journal = _journal(ws)
     if bucket is not None:
         if not (ws.buckets / bucket).is_dir():
-            raise SimulatorError(f"no bucket folder {ws.buckets / bucket}")
+            raise NotFound(f"no bucket folder {ws.buckets / bucket}")
         journal.add_request("refire", {"bucket": bucket, "prefix": prefix})
         return (
             f"queued: re-fire events for s3://{bucket}/{prefix}* (a running simulator picks "
@@ -381,7 +463,7 @@ def _replayable(
     states = Journal.dead_letter_states(db, ids, function)
     missing = sorted(set(ids) - set(states))
     if missing:
-        raise SimulatorError(
+        raise NotFound(
             f"not dead letters: {', '.join(map(str, missing))} (see `s3sim dead-letters`)"
         )
     done = [(i, states[i][1]) for i in sorted(set(ids)) if states[i][0] == "replayed"]
@@ -402,7 +484,7 @@ def show_status(ws_root: Path, as_json: bool) -> str:
     ws = Workspace(ws_root)
     report = status.report(_journal(ws), ws.status_file, time.time())
     if as_json:
-        return json.dumps(report, indent=2)
+        return json.dumps(report, indent=2, ensure_ascii=False)
     head = (
         f"simulator: running (pid {report['pid']})"
         if report["running"]
@@ -443,6 +525,7 @@ def invoke(
     ws_root: Path, arn_text: str, event_file: Path | None, bucket: str | None, key: str | None
 ) -> tuple[str, bool]:
     """One synchronous invocation, outside any running simulator (its own environments)."""
+    from simulator.core import aliases
     from simulator.lambdas.builds import Builds
     from simulator.lambdas.invoker import Invoker
     from simulator.lambdas.pool import Pool
@@ -450,6 +533,8 @@ def invoke(
 
     with _sealed(ws_root) as (ws, store, config):
         arn = _arn(config, arn_text)
+        # A function, alias or version that does not exist is Lambda's 404, not a payload.
+        aliases.resolve(config, store.published(), arn, lambda: 1.0)
         event = _event(ws, config, event_file, bucket, key)
         logstream.configure(None, sys.stderr)
         pool = Pool(ws.state / "tmp", config.settings.log_limit_bytes)
@@ -470,7 +555,10 @@ def invoke(
     head = f"ExecutedVersion: {inv.version}\nStatusCode: 200"
     if not inv.result.ok:
         head += "\nFunctionError: Unhandled"
-    return f"{head}\nPayload: {json.dumps(inv.result.payload, indent=2)}", inv.result.ok
+    return (
+        f"{head}\nPayload: {json.dumps(inv.result.payload, indent=2, ensure_ascii=False)}",
+        inv.result.ok,
+    )
 
 
 def env(ws_root: Path) -> str:

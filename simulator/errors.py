@@ -60,6 +60,14 @@ class ConfigError(SimulatorError):
         super().__init__("\n".join(f"{source}: {p}" for p in problems))
 
 
+class NotFound(SimulatorError):
+    """A bucket or dead letter named on the command line that does not exist."""
+
+
+class UsageError(SimulatorError):
+    """A command line that cannot be carried out as given (a value in the wrong form)."""
+
+
 class ArnError(SimulatorError):
     """An ARN that cannot be parsed (S3's message: "The ARN could not be parsed")."""
 

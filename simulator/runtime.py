@@ -32,7 +32,7 @@ from typing import Any
 import structlog
 
 from simulator import logs, serving
-from simulator.core import lambda_env
+from simulator.core import keys, lambda_env
 from simulator.core.arn import FunctionArn
 from simulator.core.config import Config
 from simulator.errors import SimulatorError
@@ -55,6 +55,9 @@ from simulator.store.workspace import Workspace, WorkspaceLock
 log = structlog.get_logger("s3sim")
 SWITCH_INTERVAL_S = 0.0005
 ENDPOINTS = "endpoints.json"  # in the state folder: the running simulator's endpoints
+IDLE_REQUEST = "idle"  # a request answered with `simulator.idle` once nothing is pending
+SYNC_REQUEST = "sync"  # answered with `simulator.synced` once its paths are taken in
+IDLE_CHECKS = 4  # idle across this many supervisor rounds (~200 ms): nothing in flight or settling
 
 
 class StartCancelled(SimulatorError):
@@ -63,10 +66,15 @@ class StartCancelled(SimulatorError):
 
 class Runtime:
     def __init__(
-        self, root: Path, console: logs.Console | None = None, console_json: bool = False
+        self,
+        root: Path,
+        console: logs.Console | None = None,
+        console_json: bool = False,
+        verbose: bool = False,
     ) -> None:
         self.ws = Workspace(root)
         self._console, self._console_json = console, console_json
+        self._verbose = verbose  # the console shows every field of every event
         self._lock = WorkspaceLock(self.ws)
         self._started: list[Callable[[], None]] = []  # how to stop each started part, in order
         self._watch_hints: queue.SimpleQueue[Hint] = queue.SimpleQueue()  # for the supervisor
@@ -79,6 +87,12 @@ class Runtime:
         self._handed_over: set[int] = set()  # CLI request ids given to the intake
         self._status_failures = logs.Repeats()
         self._config_due: float | None = None  # when a config.yaml still being saved reloads
+        # $LATEST code changes per function, recycled once the folder has been quiet: one
+        # editor save is several file events (backup, write, close, temp files).
+        self._code_due: dict[str, tuple[float, list[str]]] = {}
+        self._replays: list[ReplayWatch] = []  # replays of many dead letters, until done
+        self._idle_waiters: list[int] = []  # idle requests, answered once idle
+        self._idle_checks = 0  # consecutive supervisor rounds found idle
 
     # -- start -------------------------------------------------------------------------------
     def start(self, cancel: threading.Event | None = None) -> None:
@@ -99,7 +113,7 @@ class Runtime:
     def _start_parts(self) -> None:
         self._lock.acquire()
         self._started.append(self._lock.release)
-        logs.configure(self.ws.log_file, self._console, self._console_json)
+        logs.configure(self.ws.log_file, self._console, self._console_json, verbose=self._verbose)
         threading.excepthook = self._thread_died
         self._started.append(_restore_excepthook)
         self.journal = Journal(self.ws.journal)  # before versions: it keeps their seals
@@ -111,6 +125,7 @@ class Runtime:
             self.ws.config, self.store, self.ws.state / "last-good-config.yaml"
         )
         config = self.source.current
+        logs.set_rotation(config.settings.log_rotate_bytes, config.settings.log_keep)
         for name in config.buckets:
             (self.ws.buckets / name).mkdir(parents=True, exist_ok=True)
         first_start = self.journal.get_meta("baseline") is None
@@ -328,6 +343,7 @@ class Runtime:
         """Once a second, on the supervisor: the state folder, idle reaping, status.json."""
         self._check_state()
         settings = self.source.current.settings
+        logs.set_rotation(settings.log_rotate_bytes, settings.log_keep)
         self.pool.force_cold = settings.force_cold_start
         reaped = self.pool.reap(settings.keep_alive_s)
         if reaped:
@@ -360,18 +376,50 @@ class Runtime:
         elif path == self.ws.config:
             self._config_changed(hint.kind)
         elif self.ws.functions in path.parents:
-            function = path.relative_to(self.ws.functions).parts[0]
-            if not path.name.endswith((".pyc", "~")) and "__pycache__" not in path.parts:
+            self._code_changed(path)
+        elif self.ws.versions in path.parents:
+            self.source.refresh_versions()
+            self._seal_unseen_versions()
+
+    def _code_changed(self, path: Path) -> None:
+        """A file of a function's $LATEST changed: editor noise (the watcher's ignore list)
+        and byte code are not code; the rest is recycled once the function's folder has been
+        quiet for the settle time, so one save recycles (and logs) once."""
+        rel = path.relative_to(self.ws.functions)
+        settings = self.source.current.settings
+        if (
+            len(rel.parts) < 2
+            or path.suffix == ".pyc"
+            or "__pycache__" in rel.parts
+            or keys.is_ignored("/".join(rel.parts[1:]), settings.ignore)
+        ):
+            return
+        function = rel.parts[0]
+        _, paths = self._code_due.get(function, (0.0, []))
+        shown = str(path.relative_to(self.ws.root))
+        if shown not in paths:
+            paths.append(shown)
+        self._code_due[function] = (time.monotonic() + self._quiet_s(), paths)
+
+    def _recycle_changed_code(self) -> None:
+        now = time.monotonic()
+        for function, (due, paths) in list(self._code_due.items()):
+            if now >= due:
+                del self._code_due[function]
                 self.pool.retire_latest(function)
                 log.info(
                     "function.code_changed",
                     function=function,
                     version="$LATEST",
-                    path=str(path.relative_to(self.ws.root)),
+                    path=paths[0] if len(paths) == 1 else paths,
                 )
-        elif self.ws.versions in path.parents:
-            self.source.refresh_versions()
-            self._seal_unseen_versions()
+
+    def _quiet_s(self) -> float:
+        settings = self.source.current.settings
+        quiet_s = settings.settle_ms / 1000
+        if self.watcher.polling:  # changes are seen once per poll: wait for two quiet polls
+            quiet_s = max(quiet_s, 2 * settings.polling_interval_ms / 1000)
+        return quiet_s
 
     def _config_changed(self, kind: str) -> None:
         """A close or a rename means the save is complete: reload now. A created or modified
@@ -381,11 +429,7 @@ class Runtime:
             self._config_due = None
             self.source.reload()
             return
-        settings = self.source.current.settings
-        quiet_s = settings.settle_ms / 1000
-        if self.watcher.polling:  # changes are seen once per poll: wait for two quiet polls
-            quiet_s = max(quiet_s, 2 * settings.polling_interval_ms / 1000)
-        self._config_due = time.monotonic() + quiet_s
+        self._config_due = time.monotonic() + self._quiet_s()
 
     def _buckets_folder_changed(self, kind: str) -> None:
         """buckets/ itself went away or came back: its watch died with it; watch it anew."""
@@ -415,6 +459,7 @@ class Runtime:
             and self.deliverer.idle()
             and self._watch_hints.empty()
             and self._config_due is None
+            and not self._code_due
         )
 
     def supervise(self, stop: threading.Event, exit_when_idle: bool = False) -> None:
@@ -426,7 +471,6 @@ class Runtime:
             (0.1, self.shifter.tick),
         ]
         next_at = [0.0] * len(chores)
-        idle_checks = 0
         while not stop.is_set() and not self.fatal.is_set():
             self._guarded(self._watch_duty)  # waits up to 50 ms for a hint
             now = time.monotonic()
@@ -434,9 +478,12 @@ class Runtime:
                 if now >= next_at[i]:
                     next_at[i] = now + every_s
                     self._guarded(chore)
-            idle_checks = idle_checks + 1 if exit_when_idle and self.idle() else 0
-            if idle_checks >= 4:  # idle across 200 ms: nothing in flight, nothing settling
-                return
+            watching_idle = exit_when_idle or self._idle_waiters
+            self._idle_checks = self._idle_checks + 1 if watching_idle and self.idle() else 0
+            if self._idle_checks >= IDLE_CHECKS:  # nothing in flight, nothing settling
+                self._guarded(self._answer_idle)
+                if exit_when_idle:
+                    return
 
     def _guarded(self, chore: Callable[[], None]) -> None:
         try:
@@ -455,16 +502,68 @@ class Runtime:
         if self._config_due is not None and time.monotonic() >= self._config_due:
             self._config_due = None
             self.source.reload()
+        if self._code_due:
+            self._recycle_changed_code()
 
     def _hand_over_requests(self) -> None:
         """Requests the CLI left in the journal, each handed to the intake once."""
         open_ids = set()
         for request_id, kind, body in self.journal.open_requests():
             open_ids.add(request_id)
-            if request_id not in self._handed_over:
-                self._handed_over.add(request_id)
+            if request_id in self._handed_over:
+                continue
+            self._handed_over.add(request_id)
+            if kind in (IDLE_REQUEST, SYNC_REQUEST):
+                self._catch_up(body.get("paths", []))
+            if kind == IDLE_REQUEST:
+                self._idle_waiters.append(request_id)
+                self._idle_checks = 0  # the answer follows a whole quiet period after the ask
+            elif kind == SYNC_REQUEST:
+                log.info("simulator.synced", request=request_id)
+                with self.journal.transaction() as db:
+                    Journal.finish_request(db, request_id)
+            else:
                 self.intake.carry_out(request_id, kind, body)
+                replayed = list(body.get("request_ids", {}).values()) if kind == "replay" else []
+                if len(replayed) > 1:
+                    self._replays.append(ReplayWatch(replayed))
         self._handed_over &= open_ids
+        self._replays = [r for r in self._replays if not r.check(self.journal)]
+
+    def _catch_up(self, paths: list[str]) -> None:
+        """Paths the asker changed before asking (relative to the workspace), taken
+        in now as the watcher would report them: whatever the watcher has not delivered yet
+        cannot then be missing from the answer. A change also reported by the watcher is
+        seen twice and acted on once (the intake drops a write it has already indexed; a
+        config or versions reload that finds nothing new changes nothing). $LATEST code is
+        left to the watcher: recycling twice would cold-start twice."""
+        buckets = Path(os.path.realpath(self.ws.buckets))
+        # Versions before the config that may name them; objects after the config they fire by.
+        order = {"versions": 0, "config.yaml": 1, "buckets": 2}
+        for rel in sorted(paths, key=lambda p: order.get(Path(p).parts[0] if p else "", 3)):
+            parts = Path(rel).parts
+            if not parts or ".." in parts or Path(rel).is_absolute():
+                continue
+            if parts[0] == "buckets" and len(parts) > 2:
+                path = buckets.joinpath(*parts[1:])
+                kind = "closed" if path.exists() else "deleted"
+                self.intake.hints.put(Hint(kind, str(path)))
+            elif rel == "config.yaml":
+                self._config_due = None
+                self.source.catch_up()
+            elif parts[0] == "versions":
+                self.source.refresh_versions()
+                self._seal_unseen_versions()
+
+    def _answer_idle(self) -> None:
+        """Each waiting idle request gets its `simulator.idle` line, then is closed."""
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for request_id in waiters:
+            log.info("simulator.idle", request=request_id)
+        if waiters:
+            with self.journal.transaction() as db:
+                for request_id in waiters:
+                    Journal.finish_request(db, request_id)
 
     def stop(self) -> None:
         """Stop every started part, newest first (see the module docstring)."""
@@ -488,7 +587,7 @@ class Runtime:
         if not self.journal.removed():
             return
         self.journal.restore()
-        logs.configure(self.ws.log_file, self._console, self._console_json)
+        logs.configure(self.ws.log_file, self._console, self._console_json, verbose=self._verbose)
         self._lock.note_holder()
         self.pool.reap(0)  # warm environments lost their /tmp; new ones get a fresh one
         self.source.remember()
@@ -499,6 +598,32 @@ class Runtime:
             action="wrote the open journal back; to reset the state, stop s3sim "
             "first, then delete .s3sim",
         )
+
+
+class ReplayWatch:
+    """A replay of many dead letters, from queued to finished: a progress line on a
+    terminal while their invocations run, and `replay.finished` once each has ended."""
+
+    def __init__(self, request_ids: list[str]) -> None:
+        self._ids = request_ids
+        self._started = time.monotonic()
+        self._progress = logs.Progress("replaying dead letters", len(request_ids), unit="events")
+
+    def check(self, journal: Journal) -> bool:
+        """Advance the progress line; True once every replayed event has ended."""
+        ended = journal.finished(self._ids)
+        self._progress.advance(sum(ended.values()) - self._progress.count)
+        if self._progress.count < len(self._ids):
+            return False
+        self._progress.close()
+        log.info(
+            "replay.finished",
+            count=len(self._ids),
+            succeeded=ended.get("done", 0),
+            dead_lettered=ended.get("dead", 0) + ended.get("replayed", 0),
+            duration_ms=round((time.monotonic() - self._started) * 1000, 1),
+        )
+        return True
 
 
 def _restore_excepthook() -> None:

@@ -39,6 +39,7 @@ class SimulatorProcess:
         self.started_ns = 0
         self.ready_s = 0.0  # seconds from start to the event `start` waited for
         self._offset = 0  # events before this byte of the log belong to earlier runs
+        self._inode = 0  # ... of the log file with this inode (it may have been rotated since)
 
     def start(
         self, *args: str, wait_event: str = "simulator.ready", timeout: float = 300
@@ -72,24 +73,43 @@ class SimulatorProcess:
         ).returncode
 
     def events(self) -> list[dict[str, Any]]:
-        """This run's events so far (a line still being written is left for next time)."""
-        if not self.log_path.exists():
-            return []
-        with open(self.log_path, "rb") as f:
-            f.seek(self._offset)
-            return _parse_lines(f.read())
+        """This run's events so far (a line still being written is left for next time),
+        across the rotated files (events.1.jsonl, ...) written since it started."""
+        chunks = []
+        paths = _oldest_first(self.log_path)
+        # The file this run started in is gone (removed with .s3sim/, or rotated out of
+        # the kept ones), or there was none: every file there is now is this run's.
+        started = self._inode not in {_inode(path) for path in paths}
+        for path in paths:
+            try:
+                with open(path, "rb") as f:
+                    if os.fstat(f.fileno()).st_ino == self._inode:
+                        started = True
+                        f.seek(self._offset)
+                    elif not started:
+                        continue  # rotated before this run started: earlier runs' events
+                    chunks.append(f.read())
+            except FileNotFoundError:  # rotated away meanwhile: read again next time
+                continue
+        data = b"\n".join(chunks)  # files end between lines: no line spans two files
+        return _parse_lines(data)
 
     def console_events(self) -> list[dict[str, Any]]:
         """Every event the console showed (all runs), when started with `console`."""
         return _parse_lines(self.console.read_bytes()) if self.console else []
 
     def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], count: int = 1, timeout: float = 120.0
+        self,
+        predicate: Callable[[dict[str, Any]], bool],
+        count: int = 1,
+        timeout: float = 120.0,
+        after: int = 0,
     ) -> list[dict[str, Any]]:
-        """Poll the log until `count` events match; fails fast if the process exited."""
+        """Poll the log until `count` events match (of this run's events from index `after`
+        on); fails fast if the process exited."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [e for e in self.events() if predicate(e)]
+            found = [e for e in self.events()[after:] if predicate(e)]
             if len(found) >= count:
                 return found
             if self.proc is not None and self.proc.poll() is not None:
@@ -138,4 +158,27 @@ class SimulatorProcess:
         return {**os.environ, "PYTHONPATH": path}
 
     def _log_size(self) -> int:
-        return self.log_path.stat().st_size if self.log_path.exists() else 0
+        try:
+            st = self.log_path.stat()
+        except FileNotFoundError:
+            self._inode = 0
+            return 0
+        self._inode = st.st_ino
+        return st.st_size
+
+
+def _inode(path: Path) -> int:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return -1
+
+
+def _oldest_first(path: Path) -> list[Path]:
+    """`events.jsonl` and its rotated files (`events.1.jsonl` is the newest of those)."""
+    rotated = []
+    number = 1
+    while (older := path.with_name(f"{path.stem}.{number}{path.suffix}")).exists():
+        rotated.append(older)
+        number += 1
+    return [*reversed(rotated), path]

@@ -40,6 +40,7 @@ WIRING = {
     "simulator.commands",
     "simulator.cli",
     "simulator.testing",
+    "simulator.pytest_plugin",
     "simulator.__main__",
     "simulator",
 }

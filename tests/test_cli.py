@@ -83,7 +83,7 @@ def test_alias_set_refuses_invalid_requests(
 
 
 def test_alias_name_of_digits_refused(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli(ws, "alias", "set", "fn", "2024", "$LATEST") == 1
+    assert cli(ws, "alias", "set", "fn", "2024", "$LATEST") == 2  # a usage error
     assert "Value '2024' at 'name' failed to satisfy constraint" in capsys.readouterr().err
 
 

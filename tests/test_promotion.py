@@ -112,7 +112,7 @@ def test_rollback_of_an_alias_without_an_earlier_version_says_so(
     assert capsys.readouterr().err.strip() == (
         "s3sim: fn:live has no earlier version to return to (see `s3sim alias history fn live`)"
     )
-    assert s3sim(ws, "promote", "fn", "nope", "live") == 1
+    assert s3sim(ws, "promote", "fn", "nope", "live") == 3  # not found
     assert "Alias not found: arn:aws:lambda:us-east-1:123456789012:function:fn:nope" in (
         capsys.readouterr().err
     )

@@ -46,7 +46,9 @@ def handler(event, context):
 # Shared by the handlers below: the object key of the event, decoded.
 KEY = "from urllib.parse import unquote_plus\n\ndef key_of(event):\n    return unquote_plus(event['Records'][0]['s3']['object']['key'])\n"
 
-TRACE = re.compile(r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$")
+TRACE = re.compile(
+    r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0;Lineage=[0-9a-f]{8}:0$"
+)
 LOG_LINE = r"\[ERROR\]\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\t"  # RIC's Text format, §6.6
 
 

@@ -170,8 +170,7 @@ def test_log_lines_that_cannot_be_written_are_counted_not_raised(tmp_path: Path)
     """The log sink is the last thing a failing thread calls: it must never raise."""
     from simulator.logs import Sinks
 
-    full = os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
-    sink = Sinks(full, None, False)
+    sink = Sinks(Path("/dev/full"), None, False)  # every write: ENOSPC
     for i in range(3):
         sink(None, "", {"event": "x.happened", "n": i})
     good = tmp_path / "events.jsonl"
@@ -182,7 +181,6 @@ def test_log_lines_that_cannot_be_written_are_counted_not_raised(tmp_path: Path)
         ("log.lines_dropped", 3, "No space left on device"),
         ("y.happened", None, None),
     ]
-    os.close(full)
 
 
 def test_state_folder_removed_while_running_is_restored_and_still_locks(

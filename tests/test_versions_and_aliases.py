@@ -7,12 +7,13 @@ import pytest
 import yaml
 
 from simulator.core import config_parse
+from simulator.core.activity import Invocation
 from simulator.core.config import Config
 from simulator.errors import VersionIntegrityError
+from simulator.pytest_plugin import Launcher
 from simulator.store.versions import VersionStore
 from tests.helpers import (
     ARN,
-    EventLog,
     drop,
     handler_source,
     make_workspace,
@@ -114,24 +115,33 @@ def set_alias(ws: Path, value: object) -> None:
     write_config(ws, raw)
 
 
-def test_repointing_alias_in_config_runs_new_version_without_restart(tmp_path: Path) -> None:
+def alias_text(ws: Path, value: object) -> str:
+    raw = yaml.safe_load((ws / "config.yaml").read_text())
+    raw["functions"]["fn"]["aliases"]["live"] = value
+    return yaml.safe_dump(raw, sort_keys=False)
+
+
+def test_repointing_alias_in_config_runs_new_version_without_restart(
+    tmp_path: Path, s3sim: Launcher
+) -> None:
     ws = published_workspace(tmp_path)
     set_alias(ws, 1)
-    with running(ws) as (_, log):
-        drop(ws / "buckets/uploads/a.txt")
-        log.wait_for(log.named("invoke.report"))
-        set_alias(ws, 2)
-        (reload,) = log.wait_for(log.named("config.reloaded"))
-        drop(ws / "buckets/uploads/b.txt")
-        log.wait_for(log.named("invoke.report"), count=2)
+    sim = s3sim.start(copy_from=ws)
+    sim.put("uploads", "a.txt")
+    a = sim.settle().only()
+    sim.write("config.yaml", alias_text(sim.workspace, 2))  # a hand edit, saved
+    sim.put("uploads", "b.txt")
+    run = sim.settle()
+    b = run.only()
+
+    (reload,) = run.named("config.reloaded")
     assert "functions.fn.aliases.live: 1 -> 2" in reload["changes"]
+    assert (a.result["tag"], a.executed_version, a.attempts[0].version) == ("v1", "1", "1")
+    assert (b.result["tag"], b.executed_version, b.attempts[0].version) == ("v2", "2", "2")
+    assert (b.target, b.alias) == (f"{ARN}:fn:live", "live")
     by_key = {r["event"]["Records"][0]["s3"]["object"]["key"]: r for r in results(tmp_path / "out")}
-    assert (by_key["a.txt"]["tag"], by_key["a.txt"]["context"]["function_version"]) == ("v1", "1")
-    assert (by_key["b.txt"]["tag"], by_key["b.txt"]["context"]["function_version"]) == ("v2", "2")
     assert by_key["b.txt"]["context"]["invoked_function_arn"] == f"{ARN}:fn:live"
     assert by_key["b.txt"]["env"]["AWS_LAMBDA_FUNCTION_VERSION"] == "2"
-    starts = log.matching(log.named("invoke.start"))
-    assert [s["version"] for s in starts] == ["1", "2"]
 
 
 def test_invalid_reload_keeps_last_good_config(tmp_path: Path) -> None:
@@ -155,49 +165,50 @@ def test_invalid_reload_keeps_last_good_config(tmp_path: Path) -> None:
     assert result["context"]["function_version"] == "1"
 
 
-def test_weighted_alias_runs_both_versions_in_separate_environments(tmp_path: Path) -> None:
+def test_weighted_alias_runs_both_versions_in_separate_environments(
+    tmp_path: Path, s3sim: Launcher
+) -> None:
     ws = published_workspace(tmp_path)
     set_alias(ws, {"version": 1, "weights": {2: 0.5}})
-    with running(ws) as (_, log):
-        for i in range(30):
-            drop(ws / f"buckets/uploads/k{i}.txt")
-        log.wait_for(log.named("invoke.report"), count=30)
-    runs = results(tmp_path / "out")
-    versions = {r["context"]["function_version"] for r in runs}
-    assert versions == {"1", "2"}
+    sim = s3sim.start(copy_from=ws)
+    for i in range(30):
+        sim.put("uploads", f"k{i}.txt")
+    runs = sim.settle().invocations
+
+    assert len(runs) == 30 and all(r.ok for r in runs)
+    assert {r.executed_version for r in runs} == {"1", "2"}
     for r in runs:  # each environment ran exactly one version's code
-        assert r["tag"] == f"v{r['context']['function_version']}"
-        assert r["env"]["AWS_LAMBDA_FUNCTION_VERSION"] == r["context"]["function_version"]
-    pids = {v: {r["pid"] for r in runs if r["context"]["function_version"] == v} for v in versions}
-    assert not pids["1"] & pids["2"]
+        assert r.result["tag"] == f"v{r.executed_version}"
+    pid = {r["context"]["aws_request_id"]: r["pid"] for r in results(tmp_path / "out")}
+    by_version = {v: {pid[r.request_id] for r in runs if r.executed_version == v} for v in "12"}
+    assert not by_version["1"] & by_version["2"]
 
 
-def edit_latest_between_two_events(ws: Path, tag: str) -> EventLog:
+def edit_latest_between_two_events(
+    s3sim: Launcher, ws: Path, tag: str
+) -> tuple[Invocation, Invocation]:
     """a.txt fires, $LATEST's code is edited to `tag`, then b.txt fires."""
-    with running(ws) as (_, log):
-        drop(ws / "buckets/uploads/a.txt")
-        log.wait_for(log.named("invoke.report"))
-        (ws / "functions/fn/handler.py").write_text(handler_source(tag))
-        log.wait_for(log.named("function.code_changed"))
-        drop(ws / "buckets/uploads/b.txt")
-        log.wait_for(log.named("invoke.report"), count=2)
-    return log
+    sim = s3sim.start(copy_from=ws)
+    sim.put("uploads", "a.txt")
+    a = sim.settle().only()
+    sim.write("functions/fn/handler.py", handler_source(tag))  # returns once taken in
+    sim.put("uploads", "b.txt")
+    return a, sim.settle().only()
 
 
-def test_latest_edit_recycles_warm_environment_but_not_versions(tmp_path: Path) -> None:
+def test_latest_edit_recycles_warm_environment_but_not_versions(
+    tmp_path: Path, s3sim: Launcher
+) -> None:
     ws = published_workspace(tmp_path)
-    edit_latest_between_two_events(ws, "v3")
-    by_key = {
-        r["event"]["Records"][0]["s3"]["object"]["key"]: r["tag"] for r in results(tmp_path / "out")
-    }
-    assert by_key == {"a.txt": "v2", "b.txt": "v3"}
+    a, b = edit_latest_between_two_events(s3sim, ws, "v3")
+    assert (a.result["tag"], b.result["tag"]) == ("v2", "v3")
+    assert b.attempts[0].cold  # the warm $LATEST environment was recycled
     store = VersionStore(ws / "versions")
     assert "TAG = 'v1'" in (store.load("fn", 1).code_dir / "handler.py").read_text()
 
 
-def test_latest_edit_keeps_published_versions_warm(tmp_path: Path) -> None:
+def test_latest_edit_keeps_published_versions_warm(tmp_path: Path, s3sim: Launcher) -> None:
     ws = published_workspace(tmp_path)
     set_alias(ws, 1)
-    log = edit_latest_between_two_events(ws, "v9")
-    first, second = log.matching(log.named("invoke.report"))
-    assert "init_ms" in first and "init_ms" not in second  # version 1 stayed warm
+    a, b = edit_latest_between_two_events(s3sim, ws, "v9")
+    assert (a.attempts[0].cold, b.attempts[0].cold) == (True, False)  # version 1 stayed warm

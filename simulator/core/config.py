@@ -106,6 +106,9 @@ class Function:
     layers: tuple[str, ...] = ()  # workspace-relative folders, mapped as Lambda maps /opt
     log_format: str | None = None  # Lambda's LoggingConfig.LogFormat: Text | JSON
     log_level: str | None = None  # LoggingConfig.ApplicationLogLevel (JSON format only)
+    # PutFunctionRecursionConfig: Terminate stops a chain that keeps invoking the function
+    # (core/lineage.py); Allow lets it run. Per function, not per version, as in Lambda.
+    recursive_loop: str = "Terminate"
 
     def async_config(self, qualifier: str | None) -> AsyncConfig:
         alias = self.aliases.get(qualifier or "")
@@ -167,6 +170,8 @@ class Settings:
     reorder_window_ms: int = 0  # chaos: hold events back up to this long, so they reorder
     seed: int | None = None  # seeds weighted-alias choices and generated ids
     log_limit_bytes: int = 256 * 1024  # handler output kept per invocation
+    log_rotate_bytes: int = 10 * 1024 * 1024  # the JSON log file is rotated at this size
+    log_keep: int = 5  # rotated JSON log files kept (events.1.jsonl is the newest)
     principal_id: str = "AWS:AIDAS3SIMLOCALUSER"
     owner_id: str = "A3S3SIMLOCALOWNER"
     source_ip: str = "127.0.0.1"

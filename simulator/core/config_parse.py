@@ -97,10 +97,12 @@ _FUNCTION_KEYS = {
     "layers",
     "log_format",
     "log_level",
+    "recursive_loop",
     "deployment_preference",
 }
 _RUNTIME = re.compile(r"^(python3\.\d{1,2}|provided|provided\.al2|provided\.al2023)$")
 _LOG_FORMATS = ("Text", "JSON")
+_RECURSIVE_LOOP = ("Terminate", "Allow")
 _LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 _ALIAS_KEYS = {
     "version",
@@ -162,7 +164,16 @@ def _function(r: Reader, name: str, raw: Any, path: str) -> Function:
         runtime=_runtime(r, body.get("runtime"), f"{path}.runtime"),
         layers=_layers(r, body.get("layers"), f"{path}.layers"),
         **_logging(r, body, path),
+        recursive_loop=_recursive_loop(r, body.get("recursive_loop"), f"{path}.recursive_loop"),
     )
+
+
+def _recursive_loop(r: Reader, raw: Any, path: str) -> str:
+    value = r.typed(raw, str, path, "Terminate")
+    if value not in _RECURSIVE_LOOP:
+        r.fail(path, f"must be one of {', '.join(_RECURSIVE_LOOP)}, got {value!r}")
+        return "Terminate"
+    return value
 
 
 def _runtime(r: Reader, raw: Any, path: str) -> str | None:
@@ -329,11 +340,11 @@ def _version(r: Reader, raw: Any, path: str) -> str:
 def _weights(r: Reader, raw: Any, primary: str, path: str) -> dict[str, float]:
     weights: dict[str, float] = {}
     for key, value in r.mapping(raw, path).items():
-        problem = _weight_problem(str(key), value)
+        problem = weight_problem(str(key), value)
         if problem:
             r.fail(path, problem)
         else:
-            weights[str(int(str(key)))] = float(value)  # _weight_problem: a finite number
+            weights[str(int(str(key)))] = float(value)  # weight_problem: a finite number
     if len(weights) > 1:
         r.fail(path, "Number of items in AdditionalVersionWeights cannot be greater than 1")
     if weights and primary == LATEST:
@@ -347,7 +358,7 @@ def _weights(r: Reader, raw: Any, primary: str, path: str) -> dict[str, float]:
     return weights
 
 
-def _weight_problem(key: str, value: Any) -> str | None:
+def weight_problem(key: str, value: Any) -> str | None:
     """AWS's ValidationException texts for one AdditionalVersionWeights entry."""
     number = _number(value)
     text = "null" if number is None else repr(number)

@@ -101,6 +101,17 @@ def parse(r: Reader, raw: Mapping[str, Any]) -> Settings:
             64 * 1024 * 1024,
             d.log_limit_bytes,
         ),
+        log_rotate_bytes=r.ranged(
+            raw.get("log_rotate_bytes"),
+            "simulator.log_rotate_bytes",
+            "log_rotate_bytes",
+            4096,
+            1024 * 1024 * 1024,
+            d.log_rotate_bytes,
+        ),
+        log_keep=r.ranged(
+            raw.get("log_keep"), "simulator.log_keep", "log_keep", 1, 100, d.log_keep
+        ),
         principal_id=r.typed(
             raw.get("principal_id"), str, "simulator.principal_id", d.principal_id
         ),

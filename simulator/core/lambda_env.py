@@ -113,7 +113,8 @@ def log_stream_name(version: str) -> str:
     return f"{day}/[{version}]{uuid.uuid4().hex}"
 
 
-def trace_header(epoch_s: int, root: str, parent: str) -> str:
+def trace_header(epoch_s: int, root: str, parent: str, lineage: str) -> str:
     """An X-Ray trace header as Lambda hands it over (Lambda-Runtime-Trace-Id, and
-    _X_AMZN_TRACE_ID in the runtime): `root` is 24 hex digits, `parent` 16."""
-    return f"Root=1-{epoch_s:08x}-{root};Parent={parent};Sampled=0"
+    _X_AMZN_TRACE_ID in the runtime): `root` is 24 hex digits, `parent` 16, `lineage` the
+    chain of invocations it belongs to (core/lineage.py)."""
+    return f"Root=1-{epoch_s:08x}-{root};Parent={parent};Sampled=0;Lineage={lineage}"

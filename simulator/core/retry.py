@@ -19,7 +19,9 @@ class RetryAt:
 
 @dataclass(frozen=True)
 class GiveUp:
-    condition: Literal["RetriesExhausted", "EventAgeExceeded"]
+    # RecursiveInvocationDetected: stopped by loop detection (AWS's record condition for it
+    # is undocumented; this name is the simulator's choice, see the README).
+    condition: Literal["RetriesExhausted", "EventAgeExceeded", "RecursiveInvocationDetected"]
 
 
 Decision = RetryAt | GiveUp

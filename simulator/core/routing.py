@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
+from typing import Literal
 
 from simulator.core.config import Bucket, Notification
 from simulator.core.s3_events import encode_key
@@ -57,3 +59,37 @@ def match(bucket: Bucket, key: str, event_name: str) -> list[Notification]:
         and encoded.endswith(n.suffix)
         and any(event_matches(spec, event_name) for spec in n.events)
     ]
+
+
+def near_miss(key: str, value: str, kind: Literal["prefix", "suffix"]) -> str | None:
+    """Why a prefix or suffix rule that fails for `key` would match but for case or
+    encoding: S3 compares filters case-sensitively, with the URL-encoded key (None: no such
+    near miss)."""
+    encoded = encode_key(key)
+
+    def fits(k: str, v: str) -> bool:
+        return k.startswith(v) if kind == "prefix" else k.endswith(v)
+
+    if fits(encoded, value):
+        return None
+    part = encoded[: len(value)] if kind == "prefix" else encoded[len(encoded) - len(value) :]
+    if fits(encoded.casefold(), value.casefold()):
+        return (
+            f"differs only in case: the key has {part!r}, the rule {value!r}; "
+            f"S3 compares {kind}es case-sensitively"
+        )
+    if fits(key, value) or fits(key.casefold(), value.casefold()):
+        case = "" if fits(key, value) else " (and in case)"
+        return (
+            f"differs only in encoding{case}: S3 compares {kind}es with the URL-encoded key "
+            f"{encoded!r}; write the {kind} as {encode_key(value)!r}"
+        )
+    nfc, nfd = unicodedata.normalize("NFC", key), unicodedata.normalize("NFD", key)
+    for form, text in (("NFC", nfc), ("NFD", nfd)):
+        if text != key and fits(encode_key(text), value):
+            return (
+                f"differs only in Unicode normalization: the key's accented letters are "
+                f"{'decomposed (NFD)' if form == 'NFC' else 'composed (NFC)'}, the rule's are "
+                f"{'composed' if form == 'NFC' else 'decomposed'}; S3 compares the bytes"
+            )
+    return None

@@ -22,6 +22,7 @@ class Origin:
     request_id: str
     host_id: str
     source_ip: str
+    lineage: str = ""  # the invocation chain the write belongs to (X-Amzn-Trace-Id's Lineage)
     etag: str = ""  # the ETag S3 reports (a multipart upload's is not the file's MD5)
 
 

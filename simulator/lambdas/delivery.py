@@ -23,7 +23,7 @@ from pathlib import Path
 
 import structlog
 
-from simulator.core import lambda_errors, retry
+from simulator.core import lambda_errors, lineage, retry
 from simulator.core.arn import FunctionArn
 from simulator.core.config import Config, Settings
 from simulator.lambdas.environment import Result
@@ -248,7 +248,7 @@ class Deliverer:
                     function=function,
                     queued=len(queue),
                     cap=cap,
-                    reason=lambda_errors.THROTTLED_REASON,
+                    **self._throttle_cause(function, cap),
                 )
             return
         now = self._clock()
@@ -266,8 +266,25 @@ class Deliverer:
                 delivery_id=job.delivery_id,
                 throttles=count + 1,
                 retry_in_s=round(delay_s, 3),
+                **self._throttle_cause(function, cap),
             )
             heapq.heappush(self._q.delayed, (now + delay_s, job, function))
+
+    def _throttle_cause(self, function: str, cap: int) -> dict[str, str]:
+        """Lambda's reason, and the setting that raises the cap: the function's reserved
+        concurrency if it has one, else the simulator's own cap (which stands in for the
+        account's concurrency limit)."""
+        fn = self._config().functions.get(function)
+        if fn is not None and fn.reserved_concurrency is not None:
+            return {
+                "reason": lambda_errors.THROTTLED_REASON,
+                "cause": f"functions.{function}.reserved_concurrency is {cap}",
+            }
+        return {
+            "reason": lambda_errors.ACCOUNT_THROTTLED_REASON,
+            "cause": f"the simulator runs at most {cap} invocations of a function at once; "
+            "simulator.concurrency in config.yaml raises it",
+        }
 
     def _past_event_age(self, config: Config, job: Job, at_s: float) -> bool:
         if job.duplicate:
@@ -282,19 +299,12 @@ class Deliverer:
     def _give_up_unrun(self, job: Job, function: str, why: retry.GiveUp) -> None:
         if job.duplicate:
             return  # a chaos duplicate that never ran has nothing to record
-        delivery = self._journal.load(job.delivery_id)
         payload = {
             "errorType": lambda_errors.THROTTLED,
             "errorMessage": "Rate Exceeded.",
             "Reason": lambda_errors.THROTTLED_REASON,
         }
-        invocation = Invocation(
-            request_id=delivery.request_id,
-            invoked=delivery.target,
-            function=function,
-            result=Result.failed(payload),
-        )
-        self._complete(Completion(delivery, invocation, why))
+        self._complete(_unrun(self._journal.load(job.delivery_id), function, payload, why))
 
     # -- invocation threads ------------------------------------------------------------------
     def _run(self, job: Job, function: str) -> None:
@@ -303,12 +313,12 @@ class Deliverer:
         next_job: Job | None = job
         while next_job is not None:
             job = next_job
-            delivery, invocation = self._invoke(job)
+            completion = self._invoke(job)
             with self._cond:
                 if job.duplicate:
                     pass  # its outcome belongs to the original's row
-                elif delivery is not None and invocation is not None:
-                    self._complete(Completion(delivery, invocation))
+                elif completion is not None:
+                    self._complete(completion)
                 else:  # could not even run: try again shortly
                     heapq.heappush(self._q.delayed, (self._clock() + 1.0, job, function))
                 next_job = self._next_for(function)
@@ -331,22 +341,31 @@ class Deliverer:
             return None
         return queue.popleft()
 
-    def _invoke(self, job: Job) -> tuple[Delivery | None, Invocation | None]:
+    def _invoke(self, job: Job) -> Completion | None:
         try:
             delivery = self._journal.load(job.delivery_id)
-            return delivery, self._invoker.invoke(
-                self._config(),
-                FunctionArn.parse(delivery.target),
-                delivery.payload,
-                delivery.request_id,
-                attempt=delivery.attempts + 1,
-                bucket=delivery.bucket,
-                key=delivery.key,
-                duplicate=job.duplicate,
+            config, arn = self._config(), FunctionArn.parse(delivery.target)
+            chain = lineage.step(delivery.lineage, str(arn.unqualified))
+            fn = config.functions.get(arn.function)
+            if chain.loops and fn is not None and fn.recursive_loop == "Terminate":
+                return _stop_loop(delivery, arn, chain)
+            return Completion(
+                delivery,
+                self._invoker.invoke(
+                    config,
+                    arn,
+                    delivery.payload,
+                    delivery.request_id,
+                    chain.lineage,
+                    attempt=delivery.attempts + 1,
+                    bucket=delivery.bucket,
+                    key=delivery.key,
+                    duplicate=job.duplicate,
+                ),
             )
         except Exception as exc:  # the invocation thread must always report back
             log.exception("invoke.crashed", delivery_id=job.delivery_id, error=str(exc))
-            return None, None
+            return None
 
     # -- outcomes ----------------------------------------------------------------------------
     def _record(self, completions: list[Completion]) -> None:
@@ -359,3 +378,39 @@ class Deliverer:
                 heapq.heappush(self._q.delayed, (due_s, Job(delivery_id), function))
             for delivery_id, function in committed.ready:
                 self._q.ready[function].append(Job(delivery_id))
+
+
+def _unrun(
+    delivery: Delivery, function: str, payload: dict[str, str], why: retry.GiveUp
+) -> Completion:
+    """The outcome of a delivery given up without running: `payload` is what its failure
+    record carries."""
+    invocation = Invocation(
+        request_id=delivery.request_id,
+        invoked=delivery.target,
+        function=function,
+        result=Result.failed(payload),
+    )
+    return Completion(delivery, invocation, why)
+
+
+def _stop_loop(delivery: Delivery, arn: FunctionArn, chain: lineage.Step) -> Completion:
+    """Lambda stops the invocation that would continue a recursive chain and sends the event
+    to the failure destination; the log names the function, the rule and the chain."""
+    records = delivery.payload.get("Records") or [{}]
+    log.error(
+        "invoke.recursive_loop",
+        request_id=delivery.request_id,
+        function=arn.function,
+        rule=records[0].get("s3", {}).get("configurationId", ""),
+        bucket=delivery.bucket,
+        key=delivery.key,
+        invocations=chain.count,
+        lineage=chain.lineage,
+        action="not run; recorded as a dead letter (set recursive_loop: Allow to let it run)",
+    )
+    payload = {
+        "errorType": lambda_errors.RECURSIVE_INVOCATION,
+        "errorMessage": lambda_errors.RECURSIVE_INVOCATION_MESSAGE,
+    }
+    return _unrun(delivery, arn.function, payload, retry.GiveUp("RecursiveInvocationDetected"))

@@ -60,6 +60,9 @@ class Spec:
     import_path: tuple[str, ...] = ()  # after the task root: the build, then the layers
     layers: tuple[Path, ...] = ()  # their bin/ and lib/ join PATH and LD_LIBRARY_PATH
     logging: Mapping[str, str] = field(default_factory=dict)  # log_format, log_level
+    # Seen read-only where the launcher can mount (the buckets: in Lambda a handler reaches
+    # S3 only through its API, so a write straight into a bucket folder cannot loop unseen).
+    read_only: tuple[Path, ...] = ()
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -219,6 +222,7 @@ class Environment:
                     "task": str(self.spec.code_dir),
                     "runtime": str(self.spec.runtime.packages),
                     "layers": [str(layer) for layer in self.spec.layers],
+                    "read_only": [str(folder) for folder in self.spec.read_only],
                 },
             }
             try:

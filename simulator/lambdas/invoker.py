@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from simulator.core import aliases, lambda_env, lambda_errors
+from simulator.core import aliases, lambda_env, lambda_errors, lineage
 from simulator.core.arn import LATEST, FunctionArn
 from simulator.core.config import Config, Function
 from simulator.errors import (
@@ -74,8 +74,17 @@ class Invoker:
             return self._rng.random()
 
     def invoke(
-        self, config: Config, arn: FunctionArn, event: Any, request_id: str, **fields: Any
+        self,
+        config: Config,
+        arn: FunctionArn,
+        event: Any,
+        request_id: str,
+        chain: str | None = None,
+        **fields: Any,
     ) -> Invocation:
+        """`chain`: the lineage this invocation carries (core/lineage.py); None starts one."""
+        if chain is None:
+            chain = lineage.step("", str(arn.unqualified)).lineage
         bound = log.bind(request_id=request_id, function=arn.function, **fields)
         try:
             resolution = aliases.resolve(config, self._published(), arn, self._random)
@@ -103,7 +112,7 @@ class Invoker:
             bound.error("invoke.failed", error_type=kind, error=str(exc))
             result, cold = _failure(kind, str(exc)), False
         else:
-            result, cold = self._run(spec, arn, event, request_id, bound)
+            result, cold = self._run(spec, arn, event, request_id, chain, bound)
         invocation = Invocation(
             request_id=request_id,
             invoked=str(arn),
@@ -144,6 +153,7 @@ class Invoker:
             self._workspace / ".s3sim" / "pycache",
             cache_bytecode=version != LATEST,
             import_path=import_path(runtime, build, layers),
+            read_only=(self._workspace / "buckets",),
             layers=layers,
             logging={k: str(settings[k]) for k in ("log_format", "log_level") if settings.get(k)},
         )
@@ -159,7 +169,7 @@ class Invoker:
         return folders
 
     def _run(
-        self, spec: Spec, arn: FunctionArn, event: Any, request_id: str, bound: Any
+        self, spec: Spec, arn: FunctionArn, event: Any, request_id: str, chain: str, bound: Any
     ) -> tuple[Result, bool]:
         env, cold = self._pool.checkout(spec)
         on_output = _output_logger(bound)
@@ -173,7 +183,7 @@ class Invoker:
             self._log_start(bound, spec)
             deadline_ms = int(time.time() * 1000) + spec.timeout_s * 1000
             trace = lambda_env.trace_header(
-                int(time.time()), secrets.token_hex(12), secrets.token_hex(8)
+                int(time.time()), secrets.token_hex(12), secrets.token_hex(8), chain
             )
             result = env.invoke(request_id, str(arn), event, on_output, deadline_ms, trace)
             if cold:

@@ -160,6 +160,7 @@ def _preload(runtime_dir: str) -> None:
 # that fails leaves the host paths in use.
 _CLONE_NEWNS, _CLONE_NEWUSER = 0x00020000, 0x10000000
 _MS_BIND, _MS_REC, _MS_PRIVATE, _MNT_DETACH = 4096, 16384, 1 << 18, 2
+_MS_RDONLY, _MS_REMOUNT = 1, 32
 
 
 def _libc() -> Any:
@@ -234,6 +235,15 @@ def _graft(libc: Any, top: str, added: dict[str, str]) -> None:
             os.close(fd)
 
 
+def _read_only(libc: Any, folder: str) -> None:
+    """Bind `folder` onto itself, read-only (best effort: a folder that cannot be is left)."""
+    try:
+        _mount(libc, folder, folder, None, _MS_BIND | _MS_REC)
+        _mount(libc, None, folder, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY)
+    except OSError:
+        pass
+
+
 def _merge_layers(target: str, layers: list[str]) -> None:
     """Lambda extracts every layer into /opt in order, a later one's files winning: the same
     tree as links, real folders only where two layers share one."""
@@ -264,6 +274,8 @@ def _lambda_paths(init: dict[str, Any]) -> dict[str, str] | None:
         _merge_layers("/opt", layout["layers"])
     except (OSError, AttributeError, ValueError):
         return None
+    for folder in layout.get("read_only", []):
+        _read_only(libc, folder)
     moved = {layout["task"]: "/var/task", layout["runtime"]: "/var/runtime"}
     moved.update(dict.fromkeys(layout["layers"], "/opt"))
     return moved

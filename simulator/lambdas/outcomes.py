@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from simulator.core import destinations, lambda_errors
+from simulator.core import destinations, lambda_errors, lineage
 from simulator.core.arn import FunctionArn
 from simulator.core.config import AsyncConfig, Destination
 from simulator.errors import ArnError
@@ -134,9 +134,18 @@ class Outcomes:
             target = FunctionArn.parse(dest.target)
         except ArnError:
             return
+        # The destination's invocation continues the chain of the one that produced it.
+        chain = lineage.step(d.lineage, str(FunctionArn.parse(d.target).unqualified)).lineage
         follow_ups.append(
             NewDelivery(
-                str(uuid.uuid4()), str(target), target.function, "", "", body, self._clock()
+                str(uuid.uuid4()),
+                str(target),
+                target.function,
+                "",
+                "",
+                body,
+                self._clock(),
+                lineage=chain,
             )
         )
         self.log(

@@ -135,6 +135,7 @@ class Recorder:
                 attempts=attempts,
                 version=inv.version,
                 finished_s=now,
+                response=inv.result.payload,
             )
         decision = c.forced or _decision(config, cfg, d, attempts, now)
         error = _error_text(inv.result.payload)
@@ -154,6 +155,7 @@ class Recorder:
                 due_s=decision.due_s,
                 version=inv.version,
                 error=error,
+                response=inv.result.payload,
             )
         self._outcomes.dead(cfg, d, inv, decision.condition, attempts, follow_ups)
         return Finished(
@@ -164,6 +166,7 @@ class Recorder:
             finished_s=now,
             condition=decision.condition,
             error=error,
+            response=inv.result.payload,
         )
 
 

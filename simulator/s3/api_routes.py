@@ -24,13 +24,16 @@ from urllib.parse import parse_qsl, unquote
 import structlog
 from aiohttp import web
 
-from simulator.core import aws_chunked, keys, s3_api
+from simulator.core import aws_chunked, keys, lineage, s3_api
 from simulator.core.config import Config
 from simulator.core.s3_api import S3Error
 from simulator.core.s3_events import Origin
 from simulator.s3.api_writes import ApiWrites
 from simulator.serving import Credentials, SigV4Problem, verify_sigv4
 
+# The request's id, its x-amz-id-2, the client's address, the invocation chain it belongs to
+# (core/lineage.py): what an event fired by the request reports.
+Ids = tuple[str, str, str, str]
 log = structlog.get_logger("s3sim")
 _CHUNK = 1 << 20
 _AUTH_ERRORS = {
@@ -89,7 +92,13 @@ class Routes:
         try:
             bucket, key = self._address(request)
             self._authenticate(request)
-            ids = (request_id, id2, request.remote or "127.0.0.1")
+            ids = (
+                request_id,
+                id2,
+                request.remote or "127.0.0.1",
+                # A handler's SDK sends its invocation's trace header: the write's chain.
+                lineage.from_trace_header(request.headers.get("X-Amzn-Trace-Id")),
+            )
             response = await self._route(request, bucket, key, ids)
         except S3Error as error:
             status = error.status
@@ -116,7 +125,7 @@ class Routes:
         return bucket, key
 
     async def _route(
-        self, request: web.BaseRequest, bucket: str, key: str, ids: tuple[str, str, str]
+        self, request: web.BaseRequest, bucket: str, key: str, ids: Ids
     ) -> web.StreamResponse:
         method, query = request.method, _operation_query(request.query_string)
         if not bucket:
@@ -175,7 +184,7 @@ class Routes:
         folder: Path,
         bucket: str,
         key: str,
-        ids: tuple[str, str, str],
+        ids: Ids,
     ) -> web.StreamResponse:
         if method == "POST" and "uploads" in query:
             return self._create_upload(bucket, key)
@@ -246,7 +255,7 @@ class Routes:
         return web.Response(body=body, content_type="application/xml")
 
     def _copy(
-        self, request: web.BaseRequest, bucket: str, path: Path, key: str, ids: tuple[str, str, str]
+        self, request: web.BaseRequest, bucket: str, path: Path, key: str, ids: Ids
     ) -> web.Response:
         """CopyObject: the source (`/bucket/key`, URL-encoded) copied to a temporary file in
         the target bucket and renamed into place; fires ObjectCreated:Copy."""
@@ -272,7 +281,7 @@ class Routes:
         return web.Response(body=body, content_type="application/xml")
 
     async def _delete_many(
-        self, request: web.BaseRequest, bucket: str, folder: Path, ids: tuple[str, str, str]
+        self, request: web.BaseRequest, bucket: str, folder: Path, ids: Ids
     ) -> web.Response:
         """DeleteObjects: each key deleted (and its event fired) or its error listed."""
         try:
@@ -405,7 +414,7 @@ class Routes:
         bucket: str,
         path: Path,
         key: str,
-        ids: tuple[str, str, str],
+        ids: Ids,
     ) -> web.Response:
         folder = self._buckets / bucket
         if request.headers.get("If-None-Match") == "*" and path.exists():
@@ -543,7 +552,7 @@ class Routes:
         bucket: str,
         key: str,
         upload_id: str,
-        ids: tuple[str, str, str],
+        ids: Ids,
     ) -> web.Response:
         parts_dir = self._upload_dir(upload_id, bucket, key)
         try:
@@ -623,7 +632,7 @@ class Routes:
                     key,
                 )
 
-    def _delete(self, bucket: str, path: Path, key: str, ids: tuple[str, str, str]) -> web.Response:
+    def _delete(self, bucket: str, path: Path, key: str, ids: Ids) -> web.Response:
         if path.is_file():
             self._writes.expect(bucket, key, "", Origin("ObjectRemoved:Delete", *ids))
         with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):

@@ -24,7 +24,7 @@ from simulator.core import index_diff, keys
 from simulator.core.config import Config
 from simulator.core.s3_events import ObjectChange
 from simulator.core.settle import Debouncer
-from simulator.logs import Repeats
+from simulator.logs import Progress, Repeats
 from simulator.s3 import objects, requests
 from simulator.s3.api_writes import ApiWrites
 from simulator.s3.objects import TooLarge, Vanished, skipped
@@ -388,22 +388,29 @@ class Intake:
             else set()
         )  # symlinked ones are refused by objects.in_bucket
         counts = {"put": 0, "delete": 0}
-        for bucket in sorted(buckets | set(self._journal.indexed_buckets())):
-            changed, removed = self._rescan_bucket(bucket, fire)
-            counts["put"] += changed
-            counts["delete"] += removed
+        # The index is what the buckets held last time: the likely number of objects to walk.
+        progress = Progress(f"scanning buckets ({reason})", self._journal.indexed_count())
+        try:
+            for bucket in sorted(buckets | set(self._journal.indexed_buckets())):
+                changed, removed = self._rescan_bucket(bucket, fire, progress)
+                counts["put"] += changed
+                counts["delete"] += removed
+        finally:
+            progress.close()
         self._stager.baseline_pending = True
         log.info(
             "watch.rescanned",
             reason=reason,
             fired=fire,
+            objects=progress.count,
             changed=counts["put"],
             removed=counts["delete"],
             buckets=len(buckets),
             duration_ms=round((time.monotonic() - started) * 1000, 1),
+            per_s=round(progress.rate()),
         )
 
-    def _rescan_bucket(self, bucket: str, fire: bool) -> tuple[int, int]:
+    def _rescan_bucket(self, bucket: str, fire: bool, progress: Progress) -> tuple[int, int]:
         """Stage what changed in one bucket since the index was written: (puts, deletes)."""
         ignore = self._ignore()
         index = {k: (e.size, e.mtime_ns) for k, e in self._journal.index(bucket).items()}
@@ -417,9 +424,17 @@ class Intake:
             except FileNotFoundError:  # gone since the walk: if indexed, it is a delete
                 continue
             found[key], paths[key] = (st.st_size, st.st_mtime_ns), path
+            progress.advance()
         changed, gone = index_diff.diff(index, found)
-        for key in changed:
-            self._stage_found(bucket, key, paths[key], found[key], fire)
+        firing = Progress(f"catching up s3://{bucket}", len(changed)) if fire else None
+        try:
+            for key in changed:
+                self._stage_found(bucket, key, paths[key], found[key], fire)
+                if firing is not None:
+                    firing.advance()
+        finally:
+            if firing is not None:
+                firing.close()
         gone = [key for key in gone if not keys.is_ignored(key, ignore)]
         for key in gone:
             self._stager.stage(ObjectChange(bucket, key, "delete"), None, fire)

@@ -10,9 +10,16 @@ from typing import Any
 import structlog
 
 from simulator.core.s3_events import ObjectChange
+from simulator.logs import Progress
 from simulator.s3 import objects
 from simulator.s3.staging import Stager
-from simulator.store.journal import DEAD_LETTER_STATES, IndexEntry, Journal, NewDelivery
+from simulator.store.journal import (
+    DEAD_LETTER_STATES,
+    Delivery,
+    IndexEntry,
+    Journal,
+    NewDelivery,
+)
 
 log = structlog.get_logger("s3sim")
 
@@ -38,9 +45,14 @@ def carry_out(
 def replay(journal: Journal, stager: Stager, ids: list[int], request_ids: dict[str, str]) -> None:
     """Dead letters again, through the current alias mapping, with new request ids (the ones
     `s3sim replay` chose and recorded when it marked them replayed)."""
+    # Queueing is quick; the progress of a long replay is that of its invocations
+    # (the runtime's ReplayWatch, ending with `replay.finished`).
     for dead in journal.load_many(ids):
-        if dead.state not in DEAD_LETTER_STATES:
-            continue
+        _replay_one(stager, dead, request_ids)
+
+
+def _replay_one(stager: Stager, dead: Delivery, request_ids: dict[str, str]) -> None:
+    if dead.state in DEAD_LETTER_STATES:
         request_id = request_ids.get(str(dead.id)) or str(uuid.uuid4())
         new = NewDelivery(
             request_id, dead.target, dead.function, dead.bucket, dead.key, dead.payload, time.time()
@@ -61,12 +73,24 @@ def refire(
     stager: Stager, buckets_dir: str, ignore: tuple[str, ...], bucket: str, prefix: str
 ) -> None:
     """Events for objects that already exist, as if each had just been written."""
-    count = 0
-    for path, key in objects.in_bucket(buckets_dir, bucket, ignore, prefix):
-        try:
-            size, mtime_ns, etag = objects.read(path, buckets_dir)
-        except objects.Vanished:
-            continue
-        stager.stage(ObjectChange(bucket, key, "put", size, etag), IndexEntry(size, mtime_ns, etag))
-        count += 1
-    log.info("bucket.refired", bucket=bucket, prefix=prefix, objects=count)
+    started = time.monotonic()
+    progress = Progress(f"re-firing s3://{bucket}/{prefix}*")
+    try:
+        for path, key in objects.in_bucket(buckets_dir, bucket, ignore, prefix):
+            try:
+                size, mtime_ns, etag = objects.read(path, buckets_dir)
+            except objects.Vanished:
+                continue
+            stager.stage(
+                ObjectChange(bucket, key, "put", size, etag), IndexEntry(size, mtime_ns, etag)
+            )
+            progress.advance()
+    finally:
+        progress.close()
+    log.info(
+        "bucket.refired",
+        bucket=bucket,
+        prefix=prefix,
+        objects=progress.count,
+        duration_ms=round((time.monotonic() - started) * 1000, 1),
+    )

@@ -137,6 +137,7 @@ class Stager:
                     change.key,
                     event,
                     change.time_ms / 1000,
+                    lineage=change.origin.lineage if change.origin is not None else "",
                 ),
             )
             accepted.append((delivery_id, arn.function, str(arn)))

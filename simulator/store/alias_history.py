@@ -1,9 +1,10 @@
 """Alias history: every change of an alias, with its cause, kept in the journal.
 
-A command records its change in the journal *before* it replaces config.yaml (from the edit's
-`before_replace` step, under the config edit lock), so a running simulator that reloads the
-file finds the change already explained. Whatever the running simulator (or the next start)
-finds in config.yaml that the last recorded change does not explain was a hand edit.
+A command notes its change in the journal as *pending* before it replaces config.yaml (from
+the edit's `before_replace` step, under the config edit lock) and confirms it once the file
+is written, so a running simulator that reloads the file in between finds the change (or the
+state before it) explained either way. Whatever the running simulator (or the next start)
+finds in config.yaml that the history does not explain was a hand edit.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ CREATE TABLE IF NOT EXISTS alias_changes (
     new_version TEXT,                  -- NULL: the alias was removed
     new_weights TEXT NOT NULL DEFAULT '{}',
     cause TEXT NOT NULL,               -- hand edit | alias set | lambda api | promote | ...
-    detail TEXT NOT NULL DEFAULT ''
+    detail TEXT NOT NULL DEFAULT '',
+    pending INTEGER NOT NULL DEFAULT 0 -- 1 from a command's note until its file write landed
 );
 CREATE INDEX IF NOT EXISTS alias_changes_by_alias ON alias_changes(function, alias, id);
 """
 HAND_EDIT = "hand edit"
+PENDING_S = 60.0
 FIRST_SEEN = "first seen"
 Routing = tuple[str | None, dict[str, float]]  # (version, weights); version None: no alias
 
@@ -77,11 +80,13 @@ def record(
     detail: str = "",
     token: str | None = None,
     at_s: float | None = None,
+    pending: bool = False,
 ) -> None:
     with journal.transaction() as db:
         db.execute(
             "INSERT INTO alias_changes(token, at_s, function, alias, old_version, old_weights, "
-            "new_version, new_weights, cause, detail) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "new_version, new_weights, cause, detail, pending) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(token) DO UPDATE SET at_s = excluded.at_s, "
             "old_version = excluded.old_version, old_weights = excluded.old_weights, "
             "new_version = excluded.new_version, new_weights = excluded.new_weights",
@@ -96,8 +101,25 @@ def record(
                 json.dumps(new[1], sort_keys=True),
                 cause,
                 detail,
+                int(pending),
             ),
         )
+
+
+def _confirm(journal: Journal, token: str) -> None:
+    with journal.transaction() as db:
+        db.execute("UPDATE alias_changes SET pending = 0 WHERE token = ?", (token,))
+
+
+def _pending(journal: Journal, function: str, alias: str) -> list[Routing]:
+    """What commands are writing into config.yaml for the alias right now (a note older
+    than a minute is a command that died before its write: it explains nothing)."""
+    rows = journal.rows(
+        "SELECT new_version, new_weights FROM alias_changes WHERE pending = 1 "
+        "AND function = ? AND alias = ? AND at_s > ?",
+        (function, alias, time.time() - PENDING_S),
+    )
+    return [(v, json.loads(w)) for v, w in rows]
 
 
 def _forget(journal: Journal, token: str) -> None:
@@ -108,7 +130,7 @@ def _forget(journal: Journal, token: str) -> None:
 def changes(journal: Journal, function: str, alias: str | None = None) -> list[Change]:
     rows = journal.rows(
         "SELECT id, at_s, function, alias, old_version, old_weights, new_version, "
-        "new_weights, cause, detail FROM alias_changes WHERE function = ? "
+        "new_weights, cause, detail FROM alias_changes WHERE pending = 0 AND function = ? "
         "AND (? IS NULL OR alias = ?) ORDER BY id",
         (function, alias, alias),
     )
@@ -157,7 +179,7 @@ def reconcile(
         now = routing_of(config, function, alias)
         before = last(journal, function, alias)
         old = before.new if before is not None else (None, {})
-        if same(old, now):
+        if same(old, now) or any(same(p, now) for p in _pending(journal, function, alias)):
             continue
         cause = HAND_EDIT if before is not None else FIRST_SEEN
         record(journal, function, alias, old, now, cause, "config.yaml")
@@ -201,7 +223,7 @@ def set_alias(
         _explain(journal, function, alias, old)
         wanted = (version, {str(k): float(v) for k, v in weights.items()})
         if not same(old, wanted):
-            record(journal, function, alias, old, wanted, cause, detail, token)
+            record(journal, function, alias, old, wanted, cause, detail, token, pending=True)
 
     try:
         problems = config_edit.set_alias(
@@ -217,6 +239,7 @@ def set_alias(
     except BaseException:
         _forget(journal, token)
         raise
+    _confirm(journal, token)
     return (seen[0] if seen else (None, {})), problems
 
 

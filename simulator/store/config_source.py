@@ -77,6 +77,8 @@ class ConfigSource:
     def __init__(self, path: Path, store: VersionStore, last_good: Path | None = None) -> None:
         self.path, self._store, self._last_good = path, store, last_good
         self._text: str | None = None  # the text of the config in force, once read
+        self._rejected = False  # the file was rejected last time: say when it is good again
+        self._read_signature = _signature(path)  # of the file as last read
         self.current: Config = self._initial()
         self.published: dict[str, frozenset[int]] = store.published()
         self._lock = threading.Lock()
@@ -98,6 +100,7 @@ class ConfigSource:
                 problems=[f"{exc.source}: {p}" for p in exc.problems],
                 kept=f"last good configuration ({self._last_good.name})",
             )
+            self._rejected = True
             return kept
         self._remember(text)
         return config
@@ -134,9 +137,16 @@ class ConfigSource:
                 error=exc.strerror or str(exc),
             )
 
+    def catch_up(self) -> None:
+        """`reload`, unless the file is the one the last reload read (valid or not): a save
+        reported twice (by the watcher and by a client) is applied, or rejected, once."""
+        if _signature(self.path) != self._read_signature:
+            self.reload()
+
     def reload(self) -> bool:
         """Apply the file if valid (logs the diff); otherwise log why and keep the last good."""
         with self._lock:
+            self._read_signature = _signature(self.path)
             try:
                 text, new = self._load(self.path)
             except ConfigError as exc:
@@ -145,17 +155,38 @@ class ConfigSource:
                     problems=[f"{exc.source}: {p}" for p in exc.problems],
                     kept="last good configuration",
                 )
+                self._rejected = True
                 return False
             changes = diff(self.current, new)
             self.published = self._store.published()
             self.current = new
             self._remember(text)
-            if changes:
-                log.info("config.reloaded", changes=changes)
+            if changes or self._rejected:
+                # After a rejection the last word must not stay `config.rejected`, even when
+                # the good file equals the config kept in force (no changes to show).
+                log.info(
+                    "config.reloaded",
+                    changes=changes,
+                    **(
+                        {"note": "config.yaml is valid again and in force"}
+                        if self._rejected
+                        else {}
+                    ),
+                )
+            self._rejected = False
             return True
 
     def refresh_versions(self) -> None:
         self.published = self._store.published()
+
+
+def _signature(path: Path) -> tuple[int, int, int, int] | None:
+    """What changes when the file is saved (an atomic save is a new inode)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _neither_usable(current: ConfigError, last_good: ConfigError, path: Path) -> ConfigError:
@@ -183,6 +214,7 @@ def summary(config: Config) -> dict[str, str]:
                 f"{base}.max_event_age": str(fn.max_event_age_s),
                 f"{base}.reserved_concurrency": str(fn.reserved_concurrency),
                 f"{base}.on_failure": str(fn.on_failure),
+                f"{base}.recursive_loop": fn.recursive_loop,
             }
         )
         flat.update({f"{base}.environment.{k}": v for k, v in fn.environment.items()})

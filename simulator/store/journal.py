@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
     executed_version TEXT,
     finished_s REAL,
     replay_of INTEGER,                 -- the dead letter this delivery replays
-    replayed_as TEXT                   -- of a replayed dead letter: its replay's request id
+    replayed_as TEXT,                  -- of a replayed dead letter: its replay's request id
+    response TEXT,                     -- the last attempt's response payload (JSON): the
+                                       -- result, or the error payload (destination records'
+                                       -- responsePayload)
+    lineage TEXT NOT NULL DEFAULT ''   -- the chain of invocations whose write fired the event
 );
 CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(state) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS objects (
@@ -53,7 +57,7 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (       -- from the CLI to a running simulator
     id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,                     -- replay | refire
+    kind TEXT NOT NULL,                     -- replay | refire | idle
     body TEXT NOT NULL,
     created_s REAL NOT NULL,
     done_s REAL
@@ -79,6 +83,8 @@ class NewDelivery:
     key: str
     payload: dict[str, Any]
     accepted_s: float
+    # The chain of invocations whose write fired the event (core/lineage.py); "" for none.
+    lineage: str = field(default="", kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,7 @@ class Delivery(NewDelivery):
     last_error: str | None = None
     executed_version: str | None = None
     replayed_as: str | None = None
+    response: Any = None  # the last attempt's response payload (None before any attempt)
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,7 @@ class Finished:
     finished_s: float
     condition: str | None = None  # why it is dead: RetriesExhausted | EventAgeExceeded
     error: str | None = None
+    response: Any = None  # the last attempt's response payload: the result or the error
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,6 +135,7 @@ class Rescheduled:
     due_s: float
     version: str | None
     error: str
+    response: Any = None
 
 
 Outcome = Finished | Rescheduled
@@ -142,7 +151,7 @@ class IndexEntry:
 _DELIVERY_COLUMNS = (
     "request_id, target, function, bucket, key, payload, accepted_s, id, "
     "attempts, due_s, state, condition, last_error, executed_version, "
-    "replayed_as"
+    "replayed_as, response, lineage"
 )
 DEAD_LETTER_STATES = ("dead", "replayed")
 
@@ -232,7 +241,13 @@ class Journal:
         processes opening the journal at once do not both add a column."""
         with self.transaction() as db:
             columns = {row[1] for row in db.execute("PRAGMA table_info(deliveries)")}
-            for name, kind in (("replay_of", "INTEGER"), ("replayed_as", "TEXT")):
+            added = (
+                ("replay_of", "INTEGER"),
+                ("replayed_as", "TEXT"),
+                ("response", "TEXT"),
+                ("lineage", "TEXT NOT NULL DEFAULT ''"),
+            )
+            for name, kind in added:
                 if name not in columns:
                     db.execute(f"ALTER TABLE deliveries ADD COLUMN {name} {kind}")
 
@@ -378,6 +393,23 @@ class Journal:
         )
         return {key: IndexEntry(size, mtime, etag) for key, size, mtime, etag in rows}
 
+    def finished(self, request_ids: list[str]) -> dict[str, int]:
+        """How many deliveries of these request ids ended, by state (done, dead, replayed)."""
+        counts: dict[str, int] = {}
+        for start in range(0, len(request_ids), 500):  # within SQLite's variable limit
+            chunk = request_ids[start : start + 500]
+            rows = self._read(
+                "SELECT state, COUNT(*) FROM deliveries WHERE state != 'pending' AND "
+                f"request_id IN ({', '.join('?' * len(chunk))}) GROUP BY state",
+                chunk,
+            )
+            for state, count in rows:
+                counts[state] = counts.get(state, 0) + count
+        return counts
+
+    def indexed_count(self) -> int:
+        return int(self._read("SELECT COUNT(*) FROM objects")[0][0])
+
     def indexed_buckets(self) -> list[str]:
         return [r[0] for r in self._read("SELECT DISTINCT bucket FROM objects")]
 
@@ -399,7 +431,7 @@ class Journal:
     def insert(db: sqlite3.Connection, new: NewDelivery, replay_of: int | None = None) -> int:
         cursor = db.execute(
             "INSERT INTO deliveries(request_id, target, function, bucket, key, payload, "
-            "accepted_s, due_s, replay_of) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "accepted_s, due_s, replay_of, lineage) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 new.request_id,
                 new.target,
@@ -410,6 +442,7 @@ class Journal:
                 new.accepted_s,
                 new.accepted_s,
                 replay_of,
+                new.lineage,
             ),
         )
         return int(cursor.lastrowid or 0)
@@ -419,7 +452,7 @@ class Journal:
         if isinstance(outcome, Finished):
             db.execute(
                 "UPDATE deliveries SET state = ?, attempts = ?, condition = ?, last_error = ?, "
-                "executed_version = ?, finished_s = ? WHERE id = ?",
+                "executed_version = ?, finished_s = ?, response = ? WHERE id = ?",
                 (
                     outcome.state,
                     outcome.attempts,
@@ -427,18 +460,20 @@ class Journal:
                     outcome.error,
                     outcome.version,
                     outcome.finished_s,
+                    _response_json(outcome.response),
                     outcome.delivery_id,
                 ),
             )
         else:
             db.execute(
                 "UPDATE deliveries SET attempts = ?, due_s = ?, last_error = ?, "
-                "executed_version = ? WHERE id = ?",
+                "executed_version = ?, response = ? WHERE id = ?",
                 (
                     outcome.attempts,
                     outcome.due_s,
                     outcome.error,
                     outcome.version,
+                    _response_json(outcome.response),
                     outcome.delivery_id,
                 ),
             )
@@ -467,6 +502,13 @@ class Journal:
                     "SELECT id, function, due_s FROM deliveries WHERE state = 'pending' ORDER BY id"
                 )
             ]
+
+    def since(self, after_id: int) -> list[Delivery]:
+        """Every delivery with an id above `after_id`, oldest first: what happened since."""
+        rows = self._read(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id > ? ORDER BY id", (after_id,)
+        )
+        return [_delivery(r) for r in rows]
 
     def query(
         self,
@@ -508,4 +550,13 @@ class Journal:
 def _delivery(row: tuple[Any, ...]) -> Delivery:
     values = list(row)
     values[5] = orjson.loads(values[5])
-    return Delivery(*values)
+    if values[15] is not None:
+        values[15] = orjson.loads(values[15])
+    return Delivery(*values[:-1], lineage=values[-1])
+
+
+def _response_json(response: Any) -> str | None:
+    """A response payload as JSON; one that is not JSON (a handler's bytes) is kept as text."""
+    if response is None:
+        return None
+    return orjson.dumps(response, default=str).decode()
