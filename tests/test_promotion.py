@@ -158,3 +158,29 @@ def test_an_alias_removed_by_hand_ends_its_history_with_none(
         ["1", "(none)", "hand edit"],
     ]
     assert len(history_rows(ws, capsys, "beta")) == 2  # recorded once
+
+
+def test_shift_requests_are_checked_before_they_are_queued(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish_versions(ws, 2)
+    assert s3sim(ws, "alias", "set", "fn", "prod", "1") == 0
+    capsys.readouterr()
+    assert s3sim(ws, "shift", "fn", "prod", "--to", "2", "--type", "Canary5Percent") == 2
+    assert capsys.readouterr().err.startswith(
+        "s3sim: unknown deployment type 'Canary5Percent': use one of Canary10Percent5Minutes, "
+    )
+    assert s3sim(ws, "shift", "fn", "prod", "--to", "2", "--rollback-if", "latency>3") == 2
+    assert s3sim(ws, "shift", "fn", "prod", "--to", "9") == 3
+    assert "Function not found: arn:aws:lambda:us-east-1:123456789012:function:fn:9" in (
+        capsys.readouterr().err
+    )
+    assert s3sim(ws, "shift", "fn", "live", "--to", "2") == 1  # $LATEST cannot be weighted
+    assert s3sim(ws, "shift", "fn", "prod", "--to", "1") == 1  # already there
+    assert s3sim(ws, "shift", "fn", "prod", "--stop") == 1  # nothing to stop
+    assert capsys.readouterr().err.splitlines() == [
+        "s3sim: fn:live points to $LATEST: a traffic shift needs a published version on both "
+        "sides (AWS refuses $LATEST in a weighted alias)",
+        "s3sim: fn:prod already points to version 1",
+        "s3sim: no deployment of fn:prod is in progress",
+    ]

@@ -353,3 +353,14 @@ def test_shift_stop_rolls_back_by_hand_and_a_hand_edit_is_recorded(
         ("1 + 2 at 0.1", "1", "automatic rollback"),
         ("1", "2", "hand edit"),
     ]
+
+
+def test_a_shift_stopped_before_the_simulator_took_it_up_never_starts(tmp_path: Path) -> None:
+    ws = workspace(tmp_path / "ws", time_scale=0.002, flaky=False)
+    assert s3sim(ws, "shift", "fn", "prod", "--to", "2", "--pre-traffic", "hook_ok") == 0
+    assert s3sim(ws, "shift", "fn", "prod", "--stop") == 0
+    with running(ws) as (_, log):
+        end = ended(log)
+        assert not log.matching(log.named("shift.hook_started"))
+    assert end["reason"] == "stopped by hand: s3sim shift --stop"
+    assert prod(ws) == "1"

@@ -19,7 +19,7 @@ from simulator.core import deployments
 from simulator.core.arn import LATEST
 from simulator.core.config import Config
 from simulator.core.deployments import Condition, Deployment, DeploymentType
-from simulator.errors import ResourceNotFound, SimulatorError
+from simulator.errors import ResourceNotFound, SimulatorError, UsageError
 from simulator.promotion import records
 from simulator.promotion.shifter import new_deployment_id
 from simulator.store import alias_history, config_source
@@ -162,7 +162,7 @@ def parse_condition(text: str) -> Condition:
     once 5 invocations were seen; 10 by default), `errors>=3`, `timeouts>=1`."""
     found = _CONDITION.fullmatch(text.replace(" ", ""))
     if found is None:
-        raise SimulatorError(
+        raise UsageError(
             f"--rollback-if takes METRIC>=THRESHOLD[/WINDOW_MINUTES][,min=N] with METRIC one of "
             f"error_rate, errors, timeouts (e.g. error_rate>=20%/1), got {text!r}"
         )
@@ -212,7 +212,7 @@ def _kind(name: str) -> DeploymentType:
     try:
         return DeploymentType.parse(name)
     except ValueError as exc:
-        raise SimulatorError(str(exc)) from None
+        raise UsageError(str(exc)) from None
 
 
 def announce(ws: Workspace, d: Deployment) -> str:

@@ -138,6 +138,8 @@ class Shifter:
             d = replace(d, old=version or d.old, old_weights=weights)
             if version == d.new:  # moved there meanwhile (by hand, or another command)
                 d = replace(d, phase="End", status="Succeeded", reason=f"already at {d.new}")
+            elif row.stop_requested:  # stopped before the simulator took it up
+                d = deployments.roll_back(d, f"stopped by hand: {row.stop_requested}")
             log.info(
                 "shift.started",
                 deployment_id=d.id,
