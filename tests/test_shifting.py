@@ -303,6 +303,9 @@ def test_publish_with_alias_runs_the_declared_deployment_preference(
         ("1", "1 + 3 at 0.1", "shift step"),
         ("1 + 3 at 0.1", "3", "shift step"),
     ]
+    assert s3sim(ws, "alias", "history", "fn", "prod") == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.endswith(f"shift step  deployment {out.split()[2].rstrip(':')} (publish --alias)")
 
 
 def test_publish_version_then_update_alias_through_the_lambda_api_is_a_deployment(

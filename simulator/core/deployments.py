@@ -293,6 +293,7 @@ class Deployment:
     traffic_start_s: float | None = None  # when traffic started moving
     reason: str = ""
     old_weights: Mapping[str, float] = field(default_factory=dict)
+    origin: str = "shift"  # what asked for it: shift | publish --alias | lambda api
 
     def minutes(self, now_s: float) -> float:
         """Deployment minutes since traffic started moving (0 before)."""

@@ -247,7 +247,7 @@ def move_alias(
         return edit(ws, journal, store, function, alias, (version, {}), cause), None
     d = request(
         journal, store, config, function, alias, version, pref.type, pref.pre_traffic,
-        pref.post_traffic, pref.rollback,
+        pref.post_traffic, pref.rollback, cause,
     )  # fmt: skip
     return announce(ws, d), d
 
@@ -270,6 +270,7 @@ def request(
     pre_traffic: str | None,
     post_traffic: str | None,
     rollback_if: tuple[Condition, ...],
+    origin: str = "shift",
 ) -> Deployment:
     """Check and record a requested deployment (taken up by the running simulator)."""
     old = _alias(config, function, alias)[0]
@@ -297,6 +298,7 @@ def request(
         pre_traffic=pre_traffic,
         post_traffic=post_traffic,
         rollback=rollback_if,
+        origin=origin,
     )
     records.insert(journal, d)
     return d

@@ -262,7 +262,7 @@ class Shifter:
         if alias_history.same(current, (version, weights)):
             return
         cause = AUTO_ROLLBACK if d.status == "RolledBack" else SHIFT_STEP
-        detail = f"deployment {d.id}" + (f": {d.reason}" if d.reason else "")
+        detail = f"deployment {d.id} ({d.origin})" + (f": {d.reason}" if d.reason else "")
         self._edit(d.function, d.alias, version, weights, cause, detail)
         log.info(
             "shift.step",
