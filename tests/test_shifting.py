@@ -367,3 +367,17 @@ def test_a_shift_stopped_before_the_simulator_took_it_up_never_starts(tmp_path: 
         assert not log.matching(log.named("shift.hook_started"))
     assert end["reason"] == "stopped by hand: s3sim shift --stop"
     assert prod(ws) == "1"
+
+
+def test_events_during_a_step_are_routed_by_its_weight(tmp_path: Path) -> None:
+    """At the 10% step of a linear shift, the running simulator's own (seeded) routing sends
+    10% of invocations to the new version, within 4 standard deviations."""
+    ws = workspace(tmp_path / "ws", time_scale=0.5, flaky=False)  # the step lasts 300 s
+    with running(ws) as (runtime, log):
+        assert s3sim(ws, "shift", "fn", "prod", "--to", "2", "--type",
+                     "Linear10PercentEvery10Minutes") == 0  # fmt: skip
+        log.wait_for(log.named("shift.step", split="1: 90%, 2: 10%"))
+        versions = [invoke(runtime) for _ in range(500)]
+        assert not log.matching(log.named("shift.step", split="1: 80%, 2: 20%"))
+    share = versions.count("2") / len(versions)
+    assert abs(share - 0.1) < 4 * (0.1 * 0.9 / len(versions)) ** 0.5, share
