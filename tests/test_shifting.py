@@ -136,6 +136,9 @@ def test_a_canary_whose_new_version_fails_30_percent_is_rolled_back(
         )
         assert prod(ws) == "1"  # the routing restored at once
         assert {invoke(runtime) for _ in range(20)} == {"1"}
+        drawn = log.wait_for(log.named("shift.report"))[0]  # the end of every shift
+        assert "  version 2: 10 invocations, 3 errors (30%)" in drawn["changes"]
+        assert Path(drawn["chart"]).read_text().startswith("<body>")
     assert seen["2"] == 10
     assert history(ws, capsys)[-2:] == [
         ("1", "1 + 2 at 0.1", "shift step"),

@@ -77,6 +77,7 @@ class Shifter:
         self._live: dict[str, _Live] = {}
         self._reconciled: Config | None = None
         self._seen_s = 0.0  # when the deployments' last_seen_s was last written
+        self._reports: list[str] = []  # finished deployments whose chart is still to draw
         records.ensure_schema(journal)
         alias_history.ensure_schema(journal)
         self._known = alias_history.known(journal)
@@ -94,6 +95,10 @@ class Shifter:
         if ids and now - self._seen_s >= SEEN_EVERY_S:
             records.seen(self._journal, ids, now)
             self._seen_s = now
+        with self._lock:
+            reports, self._reports = self._reports, []
+        for deployment_id in reports:
+            self._report(deployment_id)
 
     def _reconcile(self) -> None:
         """Hand edits of config.yaml (or edits while stopped) into the alias history."""
@@ -290,7 +295,8 @@ class Shifter:
                 version=d.old,
                 reason=d.reason,
             )
-        self._report(d.id)
+        with self._lock:  # drawn by the next tick: never on the invocation that tripped it
+            self._reports.append(d.id)
 
     def _report(self, deployment_id: str) -> None:
         """The chart of the shift, as an HTML file named in the log with the figures."""
