@@ -18,6 +18,7 @@ from pathlib import Path
 from simulator.core import deployments
 from simulator.core.arn import LATEST
 from simulator.core.config import Config
+from simulator.core.config_parse import hook_function
 from simulator.core.deployments import Condition, Deployment, DeploymentType
 from simulator.errors import ResourceNotFound, SimulatorError, UsageError
 from simulator.promotion import records
@@ -285,8 +286,10 @@ def request(
     if str(int(to)) == old:
         raise SimulatorError(f"{function}:{alias} already points to version {old}")
     for hook in (pre_traffic, post_traffic):
-        if hook is not None and hook.split(":")[-1] not in config.functions and ":" not in hook:
-            raise ResourceNotFound(f"Function not found: {config.function_arn(hook)}")
+        if hook is not None and hook_function(hook) not in config.functions:
+            raise ResourceNotFound(
+                f"Function not found: {config.function_arn(hook_function(hook))}"
+            )
     d = Deployment(
         id=new_deployment_id(),
         function=function,
