@@ -217,6 +217,7 @@ class Runtime:
 
         self.shifter = wiring.shifter(self.ws, self.journal, self.store, self.source, self.invoker)
         self.invoker.observe = wiring.observer(self.shifter)
+        self.deliverer.on_throttle = self.shifter.throttled
         self._started.append(self.shifter.stop)
 
     def _api_alias_edit(

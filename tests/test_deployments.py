@@ -186,6 +186,14 @@ def test_counts_and_timeouts_trip_at_their_threshold() -> None:
     assert trip is not None and trip.condition == errors
 
 
+def test_throttles_trip_over_their_window() -> None:
+    throttles = Condition("throttles", 2, window_min=1.0)
+    assert tripped([throttles], [], now_s=70.0, time_scale=1.0, throttles=[0.0, 65.0]) is None
+    trip = tripped([throttles], [], now_s=70.0, time_scale=1.0, throttles=[0.0, 65.0, 69.0])
+    assert trip is not None
+    assert trip.describe() == "throttles >= 2 over 1 min tripped: 2 throttles"
+
+
 def test_weighted_routing_during_a_step_matches_the_weight() -> None:
     """At 10% the new version gets 10% of a seeded stream of invocations, within 4 sigma."""
     d = advance(_deployment(), 0.0)

@@ -24,11 +24,12 @@ from tests.test_lambda_api import lambda_client
 
 # v1 always succeeds; v2 fails 3 of every 10 invocations (its 1st, 2nd and 10th, ...).
 HANDLER = """
-import os
+import os, time
 COUNT = 0
 def handler(event, context):
     global COUNT
     COUNT += 1
+    time.sleep(event.get("sleep", 0))
     if os.environ["AWS_LAMBDA_FUNCTION_VERSION"] == "2" and FLAKY and COUNT % 10 < 3:
         raise ValueError(f"version 2 fails invocation {COUNT}")
     return {"version": os.environ["AWS_LAMBDA_FUNCTION_VERSION"]}
@@ -52,14 +53,18 @@ def s3sim(ws: Path, *args: str) -> int:
     return cli.main(["-w", str(ws), *args])
 
 
-def workspace(root: Path, time_scale: float, flaky: bool = True) -> Path:
+def workspace(root: Path, time_scale: float, flaky: bool = True, **settings: Any) -> Path:
     hook = {"handler": "handler.handler", "timeout": 30}
     config: dict[str, Any] = {
         "region": "us-east-1",
         "account": "123456789012",
-        "simulator": {"time_scale": time_scale, "settle_ms": 50, "seed": 7},
+        "simulator": {"time_scale": time_scale, "settle_ms": 50, "seed": 7, **settings},
         "functions": {
-            "fn": {"handler": "handler.handler", "aliases": {"prod": "$LATEST"}},
+            "fn": {
+                "handler": "handler.handler",
+                "aliases": {"prod": "$LATEST"},
+                "reserved_concurrency": 1,
+            },
             "hook_ok": {**hook, "environment": {"REPORT": "Succeeded"}},
             "hook_fails": {**hook, "environment": {"REPORT": "Failed"}},
             "hook_raises": {"handler": "handler.broken", "timeout": 30},
@@ -384,3 +389,17 @@ def test_events_during_a_step_are_routed_by_its_weight(tmp_path: Path) -> None:
         assert not log.matching(log.named("shift.step", split="1: 80%, 2: 20%"))
     share = versions.count("2") / len(versions)
     assert abs(share - 0.1) < 4 * (0.1 * 0.9 / len(versions)) ** 0.5, share
+
+
+def test_throttles_of_the_function_during_a_shift_roll_it_back(tmp_path: Path) -> None:
+    ws = workspace(tmp_path / "ws", time_scale=0.5, flaky=False, throttle="backoff")
+    with running(ws) as (_, log):
+        assert s3sim(ws, "shift", "fn", "prod", "--to", "2", "--type",
+                     "Linear10PercentEvery10Minutes", "--rollback-if", "throttles>=1") == 0  # fmt: skip
+        log.wait_for(log.named("shift.step", split="1: 90%, 2: 10%"))
+        client = lambda_client(ws)
+        for _ in range(3):  # one runs at a time (reserved concurrency 1): the others throttle
+            client.invoke(FunctionName="fn:prod", InvocationType="Event", Payload=b'{"sleep": 1}')
+        end = ended(log)
+    assert end["reason"] == "throttles >= 1 over 1 min tripped: 1 throttles"
+    assert prod(ws) == "1"

@@ -120,8 +120,8 @@ def next_step_min(kind: DeploymentType, elapsed_min: float) -> float | None:
 
 
 # -- rollback conditions (the local stand-in for CloudWatch alarms) -----------------------------
-Metric = Literal["error_rate", "errors", "timeouts"]
-METRICS: tuple[Metric, ...] = ("error_rate", "errors", "timeouts")
+Metric = Literal["error_rate", "errors", "timeouts", "throttles"]
+METRICS: tuple[Metric, ...] = ("error_rate", "errors", "timeouts", "throttles")
 TIMEOUT_ERROR = "Sandbox.Timedout"
 MIN_INVOCATIONS = 10  # an error rate is judged over at least this many invocations
 
@@ -157,8 +157,11 @@ class Trip:
     invocations: int
     errors: int
     timeouts: int
+    throttles: int = 0
 
     def describe(self) -> str:
+        if self.condition.metric == "throttles":
+            return f"{self.condition.describe()} tripped: {self.throttles} throttles"
         rate = self.errors / self.invocations if self.invocations else 0.0
         return (
             f"{self.condition.describe()} tripped: {self.errors} errors "
@@ -167,15 +170,21 @@ class Trip:
 
 
 def tripped(
-    conditions: Iterable[Condition], outcomes: Sequence[Outcome], now_s: float, time_scale: float
+    conditions: Iterable[Condition],
+    outcomes: Sequence[Outcome],
+    now_s: float,
+    time_scale: float,
+    throttles: Sequence[float] = (),
 ) -> Trip | None:
-    """The first condition the outcomes trip, with the figures; None while all hold."""
+    """The first condition the outcomes (and the function's throttles, at these times) trip,
+    with the figures; None while all hold."""
     for condition in conditions:
         since = now_s - condition.window_min * 60 * time_scale
         seen = [o for o in outcomes if o.at_s >= since]
         errors = sum(1 for o in seen if not o.ok)
         timeouts = sum(1 for o in seen if o.error_type == TIMEOUT_ERROR)
-        trip = Trip(condition, len(seen), errors, timeouts)
+        throttled = sum(1 for at_s in throttles if at_s >= since)
+        trip = Trip(condition, len(seen), errors, timeouts, throttled)
         if _trips(condition, trip):
             return trip
     return None
@@ -186,6 +195,8 @@ def _trips(condition: Condition, trip: Trip) -> bool:
         return trip.errors >= condition.threshold
     if condition.metric == "timeouts":
         return trip.timeouts >= condition.threshold
+    if condition.metric == "throttles":
+        return trip.throttles >= condition.threshold
     if trip.invocations < max(condition.min_invocations, 1):
         return False
     return trip.errors / trip.invocations >= condition.threshold

@@ -86,6 +86,8 @@ class Deliverer:
         self._stopping = False
         self._executor = ThreadPoolExecutor(max_threads, thread_name_prefix="s3sim-invoke")
         self._thread = threading.Thread(target=self._loop, name="s3sim-scheduler", daemon=True)
+        # Told each throttle (function name), on the scheduler thread: deployments' conditions.
+        self.on_throttle: Callable[[str], None] | None = None
 
     @property
     def dead_lettered(self) -> int:
@@ -243,6 +245,7 @@ class Deliverer:
         if config.settings.throttle == "wait":
             if function not in self._q.throttled:
                 self._q.throttled.add(function)
+                self._tell_throttle(function)
                 log.info(
                     "invoke.throttled",
                     function=function,
@@ -269,6 +272,15 @@ class Deliverer:
                 **self._throttle_cause(function, cap),
             )
             heapq.heappush(self._q.delayed, (now + delay_s, job, function))
+            self._tell_throttle(function)
+
+    def _tell_throttle(self, function: str) -> None:
+        if self.on_throttle is None:
+            return
+        try:
+            self.on_throttle(function)
+        except Exception:  # the scheduler goes on whatever the listener does
+            log.exception("invoke.throttle_listener_failed", function=function)
 
     def _throttle_cause(self, function: str, cap: int) -> dict[str, str]:
         """Lambda's reason, and the setting that raises the cap: the function's reserved

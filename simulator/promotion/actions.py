@@ -30,7 +30,7 @@ from simulator.store.workspace import Workspace
 
 PROMOTE, ROLLBACK, PUBLISH = "promote", "rollback", "publish --alias"
 _CONDITION = re.compile(
-    r"(error_rate|errors|timeouts)>=([0-9.]+%?)(?:/([0-9.]+)m?)?(?:,min=([0-9]+))?"
+    r"(error_rate|errors|timeouts|throttles)>=([0-9.]+%?)(?:/([0-9.]+)m?)?(?:,min=([0-9]+))?"
 )
 
 
@@ -165,7 +165,7 @@ def parse_condition(text: str) -> Condition:
     if found is None:
         raise UsageError(
             f"--rollback-if takes METRIC>=THRESHOLD[/WINDOW_MINUTES][,min=N] with METRIC one of "
-            f"error_rate, errors, timeouts (e.g. error_rate>=20%/1), got {text!r}"
+            f"error_rate, errors, timeouts, throttles (e.g. error_rate>=20%/1), got {text!r}"
         )
     metric, threshold, window, least = found[1], found[2], found[3], found[4]
     value = float(threshold.rstrip("%")) / (100 if threshold.endswith("%") else 1)

@@ -52,6 +52,7 @@ class _Live:
 
     deployment: Deployment
     outcomes: list[Outcome] = field(default_factory=list)
+    throttles: list[float] = field(default_factory=list)  # when the function was throttled
     trip: str | None = None  # why a rollback condition tripped, for the next tick
     hook_id: str | None = None  # the LifecycleEventHookExecutionId in progress
     hook_thread: threading.Thread | None = None
@@ -335,12 +336,34 @@ class Shifter:
             tripped_now = False
             if version == d.new:
                 live.outcomes.append(Outcome(now, ok, error_type))
-                trip = deployments.tripped(d.rollback, live.outcomes, now, d.time_scale)
-                if trip is not None and live.trip is None and d.status == "InProgress":
-                    live.trip, tripped_now = trip.describe(), True
+                tripped_now = self._check(live, now)
         records.add_sample(self._journal, d.id, now, version, ok, error_type)
         if tripped_now:  # at once, not at the next tick: no more traffic to a failing version
             self._drive(d.id, now)
+
+    def throttled(self, function: str) -> None:
+        """The function was throttled (from the scheduler): for `throttles` conditions.
+        Throttles happen before an alias is resolved, so they count for every deployment of
+        the function. A trip is rolled back by the next tick: the scheduler (which may hold
+        its own lock here) never waits for a config.yaml edit."""
+        now = self._clock()
+        with self._lock:
+            for live in self._live.values():
+                if live.deployment.function == function:
+                    live.throttles.append(now)
+                    self._check(live, now)
+
+    @staticmethod
+    def _check(live: _Live, now: float) -> bool:
+        """Evaluate the rollback conditions (under the lock); True when one trips now."""
+        d = live.deployment
+        if live.trip is not None or d.status != "InProgress":
+            return False
+        trip = deployments.tripped(d.rollback, live.outcomes, now, d.time_scale, live.throttles)
+        if trip is None:
+            return False
+        live.trip = trip.describe()
+        return True
 
     def put_status(self, deployment_id: str, execution_id: str, status: str) -> str:
         """PutLifecycleEventHookExecutionStatus; returns the execution id (CodeDeploy's
