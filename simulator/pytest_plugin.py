@@ -82,12 +82,7 @@ class Simulation:
         rel = Path(path).as_posix()
         if Path(path).parts[0] == "functions":
             self.process.wait_for(
-                # `path` is a list when one save changed several files
-                lambda e: (
-                    e.get("event") == "function.code_changed"
-                    and rel
-                    in (e.get("path") if isinstance(e.get("path"), list) else [e.get("path")])
-                ),
+                lambda e: e.get("event") == "function.code_changed" and rel in _paths(e),
                 after=before,
             )
         else:
@@ -318,3 +313,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     launcher = item.stash.get(_LAUNCHER, None)
     if launcher is not None and report.failed and call.when == "call":
         report.sections.extend(launcher.tails())
+
+
+def _paths(event: dict[str, Any]) -> list[str]:
+    """The paths a `function.code_changed` names: a list when one save changed several."""
+    path = event.get("path")
+    return path if isinstance(path, list) else [str(path)]
