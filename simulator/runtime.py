@@ -185,9 +185,12 @@ class Runtime:
         self._started.append(lambda: endpoints.unlink(missing_ok=True))
         self._endpoints = {"AWS_ENDPOINT_URL_S3": url, "AWS_ENDPOINT_URL_LAMBDA": lambda_url}
 
-    def _invoke_sync(self, config: Config, arn: str, event: Any, request_id: str) -> Any:
-        """The Lambda API's RequestResponse Invoke: the same resolver and environments."""
-        return self.invoker.invoke(config, FunctionArn.parse(arn), event, request_id)
+    def _invoke_sync(
+        self, config: Config, arn: str, event: Any, request_id: str, **options: Any
+    ) -> Any:
+        """The Lambda API's RequestResponse Invoke: the same resolver and environments
+        (options: client_context, log_sink)."""
+        return self.invoker.invoke(config, FunctionArn.parse(arn), event, request_id, **options)
 
     def _accept_event(self, config: Config, arn: str, event: Any) -> str:
         """The Lambda API's Event Invoke: accepted into the journal like an S3 event."""

@@ -27,7 +27,8 @@ class Workspace:
     root: Path
     store: VersionStore
     config: Callable[[], Config]  # the running simulator's config (for invocations)
-    invoke: Callable[[Config, str, Any, str], Any]  # (config, ARN, event, request id) -> Invocation
+    # (config, ARN, event, request id, client_context=, log_sink=) -> Invocation
+    invoke: Callable[..., Any]
     accept: Callable[[Config, str, Any], str]  # an Event invocation -> its request id
 
 
