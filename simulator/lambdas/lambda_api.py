@@ -30,6 +30,8 @@ class Workspace:
     # (config, ARN, event, request id, client_context=, log_sink=) -> Invocation
     invoke: Callable[..., Any]
     accept: Callable[[Config, str, Any], str]  # an Event invocation -> its request id
+    # $LATEST's code was replaced: its environments retire now, not when the watcher sees it
+    retire_latest: Callable[[str], None]
 
 
 class LambdaApi(LoopServer):

@@ -98,6 +98,7 @@ async def update_code(r: Routes, name: str, body: dict[str, Any]) -> dict[str, A
     package = _package(r._ws.root, body)
     if not body.get("DryRun"):
         await _run(function_code.unpack_into, package, r._ws.root / "functions" / name)
+        r._ws.retire_latest(name)
     if body.get("Publish") and not body.get("DryRun"):
         return r._configuration(name, await r.publish_latest(name))
     return r._configuration(name, LATEST)
