@@ -27,10 +27,12 @@ REVISION_MISMATCH = (
     "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
 )
 HANDLER = """
+import os
+
 def handler(event, context):
     print("hello from {tag}")
     cc = context.client_context
-    return {{"tag": "{tag}", "custom": cc.custom if cc else None}}
+    return {{"tag": "{tag}", "custom": cc.custom if cc else None, "mode": os.environ["MODE"]}}
 """
 
 
@@ -67,7 +69,7 @@ def refused(call: Any, **kwargs: Any) -> tuple[str, str, int]:
 
 def test_create_invoke_update_publish_and_delete_a_function(demo: Path) -> None:
     before = (demo / "config.yaml").read_text()
-    with running(demo):
+    with running(demo) as (_, log):
         client = lambda_client(demo)
         created = client.create_function(
             FunctionName="zipped",
@@ -107,13 +109,28 @@ def test_create_invoke_update_publish_and_delete_a_function(demo: Path) -> None:
 
         context = base64.b64encode(json.dumps({"custom": {"k": "v"}}).encode()).decode()
         result = client.invoke(FunctionName="zipped", LogType="Tail", ClientContext=context)
-        assert json.loads(result["Payload"].read()) == {"tag": "v1", "custom": {"k": "v"}}
+        assert json.loads(result["Payload"].read()) == {
+            "tag": "v1",
+            "custom": {"k": "v"},
+            "mode": "test",
+        }
         rid = result["ResponseMetadata"]["RequestId"]
         tail = base64.b64decode(result["LogResult"]).decode().splitlines()
         assert tail[0] == f"START RequestId: {rid} Version: $LATEST"
         assert "hello from v1" in tail
         assert tail[-2] == f"END RequestId: {rid}"
         assert tail[-1].startswith(f"REPORT RequestId: {rid}\tDuration: ")
+
+        # A warm $LATEST environment does not outlive a change of its settings.
+        reconfigured = client.update_function_configuration(
+            FunctionName="zipped", Environment={"Variables": {"MODE": "live"}}
+        )
+        log.wait_for(
+            lambda e: e.get("event") == "config.reloaded"
+            and "functions.zipped.environment.MODE: test -> live" in e.get("changes", [])
+        )
+        relaxed = client.invoke(FunctionName="zipped")
+        assert json.loads(relaxed["Payload"].read())["mode"] == "live"
 
         # UpdateFunctionCode: the RevisionId guard, then new code published in the same call.
         assert refused(
@@ -122,7 +139,7 @@ def test_create_invoke_update_publish_and_delete_a_function(demo: Path) -> None:
             ZipFile=package("v2"),
             RevisionId="not-the-revision",
         ) == ("PreconditionFailedException", REVISION_MISMATCH, 412)
-        revision = got["Configuration"]["RevisionId"]
+        revision = reconfigured["RevisionId"]
         updated = client.update_function_code(
             FunctionName="zipped", ZipFile=package("v2"), RevisionId=revision, Publish=True
         )
