@@ -126,8 +126,10 @@ def test_create_invoke_update_publish_and_delete_a_function(demo: Path) -> None:
             FunctionName="zipped", Environment={"Variables": {"MODE": "live"}}
         )
         log.wait_for(
-            lambda e: e.get("event") == "config.reloaded"
-            and "functions.zipped.environment.MODE: test -> live" in e.get("changes", [])
+            lambda e: (
+                e.get("event") == "config.reloaded"
+                and "functions.zipped.environment.MODE: test -> live" in e.get("changes", [])
+            )
         )
         relaxed = client.invoke(FunctionName="zipped")
         assert json.loads(relaxed["Payload"].read())["mode"] == "live"

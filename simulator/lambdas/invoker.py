@@ -16,7 +16,6 @@ from typing import Any
 
 import structlog
 
-from simulator import logs
 from simulator.core import aliases, lambda_env, lambda_errors, lineage
 from simulator.core.arn import LATEST, FunctionArn
 from simulator.core.config import Config, Function
@@ -30,6 +29,7 @@ from simulator.lambdas.builds import Builds
 from simulator.lambdas.environment import Environment, Result, Spec
 from simulator.lambdas.pool import Pool
 from simulator.lambdas.runtimes import Runtime, Runtimes
+from simulator.logs import report_line
 from simulator.store.versions import VersionStore
 
 log = structlog.get_logger("s3sim")
@@ -249,7 +249,7 @@ class Invoker:
         fields = report_fields(result, spec.memory_mb)
         bound.info("invoke.report", **fields)
         sink(f"END RequestId: {request_id}")
-        sink(logs.report_line({"request_id": request_id, **fields}))
+        sink(report_line({"request_id": request_id, **fields}))
 
 
 def import_path(runtime: Runtime, build: Path | None, layers: tuple[Path, ...]) -> tuple[str, ...]:
