@@ -378,3 +378,93 @@ def test_aws_cli_create_function_from_a_zip_file_and_delete_it(demo: Path) -> No
         }
         aws(demo, "lambda", "delete-function", "--function-name", "clifn")
     assert "clifn" not in yaml.safe_load((demo / "config.yaml").read_text())["functions"]
+
+
+def test_what_config_yaml_still_needs_is_not_deleted(demo: Path) -> None:
+    before = (demo / "config.yaml").read_text()
+    with running(demo):
+        client = lambda_client(demo)
+        kind, message, status = refused(client.delete_function, FunctionName="thumbnailer")
+        assert (kind, status) == ("ResourceConflictException", 409)
+        assert message.startswith("config.yaml still refers to it: ")
+        assert "buckets.uploads" in message
+        conflict = refused(client.delete_alias, FunctionName="thumbnailer", Name="prod")
+        assert conflict[0] == "ResourceConflictException"
+        assert "thumbnailer:prod" in conflict[1]
+        assert refused(client.delete_alias, FunctionName="nobody", Name="prod") == (
+            "ResourceNotFoundException",
+            f"Function not found: {FN}:nobody",
+            404,
+        )
+    assert (demo / "config.yaml").read_text() == before
+    assert (demo / "functions/thumbnailer/handler.py").is_file()
+    assert sorted(p.name for p in (demo / "versions/thumbnailer").iterdir() if p.is_dir()) == [
+        "1",
+        "2",
+    ]
+
+
+def test_code_from_a_bucket_folder_and_refusals_of_the_source(demo: Path) -> None:
+    (demo / "buckets/artifacts").mkdir(parents=True)
+    (demo / "buckets/artifacts/fn.zip").write_bytes(package("s3"))
+    (demo / "functions/stray").mkdir()
+    with running(demo):
+        client = lambda_client(demo)
+        common = {"Role": "arn:aws:iam::123456789012:role/any", "Handler": "handler.handler"}
+        made = client.create_function(
+            FunctionName="froms3",
+            Code={"S3Bucket": "artifacts", "S3Key": "fn.zip"},
+            Environment={"Variables": {"MODE": "s3"}},
+            **common,
+        )
+        assert (
+            made["CodeSha256"]
+            == client.get_function(FunctionName="froms3")["Configuration"]["CodeSha256"]
+        )
+        result = client.invoke(FunctionName="froms3")
+        assert json.loads(result["Payload"].read())["tag"] == "s3"
+        assert refused(
+            client.update_function_code,
+            FunctionName="froms3",
+            S3Bucket="artifacts",
+            S3Key="../../config.yaml",
+        ) == (
+            "InvalidParameterValueException",
+            "Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: "
+            "The specified key does not exist.",
+            400,
+        )
+        assert refused(
+            client.create_function,
+            FunctionName="stray",
+            Code={"ZipFile": package("x")},
+            **common,
+        ) == (
+            "ResourceConflictException",
+            "functions/stray/ already exists in the workspace but config.yaml has no function "
+            "stray: add it to config.yaml, or move the folder away",
+            409,
+        )
+
+
+def test_a_request_over_lambdas_size_limit_is_refused_before_it_is_read(demo: Path) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    with running(demo):
+        endpoint = urlsplit(json.loads((demo / ".s3sim/endpoints.json").read_text())["lambda"])
+        conn = http.client.HTTPConnection(endpoint.hostname, endpoint.port, timeout=60)
+        try:
+            conn.putrequest("POST", "/2015-03-31/functions")
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", "70167212")
+            conn.endheaders()  # the body is never sent: the answer must not wait for it
+            response = conn.getresponse()
+            answer = (response.status, response.getheader("x-amzn-ErrorType"))
+            body = json.loads(response.read())
+        finally:
+            conn.close()
+    assert answer == (413, "RequestEntityTooLargeException")
+    assert body["message"] == (
+        "Request must be smaller than 70167211 bytes for the CreateFunction operation"
+    )

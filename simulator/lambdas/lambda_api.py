@@ -1,9 +1,12 @@
-"""The Lambda REST API over the workspace, on loopback (first slice).
+"""The Lambda REST API over the workspace, on loopback.
 
 Reads come from config.yaml (read afresh, so a read right after a write sees it) and the
-published versions; alias writes are the one-line config.yaml edits of `s3sim alias set`,
-which the running simulator then applies as it applies a hand edit; PublishVersion is
-`s3sim publish`; Invoke runs through the same resolver and environments as S3 events
+published versions; writes are config.yaml edits (alias writes are those of `s3sim alias
+set`; function settings, event-invoke config, concurrency and recursion config are splices
+of their keys) and function folders (deployment packages), which the running simulator then
+applies as it applies a hand edit; PublishVersion is `s3sim publish`. Routing and reads are
+in `lambda_api_routes`, function operations in `lambda_api_functions`, per-function settings
+in `lambda_api_config`. Invoke runs through the same resolver and environments as S3 events
 (RequestResponse), or is accepted into the journal like an S3 event (Event). Requests are
 authenticated with Signature Version 4, as the S3 API's are (serving.py).
 """

@@ -74,8 +74,13 @@ async def create(r: Routes, body: dict[str, Any]) -> dict[str, Any]:
             f"FunctionName {body.get('FunctionName')} must not name a version or an alias"
         )
     folder = r._ws.root / "functions" / name
-    if name in r._config().functions or folder.exists():
+    if name in r._config().functions:
         raise ResourceConflict(f"Function already exist: {name}")
+    if folder.exists():  # code config.yaml does not know: never overwritten
+        raise ResourceConflict(
+            f"functions/{name}/ already exists in the workspace but config.yaml has no "
+            f"function {name}: add it to config.yaml, or move the folder away"
+        )
     _check_package_type(body)
     package = _package(r._ws.root, body.get("Code"))
     changes = settings_changes(body, None) or [((), {})]
@@ -198,6 +203,7 @@ async def delete(r: Routes, name: str, qualifier: str | None) -> None:
         await r.edit(name, [((), REMOVE)], conflict=True)
         await _run(function_code.remove_tree, r._ws.root / "functions" / name)
         await _run(r._ws.store.delete_function, name)
+        r._ws.retire_latest(name)
         return
     users = [a.name for a in fn.aliases.values() if qualifier in (a.version, *a.weights)]
     if users:
