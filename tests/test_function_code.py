@@ -87,3 +87,13 @@ def test_refuses_what_is_not_a_zip(tmp_path: Path) -> None:
     assert refusal(b"PK\x03\x04 truncated", tmp_path / "fn") == (
         "Could not unzip uploaded file. Please check your file, then try to upload again."
     )
+
+
+def test_log_tail_is_the_last_4_kb_of_the_log() -> None:
+    import base64
+
+    from simulator.lambdas.lambda_api_invoke import log_tail
+
+    tail = base64.b64decode(log_tail(["START", "x" * 5000, "END"])).decode()
+    assert tail == "x" * 4091 + "\nEND\n"
+    assert base64.b64decode(log_tail(["START", "END"])) == b"START\nEND\n"

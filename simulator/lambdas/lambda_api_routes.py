@@ -9,7 +9,6 @@ signatures).
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import json
 import re
@@ -35,7 +34,7 @@ from simulator.errors import (
     SimulatorError,
     ValidationFailed,
 )
-from simulator.lambdas import lambda_api_config, lambda_api_functions
+from simulator.lambdas import lambda_api_config, lambda_api_functions, lambda_api_invoke
 from simulator.lambdas.builds import snapshot_parts
 from simulator.lambdas.lambda_api import Workspace
 from simulator.serving import Credentials, SigV4Problem, verify_sigv4
@@ -194,7 +193,7 @@ class Routes:
             body = await _body(request)
             return _json(200, await lambda_api_functions.update_code(self, name, body))
         if rest == ["invocations"] and method == "POST":
-            return await self._invoke(request, name, qualifier, request_id)
+            return await lambda_api_invoke.invoke(self, request, name, qualifier, request_id)
         raise InvalidParameterValue(f"s3sim does not implement {method} {request.raw_path} yet")
 
     # -- reading the workspace ---------------------------------------------------------------
@@ -451,63 +450,6 @@ class Routes:
 
         version = await asyncio.get_running_loop().run_in_executor(None, _guarded(publish))
         return str(version.number)
-
-    # -- invoking ----------------------------------------------------------------------------
-    async def _invoke(
-        self, request: web.BaseRequest, function: str, qualifier: str | None, request_id: str
-    ) -> web.Response:
-        kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-        config = self._ws.config()
-        self._qualifier(function, qualifier)  # an unknown alias or version: 404 before running
-        arn = str(config.function_arn(function, qualifier))
-        raw = await request.read()
-        try:
-            event = json.loads(raw) if raw else {}
-        except ValueError:
-            raise InvalidParameterValue(
-                "Could not parse request body into json: Could not parse payload into json"
-            ) from None
-        context = _client_context(request.headers.get("X-Amz-Client-Context"))
-        if kind == "DryRun":
-            return web.Response(status=204)
-        if kind == "Event":
-            self._ws.accept(config, arn, event)
-            return web.Response(status=202)
-        lines: list[str] = []
-        loop = asyncio.get_running_loop()
-        inv = await loop.run_in_executor(
-            None,
-            lambda: self._ws.invoke(
-                config, arn, event, request_id, client_context=context, log_sink=lines.append
-            ),
-        )
-        headers = {"X-Amz-Executed-Version": str(inv.version or "")}
-        if not inv.result.ok:
-            headers["X-Amz-Function-Error"] = "Unhandled"
-        if request.headers.get("X-Amz-Log-Type") == "Tail":
-            headers["X-Amz-Log-Result"] = log_tail(lines)
-        body = json.dumps(inv.result.payload).encode()
-        return web.Response(status=200, body=body, headers=headers, content_type="application/json")
-
-
-def log_tail(lines: list[str]) -> str:
-    """Invoke's X-Amz-Log-Result: base64 of the last 4 KB of the invocation's log."""
-    text = "".join(f"{line}\n" for line in lines).encode()
-    return base64.b64encode(text[-4096:]).decode()
-
-
-def _client_context(header: str | None) -> str | None:
-    """X-Amz-Client-Context (base64 JSON) -> the JSON the runtime hands the handler."""
-    if header is None:
-        return None
-    try:
-        text = base64.b64decode(header, validate=True).decode()
-        json.loads(text)
-    except ValueError:
-        raise InvalidParameterValue(
-            "Client context must be a valid Base64-encoded JSON object."
-        ) from None
-    return text
 
 
 def _pattern_error(value: str, field: str, pattern: str) -> str:
