@@ -177,7 +177,10 @@ def test_create_invoke_update_publish_and_delete_a_function(demo: Path) -> None:
         deleted = client.delete_function(FunctionName="zipped", Qualifier="2")
         assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 204
         versions = client.list_versions_by_function(FunctionName="zipped")["Versions"]
-        assert [v["Version"] for v in versions] == ["$LATEST", "1"]
+        assert [(v["Version"], v["FunctionArn"]) for v in versions] == [
+            ("$LATEST", f"{FN}:zipped:$LATEST"),  # as recorded (version_lifecycle)
+            ("1", f"{FN}:zipped:1"),
+        ]
         assert not (demo / "versions/zipped/2").exists()
 
         # DeleteAlias is idempotent (alias_delete_nonexistent); then the whole function.

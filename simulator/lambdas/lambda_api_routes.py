@@ -180,7 +180,7 @@ class Routes:
             numbers = sorted(self._ws.store.published().get(name, frozenset()))
             versions = [LATEST, *(str(n) for n in numbers)]
             self._function(name)
-            return _json(200, {"Versions": [self._configuration(name, v) for v in versions]})
+            return _json(200, {"Versions": [self._configuration(name, v, v) for v in versions]})
         if rest == ["versions"] and method == "POST":
             return await self._publish(request, name)
         if rest == ["configuration"] and method == "GET":
