@@ -82,9 +82,10 @@ def test_create_invoke_update_publish_and_delete_a_function(demo: Path) -> None:
             Publish=True,
         )
         assert created["ResponseMetadata"]["HTTPStatusCode"] == 201
+        # publish_version_on_create_and_republish: Version "1" with the unqualified ARN.
         assert (created["Version"], created["FunctionArn"], created["Timeout"]) == (
             "1",
-            f"{FN}:zipped:1",
+            f"{FN}:zipped",
             5,
         )
         assert (demo / "functions/zipped/lib/helper.py").read_text() == "X = 1\n"

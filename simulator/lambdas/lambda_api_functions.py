@@ -92,8 +92,11 @@ async def create(r: Routes, body: dict[str, Any]) -> dict[str, Any]:
         raise
     _log_ignored(name, body)
     if body.get("Publish"):
-        version = await r.publish_latest(name)
-        return r._configuration(name, version)
+        answer = r._configuration(name, await r.publish_latest(name))
+        # As recorded (publish_version_on_create_and_republish): Version "1", but the
+        # unqualified ARN.
+        answer["FunctionArn"] = str(r._config().function_arn(name))
+        return answer
     return r._configuration(name, LATEST)
 
 

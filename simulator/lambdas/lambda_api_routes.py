@@ -318,6 +318,8 @@ class Routes:
         else:
             published = self._ws.store.load(function, int(version), verify=False)
             settings, sha = published.settings, published.code_sha256
+            # A version's Description is PublishVersion's (version_lifecycle), else the function's.
+            settings = {**settings, "description": published.description}
             modified = published.created
             revision = f"{function}:{version}:{sha}"
         arn = str(
