@@ -10,6 +10,7 @@ import base64
 import difflib
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -427,6 +428,13 @@ def test_code_from_a_bucket_folder_and_refusals_of_the_source(demo: Path) -> Non
         )
         result = client.invoke(FunctionName="froms3")
         assert json.loads(result["Payload"].read())["tag"] == "s3"
+        # A package over aiohttp's default 1 MB request limit (3 MB, incompressible).
+        big = io.BytesIO()
+        with zipfile.ZipFile(big, "w") as zf:
+            zf.writestr("handler.py", HANDLER.format(tag="big"))
+            zf.writestr("blob.bin", os.urandom(3 << 20))
+        client.update_function_code(FunctionName="froms3", ZipFile=big.getvalue())
+        assert (demo / "functions/froms3/blob.bin").stat().st_size == 3 << 20
         assert refused(
             client.update_function_code,
             FunctionName="froms3",
