@@ -476,7 +476,29 @@ def test_a_request_over_lambdas_size_limit_is_refused_before_it_is_read(demo: Pa
             body = json.loads(response.read())
         finally:
             conn.close()
+        # Chunked, without a Content-Length: refused once the limit is read.
+        conn = http.client.HTTPConnection(endpoint.hostname, endpoint.port, timeout=120)
+        try:
+            chunk = b"x" * (1 << 20)
+            conn.request(
+                "PUT",
+                "/2015-03-31/functions/thumbnailer/code",
+                body=(chunk for _ in range(67)),  # 67 MiB: 87381 bytes over the limit
+                encode_chunked=True,
+                headers={"Transfer-Encoding": "chunked"},
+            )
+            response = conn.getresponse()
+            chunked = (response.status, json.loads(response.read())["message"])
+        except (BrokenPipeError, ConnectionResetError):  # answered before all was sent
+            response = conn.getresponse()
+            chunked = (response.status, json.loads(response.read())["message"])
+        finally:
+            conn.close()
     assert answer == (413, "RequestEntityTooLargeException")
     assert body["message"] == (
         "Request must be smaller than 70167211 bytes for the CreateFunction operation"
+    )
+    assert chunked == (
+        413,
+        "Request must be smaller than 70167211 bytes for the UpdateFunctionCode operation",
     )

@@ -100,7 +100,10 @@ class Routes:
                 raise RequestTooLarge(_too_large(request))
             # aiohttp reads 1 MB at most by default; a deployment package may be 50 MB.
             request = request.clone(client_max_size=MAX_REQUEST)
-            body = await request.read()  # signed over
+            try:
+                body = await request.read()  # signed over
+            except web.HTTPRequestEntityTooLarge:  # chunked, without a Content-Length
+                raise RequestTooLarge(_too_large(request)) from None
             verify_sigv4(
                 request.method,
                 request.raw_path,
