@@ -488,17 +488,30 @@ def test_a_request_over_lambdas_size_limit_is_refused_before_it_is_read(demo: Pa
                 headers={"Transfer-Encoding": "chunked"},
             )
             response = conn.getresponse()
-            chunked = (response.status, json.loads(response.read())["message"])
+            chunked = (response.status, json.loads(response.read())["Message"])
         except (BrokenPipeError, ConnectionResetError):  # answered before all was sent
             response = conn.getresponse()
-            chunked = (response.status, json.loads(response.read())["message"])
+            chunked = (response.status, json.loads(response.read())["Message"])
         finally:
             conn.close()
     assert answer == (413, "RequestEntityTooLargeException")
-    assert body["message"] == (
-        "Request must be smaller than 70167211 bytes for the CreateFunction operation"
-    )
+    assert body == {  # as AWS answers it: `Message`, no `Type`
+        "Message": "Request must be smaller than 70167211 bytes for the CreateFunction operation"
+    }
     assert chunked == (
         413,
         "Request must be smaller than 70167211 bytes for the UpdateFunctionCode operation",
     )
+
+
+def test_an_invoke_payload_over_6_mb_is_refused(demo: Path) -> None:
+    with running(demo):
+        client = lambda_client(demo)
+        payload = json.dumps({"blob": "x" * 6291456})
+        assert refused(client.invoke, FunctionName="auditor", Payload=payload) == (
+            "RequestEntityTooLargeException",
+            "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+            413,
+        )
+        small = client.invoke(FunctionName="auditor", Payload=json.dumps({"blob": "x" * 2_000_000}))
+        assert small["StatusCode"] == 200

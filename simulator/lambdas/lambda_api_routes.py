@@ -51,8 +51,9 @@ PREFIXES = (
     "/2019-09-30/functions",  # GetFunctionConcurrency
     "/2024-08-31/functions",  # recursion config
 )
-# Lambda's request size limit (a 50 MB zip, base64 in JSON) and its message.
+# Lambda's request size limits: a 50 MB zip (base64 in JSON), and Invoke's 6 MB payload.
 MAX_REQUEST = 70167211
+MAX_INVOKE_REQUEST = 6291456
 # FunctionName patterns of Lambda's API (botocore's model): Invoke's admits `.` and
 # `$LATEST.PUBLISHED`; group 11 is the name, group 13 the qualifier in both.
 _NAME_PATTERN = (
@@ -96,14 +97,16 @@ class Routes:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         request_id = str(uuid.uuid4())
         try:
-            if (request.content_length or 0) > MAX_REQUEST:
-                raise RequestTooLarge(_too_large(request))
+            limit, operation = _size_limit(request)
+            too_large = f"Request must be smaller than {limit} bytes for the {operation} operation"
+            if (request.content_length or 0) > limit:
+                raise RequestTooLarge(too_large)
             # aiohttp reads 1 MB at most by default; a deployment package may be 50 MB.
-            request = request.clone(client_max_size=MAX_REQUEST)
+            request = request.clone(client_max_size=limit)
             try:
                 body = await request.read()  # signed over
             except web.HTTPRequestEntityTooLarge:  # chunked, without a Content-Length
-                raise RequestTooLarge(_too_large(request)) from None
+                raise RequestTooLarge(too_large) from None
             verify_sigv4(
                 request.method,
                 request.raw_path,
@@ -464,11 +467,16 @@ def _pattern_error(value: str, field: str, pattern: str) -> str:
     )
 
 
-def _too_large(request: web.BaseRequest) -> str:
-    operation = {"POST": "CreateFunction", "PUT": "UpdateFunctionCode"}.get(
-        request.method, "Invoke"
-    )
-    return f"Request must be smaller than {MAX_REQUEST} bytes for the {operation} operation"
+def _size_limit(request: web.BaseRequest) -> tuple[int, str]:
+    """Lambda's request size limit and the operation its message names."""
+    path = request.path.rstrip("/")
+    if path.endswith("/invocations"):
+        return MAX_INVOKE_REQUEST, "InvokeFunction"
+    if path.endswith("/code"):
+        return MAX_REQUEST, "UpdateFunctionCode"
+    if request.method == "POST" and path.endswith("/functions"):
+        return MAX_REQUEST, "CreateFunction"
+    return MAX_REQUEST, "this"
 
 
 async def _body(request: web.BaseRequest) -> dict[str, Any]:
@@ -509,12 +517,11 @@ def _status(exc: LambdaApiError) -> int:
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
-    field = "Message" if code == "ResourceNotFoundException" else "message"
-    body: dict[str, Any] = {field: message}
+    capital = code in ("ResourceNotFoundException", "RequestEntityTooLargeException")
+    body: dict[str, Any] = {"Message" if capital else "message": message}
     if (code not in ("ValidationException",) and status < 403) or code in (
         "ResourceNotFoundException",
         "PreconditionFailedException",
-        "RequestEntityTooLargeException",
     ):
         body["Type"] = "User"
     return web.Response(
