@@ -20,6 +20,7 @@ import structlog
 from simulator.core.arn import LATEST
 from simulator.core.config import Function
 from simulator.errors import InvalidParameterValue, ResourceConflict, ResourceNotFound
+from simulator.lambdas import runtimes
 from simulator.store import function_code
 from simulator.store.config_function_edit import REMOVE, Change
 
@@ -131,7 +132,7 @@ def settings_changes(body: dict[str, Any], fn: Function | None) -> list[Change]:
         if field in body and (fn is None or body[field] != getattr(current, attribute)):
             changes.append(((key,), body[field]))
     runtime = body.get("Runtime")
-    if runtime is not None and runtime != (current.runtime or _shown_runtime()):
+    if runtime is not None and runtime != (current.runtime or runtimes.DEFAULT):
         changes.append((("runtime",), runtime))
     if "Environment" in body:
         variables = (body["Environment"] or {}).get("Variables") or {}
@@ -142,11 +143,6 @@ def settings_changes(body: dict[str, Any], fn: Function | None) -> list[Change]:
         if field in logging and logging[field] != getattr(current, key):
             changes.append(((key,), logging[field]))
     return changes
-
-
-def _shown_runtime() -> str:
-    """The runtime GetFunctionConfiguration reports when config.yaml names none."""
-    return "python3.11"
 
 
 def _check_package_type(body: dict[str, Any]) -> None:

@@ -34,7 +34,12 @@ from simulator.errors import (
     SimulatorError,
     ValidationFailed,
 )
-from simulator.lambdas import lambda_api_config, lambda_api_functions, lambda_api_invoke
+from simulator.lambdas import (
+    lambda_api_config,
+    lambda_api_functions,
+    lambda_api_invoke,
+    runtimes,
+)
 from simulator.lambdas.builds import snapshot_parts
 from simulator.lambdas.lambda_api import Workspace
 from simulator.serving import Credentials, SigV4Problem, verify_sigv4
@@ -331,7 +336,7 @@ class Routes:
         arn = str(
             config.function_arn(function, shown_as or (None if version == LATEST else version))
         )
-        runtime = str(settings.get("runtime") or "python3.11")
+        runtime = str(settings.get("runtime") or runtimes.DEFAULT)  # the one that runs it
         return {
             "FunctionName": function,
             "FunctionArn": arn,
