@@ -11,7 +11,6 @@ larger than Lambda's unzipped limit are refused before anything is written in pl
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import io
 import os
 import shutil
@@ -120,11 +119,9 @@ def swap_in(staging: Path, target: Path) -> None:
 
 
 def _exchange(a: Path, b: Path) -> bool:
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
+    """Swaps two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where the C
+    library or the file system has no such call."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)  # the loaded libc
     if renameat2 is None:
         return False
     done = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
