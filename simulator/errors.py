@@ -7,7 +7,9 @@
     │   ├── ResourceNotFound        ResourceNotFoundException
     │   ├── ResourceConflict        ResourceConflictException
     │   ├── InvalidParameterValue   InvalidParameterValueException
-    │   └── ValidationFailed        ValidationException
+    │   ├── ValidationFailed        ValidationException
+    │   ├── PreconditionFailed      PreconditionFailedException (a stale RevisionId)
+    │   └── RequestTooLarge         RequestEntityTooLargeException
     ├── VersionIntegrityError       a published version's sealed code or settings changed
     ├── RuntimeUnavailable          a function's runtime cannot run here (not installed, ...)
     └── WorkspaceLocked             another simulator runs on the workspace
@@ -91,6 +93,14 @@ class InvalidParameterValue(LambdaApiError):
 
 class ValidationFailed(LambdaApiError):
     code = "ValidationException"
+
+
+class PreconditionFailed(LambdaApiError):
+    code = "PreconditionFailedException"
+
+
+class RequestTooLarge(LambdaApiError):
+    code = "RequestEntityTooLargeException"
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,12 @@ class Runtime:
         self._started.append(self.s3_api.stop)
         endpoints = self.ws.state / ENDPOINTS
         workspace = lambda_api.Workspace(
-            self.ws.root, self.store, self._config, self._invoke_sync, self._accept_event
+            self.ws.root,
+            self.store,
+            self._config,
+            self._invoke_sync,
+            self._accept_event,
+            self._retire_latest,
         )
         self.lambda_api = lambda_api.LambdaApi(
             workspace, credentials, port=config.settings.lambda_api_port
@@ -185,9 +190,16 @@ class Runtime:
         self._started.append(lambda: endpoints.unlink(missing_ok=True))
         self._endpoints = {"AWS_ENDPOINT_URL_S3": url, "AWS_ENDPOINT_URL_LAMBDA": lambda_url}
 
-    def _invoke_sync(self, config: Config, arn: str, event: Any, request_id: str) -> Any:
-        """The Lambda API's RequestResponse Invoke: the same resolver and environments."""
-        return self.invoker.invoke(config, FunctionArn.parse(arn), event, request_id)
+    def _invoke_sync(
+        self, config: Config, arn: str, event: Any, request_id: str, **options: Any
+    ) -> Any:
+        """The Lambda API's RequestResponse Invoke: the same resolver and environments
+        (options: client_context, log_sink)."""
+        return self.invoker.invoke(config, FunctionArn.parse(arn), event, request_id, **options)
+
+    def _retire_latest(self, function: str) -> None:
+        """The Lambda API replaced $LATEST's code: the next invocation runs the new code."""
+        self.pool.retire_latest(function)
 
     def _accept_event(self, config: Config, arn: str, event: Any) -> str:
         """The Lambda API's Event Invoke: accepted into the journal like an S3 event."""
