@@ -95,6 +95,10 @@ class ValidationFailed(LambdaApiError):
     code = "ValidationException"
 
 
+class RecursiveInvocation(LambdaApiError):
+    code = "RecursiveInvocationException"  # HTTP 400, as botocore's model has it
+
+
 class PreconditionFailed(LambdaApiError):
     code = "PreconditionFailedException"
 

@@ -32,7 +32,8 @@ class Workspace:
     config: Callable[[], Config]  # the running simulator's config (for invocations)
     # (config, ARN, event, request id, client_context=, log_sink=) -> Invocation
     invoke: Callable[..., Any]
-    accept: Callable[[Config, str, Any], str]  # an Event invocation -> its request id
+    # an Event invocation (config, ARN, event, its chain: core/lineage.py) -> its request id
+    accept: Callable[[Config, str, Any, str], str]
     # $LATEST's code was replaced: its environments retire now, not when the watcher sees it
     retire_latest: Callable[[str], None]
 

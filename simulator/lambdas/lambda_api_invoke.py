@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from simulator.errors import InvalidParameterValue
+from simulator.core import lambda_errors, lineage
+from simulator.core.arn import FunctionArn
+from simulator.errors import InvalidParameterValue, RecursiveInvocation
 
 if TYPE_CHECKING:
     from simulator.lambdas.lambda_api_routes import Routes
@@ -35,17 +37,29 @@ async def invoke(
             "Could not parse request body into json: Could not parse payload into json"
         ) from None
     context = _client_context(request.headers.get("X-Amz-Client-Context"))
+    # An invoke a handler makes continues its invocation's chain (botocore sends the trace).
+    chain = lineage.from_trace_header(request.headers.get("X-Amzn-Trace-Id"))
     if kind == "DryRun":
         return web.Response(status=204)
     if kind == "Event":
-        r._ws.accept(config, arn, event)
+        r._ws.accept(config, arn, event, chain)
         return web.Response(status=202)
+    step = lineage.step(chain, str(FunctionArn.parse(arn).unqualified))
+    fn = config.functions.get(function)
+    if step.loops and fn is not None and fn.recursive_loop == "Terminate":
+        raise RecursiveInvocation(lambda_errors.RECURSIVE_INVOCATION_MESSAGE)
     lines: list[str] = []
     loop = asyncio.get_running_loop()
     inv = await loop.run_in_executor(
         None,
         lambda: r._ws.invoke(
-            config, arn, event, request_id, client_context=context, log_sink=lines.append
+            config,
+            arn,
+            event,
+            request_id,
+            chain=step.lineage,
+            client_context=context,
+            log_sink=lines.append,
         ),
     )
     headers = {"X-Amz-Executed-Version": str(inv.version or "")}
