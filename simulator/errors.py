@@ -7,7 +7,9 @@
     │   ├── ResourceNotFound        ResourceNotFoundException
     │   ├── ResourceConflict        ResourceConflictException
     │   ├── InvalidParameterValue   InvalidParameterValueException
-    │   └── ValidationFailed        ValidationException
+    │   ├── ValidationFailed        ValidationException
+    │   ├── PreconditionFailed      PreconditionFailedException (a stale RevisionId)
+    │   └── RequestTooLarge         RequestEntityTooLargeException
     ├── HookStatusError             what CodeDeploy's PutLifecycleEventHookExecutionStatus answers
     ├── VersionIntegrityError       a published version's sealed code or settings changed
     ├── RuntimeUnavailable          a function's runtime cannot run here (not installed, ...)
@@ -101,6 +103,18 @@ class InvalidParameterValue(LambdaApiError):
 
 class ValidationFailed(LambdaApiError):
     code = "ValidationException"
+
+
+class RecursiveInvocation(LambdaApiError):
+    code = "RecursiveInvocationException"  # HTTP 400, as botocore's model has it
+
+
+class PreconditionFailed(LambdaApiError):
+    code = "PreconditionFailedException"
+
+
+class RequestTooLarge(LambdaApiError):
+    code = "RequestEntityTooLargeException"
 
 
 @dataclass(frozen=True)

@@ -82,10 +82,7 @@ class Simulation:
         rel = Path(path).as_posix()
         if Path(path).parts[0] == "functions":
             self.process.wait_for(
-                # `path` is a list when one save changed several files
-                lambda e: (
-                    e.get("event") == "function.code_changed" and rel in _paths(e.get("path"))
-                ),
+                lambda e: e.get("event") == "function.code_changed" and rel in _paths(e),
                 after=before,
             )
         else:
@@ -318,6 +315,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.sections.extend(launcher.tails())
 
 
-def _paths(value: Any) -> list[Any]:
-    """An event's `path`: one path, or a list when one save changed several files."""
-    return value if isinstance(value, list) else [value]
+def _paths(event: dict[str, Any]) -> list[str]:
+    """The paths a `function.code_changed` names: a list when one save changed several."""
+    path = event.get("path")
+    return path if isinstance(path, list) else [str(path)]

@@ -179,6 +179,7 @@ class Runtime:
             self._config,
             self._invoke_sync,
             self._accept_event,
+            self._retire_latest,
             self._api_alias_edit,
         )
         self.lambda_api = lambda_api.LambdaApi(
@@ -231,15 +232,25 @@ class Runtime:
             weights,
         )  # fmt: skip
 
-    def _invoke_sync(self, config: Config, arn: str, event: Any, request_id: str) -> Any:
-        """The Lambda API's RequestResponse Invoke: the same resolver and environments."""
-        return self.invoker.invoke(config, FunctionArn.parse(arn), event, request_id)
+    def _invoke_sync(
+        self, config: Config, arn: str, event: Any, request_id: str, **options: Any
+    ) -> Any:
+        """The Lambda API's RequestResponse Invoke: the same resolver and environments
+        (options: chain, client_context, log_sink)."""
+        return self.invoker.invoke(config, FunctionArn.parse(arn), event, request_id, **options)
 
-    def _accept_event(self, config: Config, arn: str, event: Any) -> str:
-        """The Lambda API's Event Invoke: accepted into the journal like an S3 event."""
+    def _retire_latest(self, function: str) -> None:
+        """The Lambda API replaced $LATEST's code: the next invocation runs the new code."""
+        self.pool.retire_latest(function)
+
+    def _accept_event(self, config: Config, arn: str, event: Any, chain: str) -> str:
+        """The Lambda API's Event Invoke: accepted into the journal like an S3 event, with
+        the chain of the invocation that sent it, if any (core/lineage.py)."""
         request_id = str(uuid.uuid4())
         target = FunctionArn.parse(arn)
-        new = NewDelivery(request_id, arn, target.function, "", "", event, time.time())
+        new = NewDelivery(
+            request_id, arn, target.function, "", "", event, time.time(), lineage=chain
+        )
         with self.journal.transaction() as db:
             delivery_id = Journal.insert(db, new)
         self.deliverer.submit([(delivery_id, target.function)])

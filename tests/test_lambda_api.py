@@ -146,6 +146,7 @@ def test_publish_list_versions_configuration_and_invoke_kinds(demo: Path) -> Non
         published = client.publish_version(FunctionName="thumbnailer", Description="via API")
         assert published["ResponseMetadata"]["HTTPStatusCode"] == 201
         assert (published["Version"], published["FunctionArn"]) == ("3", f"{ARN}:3")
+        assert published["Description"] == "via API"  # the version's own (version_lifecycle)
         versions = client.list_versions_by_function(FunctionName="thumbnailer")["Versions"]
         assert [v["Version"] for v in versions] == ["$LATEST", "1", "2", "3"]
         conf = client.get_function_configuration(FunctionName="thumbnailer", Qualifier="3")

@@ -190,7 +190,7 @@ def test_teardown_stops_the_simulator_and_its_environments_after_a_failing_test(
         [
             "*failing on purpose*",
             "*- s3sim log of * (last 40 events) -*",
-            "*[[]fn:$LATEST] START RequestId: * Version: $LATEST",
+            "*[[]fn:$LATEST *] START RequestId: * Version: $LATEST",
         ]
     )
     pids = [int(p) for p in (pytester.path / "pids").read_text().split()]

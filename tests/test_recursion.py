@@ -192,3 +192,39 @@ def test_a_loop_through_on_success_destinations_is_stopped_too(tmp_path: Path) -
         assert stopped["function"] == "ping" and stopped["invocations"] == 16
         assert len(log.wait_for(log.named("invoke.report", function="ping"), count=16)) == 16
         assert len(log.wait_for(log.named("invoke.report", function="pong"), count=16)) == 16
+
+
+SELF_INVOKER = """
+import boto3
+
+lam = boto3.client("lambda")  # AWS_ENDPOINT_URL_LAMBDA comes from the environment
+
+
+def handler(event, context):
+    lam.invoke(FunctionName=context.function_name, InvocationType="Event", Payload=b"{}")
+    return 1
+"""
+
+
+@pytest.mark.integration
+def test_a_function_that_invokes_itself_through_the_lambda_api_is_stopped(tmp_path: Path) -> None:
+    config = {
+        "region": "us-east-1",
+        "account": "123456789012",
+        "simulator": {"time_scale": 0.002, "settle_ms": 20},
+        "functions": {"again": {"timeout": 10, "retries": 0}},
+        "buckets": {
+            "start": {
+                "notifications": [
+                    {"id": "go", "events": ["s3:ObjectCreated:*"], "function": f"{ARN}:again"}
+                ]
+            }
+        },
+    }
+    ws = make_workspace(tmp_path / "ws", config, {"again": {"handler.py": SELF_INVOKER}})
+    with running(ws) as (_, log):
+        drop(ws / "buckets/start/x")
+        stopped = log.wait_for(log.named("invoke.recursive_loop"), timeout=90)[0]
+        assert stopped["function"] == "again" and stopped["invocations"] == 16
+        reports = log.wait_for(log.named("invoke.report", function="again"), count=16)
+        assert len(reports) == 16 and all(r["status"] == "success" for r in reports)

@@ -345,6 +345,7 @@ class Environment:
         on_output: Callable[[str], None],
         deadline_ms: int,
         trace_id: str = "",
+        client_context: str | None = None,
     ) -> Result:
         deadline = time.monotonic() + (deadline_ms - time.time() * 1000) / 1000
         self.invocations += 1
@@ -353,7 +354,9 @@ class Environment:
         self._init_output = 0
         started = time.perf_counter()
         assert self._endpoint is not None
-        work = Work(request_id, orjson.dumps(event), deadline_ms, invoked_arn, trace_id)
+        work = Work(
+            request_id, orjson.dumps(event), deadline_ms, invoked_arn, trace_id, client_context
+        )
         self._api.submit(self._endpoint, work)
         while True:
             message = self._next_message(deadline)

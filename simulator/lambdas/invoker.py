@@ -29,6 +29,7 @@ from simulator.lambdas.builds import Builds
 from simulator.lambdas.environment import Environment, Result, Spec
 from simulator.lambdas.pool import Pool
 from simulator.lambdas.runtimes import Runtime, Runtimes
+from simulator.logs import report_line
 from simulator.store.versions import VersionStore
 
 log = structlog.get_logger("s3sim")
@@ -80,9 +81,15 @@ class Invoker:
         event: Any,
         request_id: str,
         chain: str | None = None,
+        *,
+        client_context: str | None = None,
+        log_sink: Callable[[str], None] | None = None,
         **fields: Any,
     ) -> Invocation:
-        """`chain`: the lineage this invocation carries (core/lineage.py); None starts one."""
+        """`chain`: the lineage this invocation carries (core/lineage.py); None starts one.
+        `client_context` is the JSON the handler gets as context.client_context;
+        `log_sink` receives this invocation's log stream lines (START, output, END, REPORT),
+        for Invoke's LogType=Tail."""
         if chain is None:
             chain = lineage.step("", str(arn.unqualified)).lineage
         bound = log.bind(request_id=request_id, function=arn.function, **fields)
@@ -112,7 +119,9 @@ class Invoker:
             bound.error("invoke.failed", error_type=kind, error=str(exc))
             result, cold = _failure(kind, str(exc)), False
         else:
-            result, cold = self._run(spec, arn, event, request_id, chain, bound)
+            result, cold = self._run(
+                spec, arn, event, request_id, chain, bound, client_context, log_sink or _discard
+            )
         invocation = Invocation(
             request_id=request_id,
             invoked=str(arn),
@@ -169,26 +178,36 @@ class Invoker:
         return folders
 
     def _run(
-        self, spec: Spec, arn: FunctionArn, event: Any, request_id: str, chain: str, bound: Any
+        self,
+        spec: Spec,
+        arn: FunctionArn,
+        event: Any,
+        request_id: str,
+        chain: str,
+        bound: Any,
+        client_context: str | None,
+        sink: Callable[[str], None],
     ) -> tuple[Result, bool]:
         env, cold = self._pool.checkout(spec)
-        on_output = _output_logger(bound)
+        on_output = _output_logger(bound, sink)
         try:
             if cold:
                 failure = self._start(env, spec, on_output, request_id)
                 if failure is not None:
-                    self._log_start(bound, spec)
-                    self._log_finish(bound, spec, failure, request_id)
+                    self._log_start(bound, spec, sink, request_id)
+                    self._log_finish(bound, spec, failure, request_id, sink)
                     return failure, cold
-            self._log_start(bound, spec)
+            self._log_start(bound, spec, sink, request_id)
             deadline_ms = int(time.time() * 1000) + spec.timeout_s * 1000
             trace = lambda_env.trace_header(
                 int(time.time()), secrets.token_hex(12), secrets.token_hex(8), chain
             )
-            result = env.invoke(request_id, str(arn), event, on_output, deadline_ms, trace)
+            result = env.invoke(
+                request_id, str(arn), event, on_output, deadline_ms, trace, client_context
+            )
             if cold:
                 result = _with_init(result, env.init_ms)
-            self._log_finish(bound, spec, result, request_id)
+            self._log_finish(bound, spec, result, request_id, sink)
             return result, cold
         finally:
             self._pool.checkin(env)
@@ -211,24 +230,31 @@ class Invoker:
         return env.start(on_output, time.monotonic() + INIT_LIMIT_S, spare)
 
     @staticmethod
-    def _log_start(bound: Any, spec: Spec) -> None:
+    def _log_start(bound: Any, spec: Spec, sink: Callable[[str], None], request_id: str) -> None:
         bound.info("invoke.start", version=spec.version)
+        sink(f"START RequestId: {request_id} Version: {spec.version}")
 
     @staticmethod
-    def _log_finish(bound: Any, spec: Spec, result: Result, request_id: str) -> None:
+    def _log_finish(
+        bound: Any, spec: Spec, result: Result, request_id: str, sink: Callable[[str], None]
+    ) -> None:
         if result.error_type == lambda_errors.TIMED_OUT:
             stamp = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-            bound.error(
-                "function.log",
-                message=f"{stamp.replace('+00:00', 'Z')} {request_id} "
-                f"Task timed out after {spec.timeout_s:.2f} seconds",
+            message = (
+                f"{stamp.replace('+00:00', 'Z')} {request_id} "
+                f"Task timed out after {spec.timeout_s:.2f} seconds"
             )
+            bound.error("function.log", message=message)
+            sink(message)
         if not result.ok:
             bound.error(
                 "invoke.failed", error_type=result.error_type, error=_error_message(result.payload)
             )
         # One event ends an invocation; the console shows it as CloudWatch's END + REPORT.
-        bound.info("invoke.report", **report_fields(result, spec.memory_mb))
+        fields = report_fields(result, spec.memory_mb)
+        bound.info("invoke.report", **fields)
+        sink(f"END RequestId: {request_id}")
+        sink(report_line({"request_id": request_id, **fields}))
 
 
 def import_path(runtime: Runtime, build: Path | None, layers: tuple[Path, ...]) -> tuple[str, ...]:
@@ -289,10 +315,15 @@ def _error_message(payload: Any) -> str:
     return str(payload.get("errorMessage", "")) if isinstance(payload, dict) else str(payload)
 
 
-def _output_logger(bound: Any) -> Callable[[str], None]:
+def _output_logger(bound: Any, sink: Callable[[str], None]) -> Callable[[str], None]:
     """One log event per line of output, or per telemetry record (a traceback stays whole)."""
 
     def emit(text: str) -> None:
         bound.info("function.log", message=text)
+        sink(text)
 
     return emit
+
+
+def _discard(_: str) -> None:
+    pass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -20,26 +21,59 @@ import structlog
 from aiohttp import web
 
 from simulator.core import config_parse
-from simulator.core.arn import LATEST, FunctionArn
+from simulator.core.arn import LATEST
 from simulator.core.config import Alias, Config, Function
 from simulator.errors import (
-    ArnError,
     ConfigError,
     InvalidParameterValue,
     LambdaApiError,
+    PreconditionFailed,
+    RequestTooLarge,
     ResourceConflict,
     ResourceNotFound,
     SimulatorError,
     ValidationFailed,
 )
+from simulator.lambdas import (
+    lambda_api_config,
+    lambda_api_functions,
+    lambda_api_invoke,
+    runtimes,
+)
 from simulator.lambdas.builds import snapshot_parts
 from simulator.lambdas.lambda_api import Workspace
 from simulator.serving import Credentials, SigV4Problem, verify_sigv4
-from simulator.store import config_edit, config_source
+from simulator.store import config_edit, config_function_edit, config_source
 from simulator.store.versions import code_sha256, file_hashes
 
 log = structlog.get_logger("s3sim")
 PREFIX = "/2015-03-31/functions"
+# Later operations live under the API version that introduced them (botocore's model).
+PREFIXES = (
+    PREFIX,
+    "/2019-09-25/functions",  # event-invoke config
+    "/2017-10-31/functions",  # Put/DeleteFunctionConcurrency
+    "/2019-09-30/functions",  # GetFunctionConcurrency
+    "/2024-08-31/functions",  # recursion config
+)
+# Lambda's request size limits: a 50 MB zip (base64 in JSON), and Invoke's 6 MB payload.
+MAX_REQUEST = 70167211
+MAX_INVOKE_REQUEST = 6291456
+# FunctionName patterns of Lambda's API (botocore's model): Invoke's admits `.` and
+# `$LATEST.PUBLISHED`; group 11 is the name, group 13 the qualifier in both.
+_NAME_PATTERN = (
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
+    r"(\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?"
+)
+_INVOKE_NAME_PATTERN = (
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
+    r"(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9-_]+))?"
+)
+_QUALIFIER_PATTERN = r"(|[a-zA-Z0-9$_-]+)"
+REVISION_MISMATCH = (
+    "The Revision Id provided does not match the latest Revision Id. "
+    "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+)
 _SIGNATURE_ERRORS = {
     "missing": ("MissingAuthenticationTokenException", "Missing Authentication Token"),
     "key": (
@@ -68,7 +102,16 @@ class Routes:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         request_id = str(uuid.uuid4())
         try:
-            body = await request.read()  # signed over: at most an Invoke payload (6 MB)
+            limit, operation = _size_limit(request)
+            too_large = f"Request must be smaller than {limit} bytes for the {operation} operation"
+            if (request.content_length or 0) > limit:
+                raise RequestTooLarge(too_large)
+            # aiohttp reads 1 MB at most by default; a deployment package may be 50 MB.
+            request = request.clone(client_max_size=limit)
+            try:
+                body = await request.read()  # signed over
+            except web.HTTPRequestEntityTooLarge:  # chunked, without a Content-Length
+                raise RequestTooLarge(too_large) from None
             verify_sigv4(
                 request.method,
                 request.raw_path,
@@ -93,18 +136,44 @@ class Routes:
     async def _route(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         path = request.raw_path.split("?", 1)[0]
         query = dict(parse_qsl(request.query_string, True))
-        if not path.startswith(PREFIX):
+        prefix = next((p for p in PREFIXES if path == p or path.startswith(p + "/")), None)
+        if prefix is None:
             raise ResourceNotFound(f"No route for {request.method} {path}")
-        parts = [unquote(p) for p in path[len(PREFIX) :].strip("/").split("/")]
-        method = request.method
-        if parts == [""]:
-            return _json(
-                200,
-                {"Functions": [self._configuration(n, LATEST) for n in self._config().functions]},
-            )
-        name, named_qualifier = self._function_name(parts[0])
-        qualifier = query.get("Qualifier") or named_qualifier
+        parts = [unquote(p) for p in path[len(prefix) :].strip("/").split("/")]
+        method, api = request.method, prefix.split("/")[1]
+        if parts == [""] and api == "2015-03-31":
+            if method == "GET":
+                functions = self._config().functions
+                return _json(
+                    200, {"Functions": [self._configuration(n, LATEST) for n in functions]}
+                )
+            if method == "POST":
+                return _json(201, await lambda_api_functions.create(self, await _body(request)))
         rest = parts[1:]
+        invoking = rest == ["invocations"]
+        name, qualifier = self._function_name(parts[0], query.get("Qualifier"), invoking)
+        if api == "2015-03-31":
+            return await self._route_functions(request, method, name, qualifier, rest, request_id)
+        body = await _body(request) if method in ("PUT", "POST") else {}
+        status, answer = await lambda_api_config.route(
+            self, body, api, method, name, qualifier, rest
+        )
+        return web.Response(status=status) if answer is None else _json(status, answer)
+
+    async def _route_functions(
+        self,
+        request: web.BaseRequest,
+        method: str,
+        name: str,
+        qualifier: str | None,
+        rest: list[str],
+        request_id: str,
+    ) -> web.StreamResponse:
+        if rest == [] and method == "GET":
+            return _json(200, lambda_api_functions.get(self, name, qualifier))
+        if rest == [] and method == "DELETE":
+            await lambda_api_functions.delete(self, name, qualifier)
+            return web.Response(status=204)
         if rest == ["aliases"] and method == "GET":
             fn = self._function(name)
             return _json(200, {"Aliases": [self._alias(fn, a) for a in fn.aliases.values()]})
@@ -115,18 +184,28 @@ class Routes:
                 return _json(200, self._alias(self._function(name), self._existing(name, rest[1])))
             if method == "PUT":
                 return await self._update_alias(request, name, rest[1])
+            if method == "DELETE":
+                await lambda_api_functions.delete_alias(self, name, rest[1])
+                return web.Response(status=204)
         if rest == ["versions"] and method == "GET":
             numbers = sorted(self._ws.store.published().get(name, frozenset()))
             versions = [LATEST, *(str(n) for n in numbers)]
             self._function(name)
-            return _json(200, {"Versions": [self._configuration(name, v) for v in versions]})
+            return _json(200, {"Versions": [self._configuration(name, v, v) for v in versions]})
         if rest == ["versions"] and method == "POST":
             return await self._publish(request, name)
         if rest == ["configuration"] and method == "GET":
-            return _json(200, self._configuration(name, self._qualifier(name, qualifier)))
+            version = self._qualifier(name, qualifier)
+            return _json(200, self._configuration(name, version, qualifier))
+        if rest == ["configuration"] and method == "PUT":
+            body = await _body(request)
+            return _json(200, await lambda_api_functions.update_configuration(self, name, body))
+        if rest == ["code"] and method == "PUT":
+            body = await _body(request)
+            return _json(200, await lambda_api_functions.update_code(self, name, body))
         if rest == ["invocations"] and method == "POST":
-            return await self._invoke(request, name, qualifier, request_id)
-        raise InvalidParameterValue(f"s3sim does not implement {method} {path} yet")
+            return await lambda_api_invoke.invoke(self, request, name, qualifier, request_id)
+        raise InvalidParameterValue(f"s3sim does not implement {method} {request.raw_path} yet")
 
     # -- reading the workspace ---------------------------------------------------------------
     def _config(self) -> Config:
@@ -136,19 +215,56 @@ class Routes:
         except ConfigError:
             return self._ws.config()  # mid-edit or broken: the running simulator's last good
 
-    def _function_name(self, text: str) -> tuple[str, str | None]:
-        """A function name, `name:qualifier`, or an ARN -> (name, qualifier)."""
-        if text.startswith("arn:"):
+    def _function_name(
+        self, text: str, param: str | None, invoking: bool = False
+    ) -> tuple[str, str | None]:
+        """A function name, `name:qualifier`, a partial or a full ARN, and the Qualifier
+        parameter -> (name, qualifier), with Lambda's validation messages."""
+        pattern = _INVOKE_NAME_PATTERN if invoking else _NAME_PATTERN
+        match = re.fullmatch(pattern, text)
+        if match is None:
+            raise ValidationFailed(_pattern_error(text, "functionName", pattern))
+        if param is not None and re.fullmatch(_QUALIFIER_PATTERN, param) is None:
+            raise ValidationFailed(_pattern_error(param, "qualifier", _QUALIFIER_PATTERN))
+        named = match.group(13)
+        if named and param and named != param:
+            raise InvalidParameterValue(
+                "The derived qualifier from the function name does not match the specified "
+                "qualifier."
+            )
+        return match.group(11), param or named
+
+    # -- writing config.yaml -----------------------------------------------------------------
+    async def edit(
+        self, function: str, changes: list[config_function_edit.Change], conflict: bool = False
+    ) -> None:
+        """config.yaml edits of one function's entry, off the loop. A result that would not
+        validate is refused with its problems (ResourceConflictException when something
+        else in the file still refers to what is being removed)."""
+        root = self._ws.root
+
+        def edit() -> None:
             try:
-                arn = FunctionArn.parse(text)
-            except ArnError:
-                raise ValidationFailed(
-                    f"1 validation error detected: Value '{text}' at 'functionName' failed "
-                    "to satisfy constraint"
-                ) from None
-            return arn.function, arn.qualifier
-        name, _, qualifier = text.partition(":")
-        return name, qualifier or None
+                config_function_edit.edit_function(
+                    root / "config.yaml", root / ".s3sim" / "config-edit.lock", function, changes
+                )
+            except ConfigError as exc:
+                message = "; ".join(str(p) for p in exc.problems)
+                if conflict:
+                    raise ResourceConflict(f"config.yaml still refers to it: {message}") from None
+                first = exc.problems[0].message
+                if first.startswith("1 validation error") and len(exc.problems) == 1:
+                    raise ValidationFailed(first) from None
+                raise InvalidParameterValue(message) from None
+
+        await asyncio.get_running_loop().run_in_executor(None, _guarded(edit))
+
+    def check_revision(self, given: Any, current: str) -> None:
+        if given is not None and given != current:
+            raise PreconditionFailed(REVISION_MISMATCH)
+
+    def latest_revision(self, function: str) -> str:
+        return str(self._configuration(function, LATEST)["RevisionId"])
 
     def _function(self, name: str) -> Function:
         config = self._config()
@@ -195,18 +311,32 @@ class Routes:
             body["RoutingConfig"] = {"AdditionalVersionWeights": dict(alias.weights)}
         return body
 
-    def _configuration(self, function: str, version: str) -> dict[str, Any]:
+    def _configuration(
+        self, function: str, version: str, shown_as: str | None = None
+    ) -> dict[str, Any]:
+        """FunctionConfiguration of `version`; its ARN names `shown_as` (an alias, or an
+        explicit $LATEST) when given, as GetFunction by alias answers."""
         config = self._config()
         fn = self._function(function)
         if version == LATEST:
             settings, folder = fn.version_settings(), self._ws.root / "functions" / function
             sha = code_sha256(file_hashes(folder)) if folder.is_dir() else ""
-            arn, modified = str(config.function_arn(function)), _mtime(folder)
+            modified = _mtime(folder)
+            # $LATEST's revision moves with its code, its settings and each publish (the
+            # recordings: publishing gives $LATEST a new RevisionId).
+            last = self._ws.store.last_numbers().get(function, 0)
+            revision = f"{function}:{sha}:{json.dumps(settings, sort_keys=True)}:{last}"
         else:
             published = self._ws.store.load(function, int(version), verify=False)
             settings, sha = published.settings, published.code_sha256
-            arn, modified = str(config.function_arn(function, version)), published.created
-        runtime = str(settings.get("runtime") or "python3.11")
+            # A version's Description is PublishVersion's (version_lifecycle), else the function's.
+            settings = {**settings, "description": published.description}
+            modified = published.created
+            revision = f"{function}:{version}:{sha}"
+        arn = str(
+            config.function_arn(function, shown_as or (None if version == LATEST else version))
+        )
+        runtime = str(settings.get("runtime") or runtimes.DEFAULT)  # the one that runs it
         return {
             "FunctionName": function,
             "FunctionArn": arn,
@@ -222,7 +352,7 @@ class Routes:
             "Version": version,
             "Environment": {"Variables": dict(settings.get("environment", {}))},
             "TracingConfig": {"Mode": "PassThrough"},
-            "RevisionId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{function}:{version}:{sha}")),
+            "RevisionId": str(uuid.uuid5(uuid.NAMESPACE_URL, revision)),
             "State": "Active",
             "LastUpdateStatus": "Successful",
             "PackageType": "Zip",
@@ -232,6 +362,11 @@ class Routes:
             "LoggingConfig": {
                 "LogFormat": settings.get("log_format") or "Text",
                 "LogGroup": f"/aws/lambda/{function}",
+                **(
+                    {"ApplicationLogLevel": settings["log_level"]}
+                    if settings.get("log_level")
+                    else {}
+                ),
             },
         }
 
@@ -255,6 +390,7 @@ class Routes:
             arn = self._config().function_arn(function, name)
             raise ResourceNotFound(f"Alias not found: {arn}")
         current = fn.aliases[name]
+        self.check_revision(body.get("RevisionId"), self._alias(fn, current)["RevisionId"])
         body.setdefault("FunctionVersion", current.version)
         if "RoutingConfig" not in body:
             body["RoutingConfig"] = {"AdditionalVersionWeights": dict(current.weights)}
@@ -305,50 +441,50 @@ class Routes:
 
     async def _publish(self, request: web.BaseRequest, function: str) -> web.Response:
         body = await _body(request)
-        fn = self._function(function)
+        self._function(function)
         expected = body.get("CodeSha256")
         folder = self._ws.root / "functions" / function
         current = code_sha256(file_hashes(folder)) if folder.is_dir() else ""
+        self.check_revision(body.get("RevisionId"), self.latest_revision(function))
         if expected is not None and expected != current:
             raise InvalidParameterValue(
                 f"CodeSHA256 ({expected}) is different from current CodeSHA256 in $LATEST "
                 f"({current}). Please try again with the CodeSHA256 in $LATEST."
             )
+        version = await self.publish_latest(function, body.get("Description"))
+        return _json(201, self._configuration(function, version))
+
+    async def publish_latest(self, function: str, description: str | None = None) -> str:
+        """`s3sim publish` of $LATEST as it is now; returns the version number (the last
+        one when nothing changed since, as in Lambda)."""
+        fn = self._function(function)
+        folder = self._ws.root / "functions" / function
 
         def publish() -> Any:
             build, layers = snapshot_parts(self._ws.root, fn)
-            return self._ws.store.publish(fn, folder, body.get("Description"), build, layers)[0]
+            return self._ws.store.publish(fn, folder, description, build, layers)[0]
 
         version = await asyncio.get_running_loop().run_in_executor(None, _guarded(publish))
-        return _json(201, self._configuration(function, str(version.number)))
+        return str(version.number)
 
-    # -- invoking ----------------------------------------------------------------------------
-    async def _invoke(
-        self, request: web.BaseRequest, function: str, qualifier: str | None, request_id: str
-    ) -> web.Response:
-        kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-        config = self._ws.config()
-        self._function(function)
-        arn = str(config.function_arn(function, qualifier))
-        raw = await request.read()
-        try:
-            event = json.loads(raw) if raw else {}
-        except ValueError:
-            raise InvalidParameterValue(
-                "Could not parse request body into json: Could not parse payload into json"
-            ) from None
-        if kind == "DryRun":
-            return web.Response(status=204)
-        if kind == "Event":
-            self._ws.accept(config, arn, event)
-            return web.Response(status=202)
-        loop = asyncio.get_running_loop()
-        inv = await loop.run_in_executor(None, self._ws.invoke, config, arn, event, request_id)
-        headers = {"X-Amz-Executed-Version": str(inv.version or "")}
-        if not inv.result.ok:
-            headers["X-Amz-Function-Error"] = "Unhandled"
-        body = json.dumps(inv.result.payload).encode()
-        return web.Response(status=200, body=body, headers=headers, content_type="application/json")
+
+def _pattern_error(value: str, field: str, pattern: str) -> str:
+    return (
+        f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
+        f"constraint: Member must satisfy regular expression pattern: {pattern}"
+    )
+
+
+def _size_limit(request: web.BaseRequest) -> tuple[int, str]:
+    """Lambda's request size limit and the operation its message names."""
+    path = request.path.rstrip("/")
+    if path.endswith("/invocations"):
+        return MAX_INVOKE_REQUEST, "InvokeFunction"
+    if path.endswith("/code"):
+        return MAX_REQUEST, "UpdateFunctionCode"
+    if request.method == "POST" and path.endswith("/functions"):
+        return MAX_REQUEST, "CreateFunction"
+    return MAX_REQUEST, "this"
 
 
 async def _body(request: web.BaseRequest) -> dict[str, Any]:
@@ -382,16 +518,19 @@ def _status(exc: LambdaApiError) -> int:
     return {
         "ResourceNotFoundException": 404,
         "ResourceConflictException": 409,
+        "PreconditionFailedException": 412,
+        "RequestEntityTooLargeException": 413,
         "TooManyRequestsException": 429,
     }.get(exc.code, 400)
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
-    field = "Message" if code == "ResourceNotFoundException" else "message"
-    body: dict[str, Any] = {field: message}
-    if (
-        code not in ("ValidationException",) and status < 403
-    ) or code == "ResourceNotFoundException":
+    capital = code in ("ResourceNotFoundException", "RequestEntityTooLargeException")
+    body: dict[str, Any] = {"Message" if capital else "message": message}
+    if (code not in ("ValidationException",) and status < 403) or code in (
+        "ResourceNotFoundException",
+        "PreconditionFailedException",
+    ):
         body["Type"] = "User"
     return web.Response(
         status=status,

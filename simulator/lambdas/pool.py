@@ -122,7 +122,9 @@ class Pool:
             while idle:
                 env = idle.pop()
                 self._idle_since.pop(env, None)
-                if not env.usable():  # its runtime exited while idle (a crash after a result)
+                # Its runtime exited while idle (a crash after a result), or $LATEST's settings
+                # (handler, environment, timeout, ...) changed in config.yaml since it started.
+                if not env.usable() or env.spec != spec:
                     self._release_slot(env)
                     self._dead.append(env)
                     continue

@@ -392,8 +392,8 @@ class _Editor:
     def _replace(self, key_node: ScalarNode, old: Node, value: Any) -> list[Edit]:
         if _norm(_construct(old)) == _norm(value):
             return []  # unchanged: not even its spelling moves
-        if isinstance(value, Mapping) and isinstance(old, MappingNode) and old.value:
-            return self._merge(old, value)
+        if isinstance(value, Mapping) and value and isinstance(old, MappingNode) and old.value:
+            return self._merge(old, value)  # (an empty map is written `{}`, below)
         quote = _quote_of(old, self.quote)
         if isinstance(old, MappingNode) and not old.flow_style:
             return [self._collapse(key_node, old, render(value, quote))]

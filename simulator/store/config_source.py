@@ -214,11 +214,23 @@ def summary(config: Config) -> dict[str, str]:
                 f"{base}.max_event_age": str(fn.max_event_age_s),
                 f"{base}.reserved_concurrency": str(fn.reserved_concurrency),
                 f"{base}.on_failure": str(fn.on_failure),
+                f"{base}.on_success": str(fn.on_success),
                 f"{base}.recursive_loop": fn.recursive_loop,
             }
         )
         flat.update({f"{base}.environment.{k}": v for k, v in fn.environment.items()})
         flat.update({f"{base}.aliases.{a.name}": alias_text(a) for a in fn.aliases.values()})
+        for a in fn.aliases.values():  # an alias's own event-invoke config, where set
+            o = a.overrides
+            own = {
+                "retries": o.retries,
+                "max_event_age": o.max_event_age_s,
+                "on_failure": o.on_failure,
+                "on_success": o.on_success,
+            }
+            flat.update(
+                {f"{base}.aliases.{a.name}.{k}": str(v) for k, v in own.items() if v is not None}
+            )
     for bucket in config.buckets.values():
         for n in bucket.notifications:
             flat[f"buckets.{bucket.name}.notifications.{n.id}"] = (

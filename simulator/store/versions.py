@@ -296,6 +296,23 @@ class VersionStore:
                 _make_writable(staging)
                 shutil.rmtree(staging)
 
+    def delete(self, function: str, number: int) -> bool:
+        """Removes one published version (DeleteFunction with a Qualifier). counter.json
+        stays, so its number is never handed out again. Returns whether it existed."""
+        folder = self.root / function / str(number)
+        self._loaded.pop((function, number), None)
+        if not folder.is_dir():
+            return False
+        _remove_tree(folder)
+        return True
+
+    def delete_function(self, function: str) -> None:
+        """Removes every published version of a function and its counter (DeleteFunction):
+        a function created again under the name starts at version 1, as in Lambda."""
+        for key in [k for k in self._loaded if k[0] == function]:
+            del self._loaded[key]
+        _remove_tree(self.root / function)
+
     def _last_published(self, function: str) -> Version | None:
         numbers = self.numbers(function)
         return self._read(function, numbers[-1]) if numbers else None
@@ -411,6 +428,12 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's process: alive
         return True
     return True
+
+
+def _remove_tree(root: Path) -> None:
+    if root.is_dir():
+        _make_writable(root)
+        shutil.rmtree(root)
 
 
 def _make_writable(root: Path) -> None:
