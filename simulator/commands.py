@@ -579,6 +579,12 @@ def env(ws_root: Path) -> str:
     values = {
         "AWS_ENDPOINT_URL_S3": str(endpoints["s3"]),
         "AWS_ENDPOINT_URL_LAMBDA": str(endpoints["lambda"]),
+        # the local CodeDeploy endpoint (PutLifecycleEventHookExecutionStatus, for hooks)
+        **(
+            {"AWS_ENDPOINT_URL_CODEDEPLOY": str(endpoints["codedeploy"])}
+            if "codedeploy" in endpoints
+            else {}
+        ),
         **lambda_env.DUMMY_CREDENTIALS,
         "AWS_REGION": config.region,
         "AWS_DEFAULT_REGION": config.region,
