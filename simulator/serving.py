@@ -65,7 +65,9 @@ class LoopServer:
         from aiohttp import web
 
         try:
-            self._web = web.Server(self._make_handler())
+            # Bodies as sent: an object uploaded with Content-Encoding: gzip is stored
+            # gzipped (S3 keeps the encoding as an attribute), never inflated on the way in.
+            self._web = web.Server(self._make_handler(), auto_decompress=False)
             self._server = await self._loop.create_server(self._web, sock=sock)
         except Exception:
             sock.close()

@@ -14,7 +14,7 @@ import email.utils
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from simulator.core.s3_api import NS, S3Error
@@ -181,17 +181,19 @@ def validate_tags(tags: Sequence[tuple[str, str]]) -> Pairs:
 def parse_tagging_header(text: str) -> Pairs:
     """`x-amz-tagging: k1=v1&k2=v2` (URL query encoding; a key without `=` has the empty
     value)."""
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
-    except ValueError:
-        pairs = []
-    if text and (not pairs or any(t.count("=") > 1 for t in text.split("&"))):
-        raise S3Error(
-            "InvalidArgument",
-            400,
-            "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query "
-            "parameters without tag name duplicates.",
-        )
+    from urllib.parse import unquote_plus
+
+    pairs = []
+    for item in filter(None, text.split("&")):
+        if item.count("=") > 1:
+            raise S3Error(
+                "InvalidArgument",
+                400,
+                "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL "
+                "query parameters without tag name duplicates.",
+            )
+        key, _, value = item.partition("=")
+        pairs.append((unquote_plus(key), unquote_plus(value)))
     return validate_tags(pairs)
 
 
@@ -268,19 +270,20 @@ def evaluate(headers: Mapping[str, str], etag: str, mtime_ns: int, prefix: str =
     PreconditionFailed; returns NOT_MODIFIED (304) or None. With `prefix`
     ("x-amz-copy-source-") CopyObject's source conditions, where every failure is a 412."""
     modified = dt.datetime.fromtimestamp(mtime_ns // 1_000_000_000, dt.UTC)
-    if_match = headers.get(prefix + "If-Match")
+    given = {k.lower(): v for k, v in headers.items()}  # field names are case-insensitive
+    if_match = given.get(prefix + "if-match")
     if if_match is not None:
         if not _etag_matches(if_match, etag):
             raise PRECONDITION_FAILED
     else:
-        since = _date(headers.get(prefix + "If-Unmodified-Since"))
+        since = _date(given.get(prefix + "if-unmodified-since"))
         if since is not None and modified > since:
             raise PRECONDITION_FAILED
-    if_none_match = headers.get(prefix + "If-None-Match")
+    if_none_match = given.get(prefix + "if-none-match")
     if if_none_match is not None:
         failed = _etag_matches(if_none_match, etag)
     else:
-        since = _date(headers.get(prefix + "If-Modified-Since"))
+        since = _date(given.get(prefix + "if-modified-since"))
         failed = since is not None and modified <= since
     if failed and prefix:
         raise PRECONDITION_FAILED
