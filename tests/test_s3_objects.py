@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from simulator.core.lambda_env import DUMMY_CREDENTIALS
-from tests.helpers import aws, drop, running
-from tests.test_s3_api import api_workspace, client, delivered_events
+from tests.helpers import ARN, aws, drop, make_workspace, running
+from tests.test_s3_api import SINK, api_workspace, client, delivered_events
 
 pytestmark = pytest.mark.integration
 
@@ -385,3 +385,40 @@ def test_signed_chunked_uploads_verify_every_chunk_signature(s3: tuple[Path, Any
         status, body = signed_chunked(ws, f"{tamper}.bin", data, trailer, tamper=tamper)
         assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in body, tamper
         assert not (ws / f"buckets/results/{tamper}.bin").exists()
+
+
+def test_tagging_through_the_api_fires_object_tagging_events(tmp_path: Path) -> None:
+    rules = [
+        {"id": "created", "events": ["s3:ObjectCreated:*"], "function": f"{ARN}:sink"},
+        {"id": "tags", "events": ["s3:ObjectTagging:*"], "function": f"{ARN}:sink"},
+    ]
+    config = {
+        "region": "us-east-1",
+        "account": "123456789012",
+        "simulator": {"time_scale": 0.002, "settle_ms": 50, "seed": 1},
+        "functions": {"sink": {"handler": "handler.handler", "retries": 0}},
+        "buckets": {"tagged": {"notifications": rules}},
+    }
+    ws = make_workspace(tmp_path / "ws", config, {"sink": {"handler.py": SINK}})
+    with running(ws) as (_, log):
+        s3c = client(ws)
+        s3c.put_object(Bucket="tagged", Key="doc 1.txt", Body=b"d")
+        log.wait_for(log.named("invoke.report", key="doc 1.txt"))
+        put = s3c.put_object_tagging(
+            Bucket="tagged", Key="doc 1.txt", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}
+        )
+        log.wait_for(log.named("invoke.report", key="doc 1.txt"), count=2)
+        removed = s3c.delete_object_tagging(Bucket="tagged", Key="doc 1.txt")
+        log.wait_for(log.named("invoke.report", key="doc 1.txt"), count=3)
+    created, tagged, untagged = delivered_events(ws, "doc 1.txt")
+    assert created["eventName"] == "ObjectCreated:Put" and created["eventVersion"] == "2.1"
+    md5 = hashlib.md5(b"d").hexdigest()
+    for record, name, response in (
+        (tagged, "ObjectTagging:Put", put),
+        (untagged, "ObjectTagging:Delete", removed),
+    ):
+        assert record["eventName"] == name and record["eventVersion"] == "2.3"
+        assert record["s3"]["configurationId"] == "tags"
+        assert record["s3"]["object"] == {"key": "doc+1.txt", "eTag": md5}  # no size, sequencer
+        headers = response["ResponseMetadata"]["HTTPHeaders"]
+        assert record["responseElements"]["x-amz-request-id"] == headers["x-amz-request-id"]

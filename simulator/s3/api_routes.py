@@ -168,7 +168,9 @@ class Routes:
         if "uploadId" in query or (method == "POST" and "uploads" in query):
             return await self._multipart(request, method, query, folder, bucket, key, ids)
         if "tagging" in query and set(query) <= {"tagging", "versionId"} and method != "HEAD":
-            return await api_tagging.handle(request, self._meta, bucket, key, path)
+            return await api_tagging.handle(
+                request, self._meta, self._writes, bucket, key, path, self._file_etag, ids
+            )
         if method in ("GET", "HEAD"):
             if set(query) - _GET_PARAMS:  # ?acl, ?attributes, ...
                 raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
@@ -352,6 +354,9 @@ class Routes:
                 entries.append(s3_api.Entry(key, st.st_size, st.st_mtime_ns, etag))
         entries.sort(key=lambda e: e.key.encode("utf-8", "surrogatepass"))
         return entries
+
+    def _file_etag(self, path: Path, st: os.stat_result) -> str:
+        return self._etag(str(path), st)
 
     def _etag(self, path: str, st: os.stat_result) -> str:
         with open(path, "rb") as f:

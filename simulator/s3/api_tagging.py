@@ -2,19 +2,23 @@
 
 The tag set is part of the object's stored attributes (`metadata.MetadataStore`); tagging a
 file that was dropped by hand gives it a row with S3's defaults and those tags. The file is
-not touched, so no object event fires.
+not touched, so the watcher sees nothing: the `ObjectTagging:Put` / `:Delete` event S3 sends
+is handed to the intake as a notice (`ApiWrites.notify`).
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
 from simulator.core import s3_api, s3_meta
+from simulator.core.s3_events import ObjectChange, Origin
 from simulator.core.s3_meta import ObjectMeta
+from simulator.s3.api_writes import ApiWrites
 from simulator.s3.metadata import MetadataStore
 
 
@@ -29,8 +33,16 @@ def _stat(path: Path, key: str) -> os.stat_result:
 
 
 async def handle(
-    request: web.BaseRequest, store: MetadataStore, bucket: str, key: str, path: Path
+    request: web.BaseRequest,
+    store: MetadataStore,
+    writes: ApiWrites,
+    bucket: str,
+    key: str,
+    path: Path,
+    etag_of: Callable[[Path, os.stat_result], str],
+    ids: tuple[str, str, str],
 ) -> web.Response:
+    """`etag_of` gives the MD5 of a file that has no stored ETag."""
     st = _stat(path, key)
     meta = store.get(bucket, key, st) or ObjectMeta()
     if request.method == "GET":
@@ -38,10 +50,15 @@ async def handle(
         return web.Response(body=body, content_type="application/xml")
     if request.method == "PUT":
         tags = s3_meta.parse_tagging_xml(await request.read())
-        store.put(bucket, key, _stat(path, key), meta.with_tags(tags))
-        return web.Response()
-    if request.method == "DELETE":
-        if meta.tags:
-            store.put(bucket, key, st, meta.with_tags(()))
-        return web.Response(status=204)
-    raise s3_api.S3Error("MethodNotAllowed", 405, "The specified method is not allowed.")
+        event, status = "ObjectTagging:Put", 200
+    elif request.method == "DELETE":
+        tags, event, status = (), "ObjectTagging:Delete", 204
+    else:
+        raise s3_api.S3Error("MethodNotAllowed", 405, "The specified method is not allowed.")
+    st = _stat(path, key)  # the file as it is now (the body was read meanwhile)
+    meta = store.get(bucket, key, st) or ObjectMeta()
+    store.put(bucket, key, st, meta.with_tags(tags))
+    etag = meta.etag or etag_of(path, st)
+    origin = Origin(event, *ids, etag=etag)
+    writes.notify(ObjectChange(bucket, key, "tagging", st.st_size, etag, origin=origin))
+    return web.Response(status=status)
