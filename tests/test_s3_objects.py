@@ -422,3 +422,20 @@ def test_tagging_through_the_api_fires_object_tagging_events(tmp_path: Path) -> 
         assert record["s3"]["object"] == {"key": "doc+1.txt", "eTag": md5}  # no size, sequencer
         headers = response["ResponseMetadata"]["HTTPHeaders"]
         assert record["responseElements"]["x-amz-request-id"] == headers["x-amz-request-id"]
+
+
+def test_the_aws_cli_stores_the_content_type_and_metadata_it_sends(
+    s3: tuple[Path, Any, Any], tmp_path: Path
+) -> None:
+    ws, s3c, _ = s3
+    report = tmp_path / "report.json"
+    report.write_text('{"ok": true}')
+    aws(ws, "s3", "cp", str(report), "s3://results/report.json", "--metadata", "team=data",
+        "--cache-control", "no-store")  # fmt: skip
+    head = json.loads(
+        aws(ws, "s3api", "head-object", "--bucket", "results", "--key", "report.json")
+    )
+    assert head["ContentType"] == "application/json"  # guessed from the name, as the CLI does
+    assert head["Metadata"] == {"team": "data"} and head["CacheControl"] == "no-store"
+    aws(ws, "s3", "cp", "s3://results/report.json", "s3://inbox/report.json")
+    assert s3c.head_object(Bucket="inbox", Key="report.json")["Metadata"] == {"team": "data"}
