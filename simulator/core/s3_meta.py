@@ -119,8 +119,6 @@ def response_headers(meta: ObjectMeta, checksums: bool) -> dict[str, str]:
         out[META_PREFIX + name] = value
     if meta.tags:
         out["x-amz-tagging-count"] = str(len(meta.tags))
-    if meta.parts:
-        out["x-amz-mp-parts-count"] = str(len(meta.parts))
     if checksums and meta.checksums:
         out.update(dict(meta.checksums))
         out["x-amz-checksum-type"] = "FULL_OBJECT"

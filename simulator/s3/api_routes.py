@@ -282,7 +282,9 @@ class Routes:
         meta = s3_meta.copied(
             request.headers, src_meta, same=(src_bucket, src_key) == (bucket, key)
         )
-        names = [n for n, _ in src_meta.checksums] or [_DEFAULT_CHECKSUM]
+        names = [n for n, _ in src_meta.checksums] or [
+            n for n in [_DEFAULT_CHECKSUM] if _supported(n)
+        ]
         algorithm = request.headers.get("x-amz-checksum-algorithm")
         if algorithm:
             names = [f"x-amz-checksum-{algorithm.lower()}"]
@@ -407,6 +409,8 @@ class Routes:
             headers = {**validators, "Accept-Ranges": "bytes"}
             headers.update(s3_meta.response_headers(meta, checksums=mode))
             first, last, status = self._span(request, meta, key, query, st.st_size)
+            if "partNumber" in query and meta.parts:
+                headers["x-amz-mp-parts-count"] = str(len(meta.parts))
             if status == 206:
                 headers["Content-Range"] = f"bytes {first}-{last}/{st.st_size}"
                 for name in [h for h in headers if h.startswith("x-amz-checksum-")]:
@@ -437,7 +441,9 @@ class Routes:
         if "partNumber" in query:
             if "Range" in request.headers:
                 raise S3Error(
-                    "InvalidRequest", 400, "Cannot specify both Range header and partNumber query"
+                    "InvalidRequest",
+                    400,
+                    "Cannot specify both Range header and partNumber query parameter",
                 )
             part = s3_meta.part_range(meta, query["partNumber"], size)
             return (0, size - 1, 200) if part is None else (*part, 206)
@@ -532,7 +538,7 @@ class Routes:
         decoder = self._decoder(request, content_sha)
         md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
         checksums = _checksums(request.headers)
-        if default_checksum and not checksums:
+        if default_checksum and not checksums and _supported(_DEFAULT_CHECKSUM):
             checksums[_DEFAULT_CHECKSUM] = _checksum(_DEFAULT_CHECKSUM)
         size = 0
         try:
@@ -916,8 +922,15 @@ def _checksums(headers: Any) -> dict[str, Any]:
     return {name: _checksum(name) for name in names}
 
 
-def _checksum(name: str) -> Any:
+def _supported(name: str) -> bool:
+    """Whether botocore computes this checksum here (CRC32C and CRC64NVME need awscrt)."""
     from botocore import httpchecksum  # type: ignore[import-untyped]
+
+    return name.removeprefix("x-amz-checksum-") in httpchecksum._CHECKSUM_CLS
+
+
+def _checksum(name: str) -> Any:
+    from botocore import httpchecksum
 
     algorithm = name.removeprefix("x-amz-checksum-")
     cls = httpchecksum._CHECKSUM_CLS.get(algorithm)  # CRC32C, CRC64NVME: with awscrt
