@@ -192,6 +192,13 @@ def test_object_tagging_with_boto3_the_cli_and_s3s_limits(s3: tuple[Path, Any, A
     head = s3c.head_object(Bucket="results", Key="by-hand.txt")
     assert head["ContentType"] == "binary/octet-stream"
     assert head["ETag"] == '"' + hashlib.md5(b"h").hexdigest() + '"'
+    document = b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>"
+    status, _, body = send(ws, "PUT", "/results/t.txt?tagging", document, {})
+    assert status == 400 and b"Missing required header for this request: Content-MD5" in body
+    wrong_md5 = {"Content-MD5": base64.b64encode(hashlib.md5(b"other").digest()).decode()}
+    status, _, body = send(ws, "PUT", "/results/t.txt?tagging", document, wrong_md5)
+    assert status == 400 and b"<Code>BadDigest</Code>" in body
+    assert s3c.get_object_tagging(Bucket="results", Key="t.txt")["TagSet"] == []
 
 
 def test_copy_keeps_or_replaces_attributes_by_directive(s3: tuple[Path, Any, Any]) -> None:

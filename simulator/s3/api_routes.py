@@ -93,6 +93,7 @@ class Routes:
         self._etags: dict[tuple[int, int, int, int, int], str] = {}  # identity -> MD5
         self._uploads = buckets_dir.parent / ".s3sim" / "uploads"  # multipart parts
         self._meta = MetadataStore(buckets_dir.parent / ".s3sim" / "metadata.sqlite3")
+        self._tagging = api_tagging.Tagging(self._meta, writes, self._file_etag, self._verify_body)
 
     # -- dispatch --------------------------------------------------------------------------
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -168,9 +169,7 @@ class Routes:
         if "uploadId" in query or (method == "POST" and "uploads" in query):
             return await self._multipart(request, method, query, folder, bucket, key, ids)
         if "tagging" in query and set(query) <= {"tagging", "versionId"} and method != "HEAD":
-            return await api_tagging.handle(
-                request, self._meta, self._writes, bucket, key, path, self._file_etag, ids
-            )
+            return await self._tagging.handle(request, bucket, key, path, ids)
         if method in ("GET", "HEAD"):
             if set(query) - _GET_PARAMS:  # ?acl, ?attributes, ...
                 raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
@@ -727,6 +726,16 @@ class Routes:
     def _abort_upload(self, bucket: str, key: str, upload_id: str) -> web.Response:
         shutil.rmtree(self._upload_dir(upload_id, bucket, key), ignore_errors=True)
         return web.Response(status=204)
+
+    def _verify_body(self, request: web.BaseRequest, key: str, body: bytes) -> None:
+        """A small body read whole (a document), against the digests its headers give."""
+        md5, sha = hashlib.md5(body, usedforsecurity=False), hashlib.sha256(body)
+        checksums = _checksums(request.headers)
+        for checksum in checksums.values():
+            checksum.update(body)
+        content_sha = request.headers.get("x-amz-content-sha256", _UNSIGNED)
+        expected = _checksum_headers(request.headers)
+        self._verify(request, key, md5, sha, content_sha, checksums, expected)
 
     @staticmethod
     def _verify(

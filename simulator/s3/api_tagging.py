@@ -32,33 +32,58 @@ def _stat(path: Path, key: str) -> os.stat_result:
     return st
 
 
-async def handle(
-    request: web.BaseRequest,
-    store: MetadataStore,
-    writes: ApiWrites,
-    bucket: str,
-    key: str,
-    path: Path,
-    etag_of: Callable[[Path, os.stat_result], str],
-    ids: tuple[str, str, str],
-) -> web.Response:
-    """`etag_of` gives the MD5 of a file that has no stored ETag."""
-    st = _stat(path, key)
-    meta = store.get(bucket, key, st) or ObjectMeta()
-    if request.method == "GET":
-        body = s3_meta.tagging_xml(meta.tags)
-        return web.Response(body=body, content_type="application/xml")
-    if request.method == "PUT":
-        tags = s3_meta.parse_tagging_xml(await request.read())
-        event, status = "ObjectTagging:Put", 200
-    elif request.method == "DELETE":
-        tags, event, status = (), "ObjectTagging:Delete", 204
-    else:
-        raise s3_api.S3Error("MethodNotAllowed", 405, "The specified method is not allowed.")
-    st = _stat(path, key)  # the file as it is now (the body was read meanwhile)
-    meta = store.get(bucket, key, st) or ObjectMeta()
-    store.put(bucket, key, st, meta.with_tags(tags))
-    etag = meta.etag or etag_of(path, st)
-    origin = Origin(event, *ids, etag=etag)
-    writes.notify(ObjectChange(bucket, key, "tagging", st.st_size, etag, origin=origin))
-    return web.Response(status=status)
+class Tagging:
+    """`etag_of` gives the MD5 of a file that has no stored ETag; `verify_body` checks a
+    body against its Content-MD5 / x-amz-checksum-* headers (S3's BadDigest)."""
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        writes: ApiWrites,
+        etag_of: Callable[[Path, os.stat_result], str],
+        verify_body: Callable[[web.BaseRequest, str, bytes], None],
+    ) -> None:
+        self._store, self._writes = store, writes
+        self._etag_of, self._verify_body = etag_of, verify_body
+
+    async def handle(
+        self,
+        request: web.BaseRequest,
+        bucket: str,
+        key: str,
+        path: Path,
+        ids: tuple[str, str, str],
+    ) -> web.Response:
+        st = _stat(path, key)
+        if request.method == "GET":
+            meta = self._store.get(bucket, key, st) or ObjectMeta()
+            body = s3_meta.tagging_xml(meta.tags)
+            return web.Response(body=body, content_type="application/xml")
+        if request.method == "PUT":
+            tags = s3_meta.parse_tagging_xml(await self._body(request, key))
+            event, status = "ObjectTagging:Put", 200
+        elif request.method == "DELETE":
+            tags, event, status = (), "ObjectTagging:Delete", 204
+        else:
+            raise s3_api.S3Error("MethodNotAllowed", 405, "The specified method is not allowed.")
+        st = _stat(path, key)  # the file as it is now (the body was read meanwhile)
+        meta = self._store.get(bucket, key, st) or ObjectMeta()
+        self._store.put(bucket, key, st, meta.with_tags(tags))
+        etag = meta.etag or self._etag_of(path, st)
+        origin = Origin(event, *ids, etag=etag)
+        self._writes.notify(ObjectChange(bucket, key, "tagging", st.st_size, etag, origin=origin))
+        return web.Response(status=status)
+
+    async def _body(self, request: web.BaseRequest, key: str) -> bytes:
+        """PutObjectTagging's body, which S3 takes only with an integrity header
+        (botocore's model marks the operation `requestChecksumRequired`)."""
+        names = {name.lower() for name in request.headers}
+        if "content-md5" not in names and not any(
+            n.startswith("x-amz-checksum-") or n == "x-amz-trailer" for n in names
+        ):
+            raise s3_api.S3Error(
+                "InvalidRequest", 400, "Missing required header for this request: Content-MD5"
+            )
+        body = await request.read()
+        self._verify_body(request, key, body)
+        return body
