@@ -446,3 +446,25 @@ def test_the_aws_cli_stores_the_content_type_and_metadata_it_sends(
     assert head["Metadata"] == {"team": "data"} and head["CacheControl"] == "no-store"
     aws(ws, "s3", "cp", "s3://results/report.json", "s3://inbox/report.json")
     assert s3c.head_object(Bucket="inbox", Key="report.json")["Metadata"] == {"team": "data"}
+
+
+def test_refired_events_carry_the_multipart_etag_s3_reported(s3: tuple[Path, Any, Any]) -> None:
+    from simulator.cli import main
+
+    ws, s3c, log = s3
+    upload = s3c.create_multipart_upload(Bucket="inbox", Key="mp.bin")
+    part = s3c.upload_part(
+        Bucket="inbox", Key="mp.bin", UploadId=upload["UploadId"], PartNumber=1, Body=b"p" * 10
+    )
+    done = s3c.complete_multipart_upload(
+        Bucket="inbox",
+        Key="mp.bin",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    log.wait_for(log.named("invoke.report", key="mp.bin"))
+    assert main(["-w", str(ws), "replay", "--bucket", "inbox", "--prefix", "mp"]) == 0
+    log.wait_for(log.named("invoke.report", key="mp.bin"), count=2)
+    first, refired = delivered_events(ws, "mp.bin")
+    assert first["s3"]["object"]["eTag"] == refired["s3"]["object"]["eTag"]
+    assert refired["s3"]["object"]["eTag"] == done["ETag"].strip('"')
