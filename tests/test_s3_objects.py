@@ -468,3 +468,32 @@ def test_refired_events_carry_the_multipart_etag_s3_reported(s3: tuple[Path, Any
     first, refired = delivered_events(ws, "mp.bin")
     assert first["s3"]["object"]["eTag"] == refired["s3"]["object"]["eTag"]
     assert refired["s3"]["object"]["eTag"] == done["ETag"].strip('"')
+
+
+def test_an_expect_100_continue_put_is_answered_before_its_body(s3: tuple[Path, Any, Any]) -> None:
+    """botocore sends PutObject with `Expect: 100-continue` and, without the interim answer,
+    waits a second per request before sending the body."""
+    import socket
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    ws, _, _ = s3
+    endpoint = urlsplit(json.loads((ws / ".s3sim/endpoints.json").read_text())["s3"])
+    body = b"after the interim response"
+    headers = {"Expect": "100-continue", "Content-Length": str(len(body))}
+    url = f"http://{endpoint.netloc}/results/expect.txt"
+    request = AWSRequest(method="PUT", url=url, headers=headers, data=body)
+    S3SigV4Auth(credentials(), "s3", "us-east-1").add_auth(request)
+    head = f"PUT /results/expect.txt HTTP/1.1\r\nHost: {endpoint.netloc}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in request.headers.items()) + "\r\n"
+    with socket.create_connection((endpoint.hostname, endpoint.port), timeout=30) as sock:
+        sock.sendall(head.encode())
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            interim += sock.recv(1)  # the body is held back until this arrives
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        final = sock.recv(65536)
+    assert final.startswith(b"HTTP/1.1 200 OK")
+    assert (ws / "buckets/results/expect.txt").read_bytes() == body

@@ -535,6 +535,7 @@ class Routes:
         checksum gets S3's default one (CRC64NVME)."""
         content_sha = request.headers.get("x-amz-content-sha256", _UNSIGNED)
         decoder = self._decoder(request, content_sha)
+        await _continue(request)
         md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
         checksums = _checksums(request.headers)
         if default_checksum and not checksums and _supported(_DEFAULT_CHECKSUM):
@@ -893,6 +894,16 @@ def _encoded(checksums: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         (name, base64.b64encode(checksum.digest()).decode())
         for name, checksum in sorted(checksums.items())
     )
+
+
+async def _continue(request: web.BaseRequest) -> None:
+    """The interim `100 Continue` a client waits for before sending the body: botocore sends
+    PutObject and UploadPart with `Expect: 100-continue` and otherwise waits a second per
+    request. Sent once the request is authenticated and about to be read, as S3 does (an
+    error before that goes out instead, and the body is never sent)."""
+    if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
 
 
 async def _discard_body(request: web.BaseRequest, response: web.StreamResponse) -> None:
