@@ -497,3 +497,50 @@ def test_an_expect_100_continue_put_is_answered_before_its_body(s3: tuple[Path, 
         final = sock.recv(65536)
     assert final.startswith(b"HTTP/1.1 200 OK")
     assert (ws / "buckets/results/expect.txt").read_bytes() == body
+
+
+@pytest.mark.parametrize(
+    ("name", "good"),
+    [
+        ("x-amz-checksum-crc32c", CRC32C_CHECK),
+        ("x-amz-checksum-crc64nvme", CRC64NVME_CHECK),
+        ("x-amz-checksum-sha1", base64.b64encode(hashlib.sha1(CHECK_INPUT).digest()).decode()),
+    ],
+)
+def test_unsigned_trailer_checksums_are_verified_and_stored(
+    s3: tuple[Path, Any, Any], name: str, good: str
+) -> None:
+    ws, s3c, _ = s3
+
+    def upload(key: str, value: str) -> tuple[int, bytes]:
+        body = b"%x\r\n%s\r\n0\r\n%s:%s\r\n\r\n" % (
+            len(CHECK_INPUT),
+            CHECK_INPUT,
+            name.encode(),
+            value.encode(),
+        )
+        headers = {
+            "Content-Encoding": "aws-chunked",
+            "x-amz-trailer": name,
+            "x-amz-decoded-content-length": str(len(CHECK_INPUT)),
+        }
+        status, _, answer = send(
+            ws, "PUT", f"/results/{key}", body, headers, "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+        )
+        return status, answer
+
+    assert upload("trailer.txt", good)[0] == 200
+    head = s3c.head_object(Bucket="results", Key="trailer.txt", ChecksumMode="ENABLED")
+    member = "Checksum" + name.removeprefix("x-amz-checksum-").upper()
+    assert head[member] == good
+    wrong = base64.b64encode(bytes(len(base64.b64decode(good)))).decode()
+    status, answer = upload("wrong.txt", wrong)
+    algorithm = name.removeprefix("x-amz-checksum-").upper()
+    assert status == 400 and b"<Code>BadDigest</Code>" in answer
+    assert (
+        f"The {algorithm} you specified did not match the calculated checksum.".encode() in answer
+    )
+    status, answer = upload("wrong.txt", "not-base64!")
+    message = f"Value for {name} trailing header is invalid."
+    assert status == 400 and message.encode() in answer
+    assert not (ws / "buckets/results/wrong.txt").exists()
