@@ -95,6 +95,9 @@ class Routes:
         self._meta = MetadataStore(buckets_dir.parent / ".s3sim" / "metadata.sqlite3")
         self._tagging = api_tagging.Tagging(self._meta, writes, self._file_etag, self._verify_body)
 
+    def close(self) -> None:
+        self._meta.close()
+
     # -- dispatch --------------------------------------------------------------------------
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         request_id = secrets.token_hex(8).upper()
