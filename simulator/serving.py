@@ -65,7 +65,9 @@ class LoopServer:
         from aiohttp import web
 
         try:
-            self._web = web.Server(self._make_handler())
+            # Bodies as sent: an object uploaded with Content-Encoding: gzip is stored
+            # gzipped (S3 keeps the encoding as an attribute), never inflated on the way in.
+            self._web = web.Server(self._make_handler(), auto_decompress=False)
             self._server = await self._loop.create_server(self._web, sock=sock)
         except Exception:
             sock.close()
@@ -269,3 +271,32 @@ def _verify_presigned_v2(
     expected = signer.sign_string(signer.canonical_string(method, urlsplit(path), signed))
     if not hmac.compare_digest(expected, query.get("Signature", "")):
         raise SigV4Problem("signature")
+
+
+def chunk_signing(
+    headers: Mapping[str, str], credentials: Credentials
+) -> tuple[str, str, str, Callable[[str], str]]:
+    """(seed signature, timestamp, credential scope, sign) of a request signed with the
+    Authorization header (already verified), for the chunk signatures of a signed aws-chunked
+    body: `sign` signs a string with the request's key, by botocore's SigV4 signer."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials as BotoCredentials
+
+    match = _AUTH.fullmatch(headers.get("Authorization", "").strip())
+    if match is None:
+        raise SigV4Problem("missing")
+    timestamp = headers.get("x-amz-date", "")
+    signer = SigV4Auth(
+        BotoCredentials(credentials.access_key, credentials.secret_key),
+        match["service"],
+        match["region"],
+    )
+    request = AWSRequest(method="PUT", url="http://localhost/")
+    request.context["timestamp"] = timestamp
+
+    def sign(string_to_sign: str) -> str:
+        return str(signer.signature(string_to_sign, request))
+
+    scope = f"{match['date']}/{match['region']}/{match['service']}/aws4_request"
+    return match["signature"], timestamp, scope, sign

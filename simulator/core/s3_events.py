@@ -9,8 +9,9 @@ from urllib.parse import quote_plus
 
 EVENT_VERSION = "2.1"  # what real AWS sent in 2025 for ObjectCreated/ObjectRemoved (reference §1.3)
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+TAGGING_EVENT_VERSION = "2.3"  # what AWS sent for ObjectTagging:* (reference §1.3)
 
-ChangeKind = Literal["put", "delete"]
+ChangeKind = Literal["put", "delete", "tagging"]  # tagging: the S3 API changed an object's tags
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class Origin:
     """The S3 API request that made a change (None for a file written by hand): its event
     name, ids and client address go into the event, as S3 reports them."""
 
-    event_name: str  # ObjectCreated:Put | :CompleteMultipartUpload | ObjectRemoved:Delete
+    event_name: str  # ObjectCreated:Put | ... | ObjectRemoved:Delete | ObjectTagging:Put
     request_id: str
     host_id: str
     source_ip: str
@@ -81,7 +82,9 @@ def build(
     return {
         "Records": [
             {
-                "eventVersion": identity.event_version,
+                "eventVersion": (
+                    TAGGING_EVENT_VERSION if change.kind == "tagging" else identity.event_version
+                ),
                 "eventSource": "aws:s3",
                 "awsRegion": identity.region,
                 "eventTime": format_time(change.time_ms),
@@ -120,6 +123,8 @@ def _object(change: ObjectChange) -> dict[str, Any]:
     # omitted because simulated buckets are unversioned.
     if change.kind == "delete":
         return {"key": encode_key(change.key), "sequencer": change.sequencer}
+    if change.kind == "tagging":  # no size and no sequencer (reference §1.4)
+        return {"key": encode_key(change.key), "eTag": change.etag}
     return {
         "key": encode_key(change.key),
         "size": change.size,

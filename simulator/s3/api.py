@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from simulator.core.config import Config
 from simulator.s3.api_writes import ApiWrites
@@ -33,10 +34,17 @@ class S3Api(LoopServer):
         port: int = 0,
     ) -> None:
         self.writes = ApiWrites()  # what it wrote, for the intake to fire with its ids
+        self._routes: Any = None
 
         def handler() -> Handler:
             from simulator.s3.api_routes import Routes
 
-            return Routes(buckets_dir, credentials, config, self.writes).handle
+            self._routes = Routes(buckets_dir, credentials, config, self.writes)
+            return self._routes.handle  # type: ignore[no-any-return]
 
         super().__init__("s3-api", handler, host, port)
+
+    def stop(self) -> None:
+        super().stop()
+        if self._routes is not None:  # its loop has stopped: nothing uses it any more
+            self._routes.close()

@@ -17,6 +17,7 @@ import shutil
 import stat
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -24,16 +25,16 @@ from urllib.parse import parse_qsl, unquote
 import structlog
 from aiohttp import web
 
-from simulator.core import aws_chunked, keys, lineage, s3_api
+from simulator.core import aws_chunked, keys, lineage, s3_api, s3_meta
 from simulator.core.config import Config
 from simulator.core.s3_api import S3Error
 from simulator.core.s3_events import Origin
-from simulator.s3.api_writes import ApiWrites
-from simulator.serving import Credentials, SigV4Problem, verify_sigv4
+from simulator.core.s3_meta import ObjectMeta
+from simulator.s3 import api_tagging
+from simulator.s3.api_writes import ApiWrites, Ids
+from simulator.s3.metadata import MetadataStore, identity
+from simulator.serving import Credentials, SigV4Problem, chunk_signing, verify_sigv4
 
-# The request's id, its x-amz-id-2, the client's address, the invocation chain it belongs to
-# (core/lineage.py): what an event fired by the request reports.
-Ids = tuple[str, str, str, str]
 log = structlog.get_logger("s3sim")
 _CHUNK = 1 << 20
 _AUTH_ERRORS = {
@@ -65,6 +66,13 @@ _AUTH_ERRORS = {
 }
 _STREAMING = "STREAMING-"
 _UNSIGNED = "UNSIGNED-PAYLOAD"
+_SIGNED_STREAMING = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"  # and its -TRAILER variant
+_STREAMING_KINDS = {
+    "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+    _SIGNED_STREAMING,
+    _SIGNED_STREAMING + "-TRAILER",
+}
+_DEFAULT_CHECKSUM = "x-amz-checksum-crc64nvme"  # what S3 computes when a write names none
 MAX_PUT = 5 * 1024**3  # S3's limit for a single PutObject
 
 
@@ -84,6 +92,11 @@ class Routes:
         self._config = config
         self._etags: dict[tuple[int, int, int, int, int], str] = {}  # identity -> MD5
         self._uploads = buckets_dir.parent / ".s3sim" / "uploads"  # multipart parts
+        self._meta = MetadataStore(buckets_dir.parent / ".s3sim" / "metadata.sqlite3")
+        self._tagging = api_tagging.Tagging(self._meta, writes, self._file_etag, self._verify_body)
+
+    def close(self) -> None:
+        self._meta.close()
 
     # -- dispatch --------------------------------------------------------------------------
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -164,10 +177,12 @@ class Routes:
         path = _inside(folder, key)
         if "uploadId" in query or (method == "POST" and "uploads" in query):
             return await self._multipart(request, method, query, folder, bucket, key, ids)
+        if "tagging" in query and set(query) <= {"tagging", "versionId"} and method != "HEAD":
+            return await self._tagging.handle(request, bucket, key, path, ids)
         if method in ("GET", "HEAD"):
-            if set(query) - _GET_PARAMS:  # ?tagging, ?acl, ?attributes, ...
+            if set(query) - _GET_PARAMS:  # ?acl, ?attributes, ...
                 raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
-            return await self._get(request, path, key, head=method == "HEAD")
+            return await self._get(request, path, bucket, key, query, head=method == "HEAD")
         if method == "PUT" and "x-amz-copy-source" in request.headers and not query:
             return self._copy(request, bucket, path, key, ids)
         if method == "PUT" and "x-amz-copy-source" not in request.headers and not query:
@@ -187,7 +202,7 @@ class Routes:
         ids: Ids,
     ) -> web.StreamResponse:
         if method == "POST" and "uploads" in query:
-            return self._create_upload(bucket, key)
+            return self._create_upload(request, bucket, key)
         if method == "PUT" and "partNumber" in query:
             return await self._upload_part(request, bucket, key, query)
         if method == "POST":
@@ -258,23 +273,42 @@ class Routes:
         self, request: web.BaseRequest, bucket: str, path: Path, key: str, ids: Ids
     ) -> web.Response:
         """CopyObject: the source (`/bucket/key`, URL-encoded) copied to a temporary file in
-        the target bucket and renamed into place; fires ObjectCreated:Copy."""
+        the target bucket and renamed into place, with the source's attributes or the
+        request's (the metadata and tagging directives); fires ObjectCreated:Copy."""
         source = unquote(request.headers["x-amz-copy-source"].split("?", 1)[0]).lstrip("/")
         src_bucket, _, src_key = source.partition("/")
         problem = s3_api.key_problem(src_key)
         if problem is not None:
             raise problem
-        src = self._bucket(src_bucket) / src_key
+        src = _inside(self._bucket(src_bucket), src_key)
         if not src.is_file():
             raise s3_api.no_such_key(src_key)
+        src_st = os.stat(src)
+        src_meta = self._meta.get(src_bucket, src_key, src_st) or ObjectMeta()
+        src_etag = src_meta.etag or self._etag(str(src), src_st)
+        s3_meta.evaluate(request.headers, src_etag, src_st.st_mtime_ns, "x-amz-copy-source-")
+        meta = s3_meta.copied(
+            request.headers, src_meta, same=(src_bucket, src_key) == (bucket, key)
+        )
+        names = [n for n, _ in src_meta.checksums] or [
+            n for n in [_DEFAULT_CHECKSUM] if _supported(n)
+        ]
+        algorithm = request.headers.get("x-amz-checksum-algorithm")
+        if algorithm:
+            names = [f"x-amz-checksum-{algorithm.lower()}"]
         tmp = self._buckets / bucket / f".s3sim-copy-{uuid.uuid4().hex}.tmp"
         try:
             shutil.copyfile(src, tmp)
             st = tmp.stat()
-            etag = self._etag(str(tmp), st)
-            origin = Origin("ObjectCreated:Copy", *ids, etag=etag)
-            self._writes.expect(bucket, key, etag, origin)
-            _place(tmp, path, key)
+            checksums = {name: _checksum(name) for name in names}
+            with open(tmp, "rb") as f:
+                etag = self._etag_of(f, st)
+                f.seek(0)
+                while data := f.read(_CHUNK):
+                    for checksum in checksums.values():
+                        checksum.update(data)
+            meta = replace(meta, etag=etag, checksums=_encoded(checksums), parts=())
+            self._write(bucket, key, tmp, path, meta, "ObjectCreated:Copy", ids)
         finally:
             tmp.unlink(missing_ok=True)
         body = s3_api.copy_xml(etag, st.st_mtime_ns)
@@ -303,6 +337,7 @@ class Routes:
     def _entries(self, folder: Path, prefix: str) -> list[s3_api.Entry]:
         entries = []
         root = str(folder)
+        stored = self._meta.in_bucket(folder.name)  # multipart ETags
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             rel_dir = os.path.relpath(dirpath, root)
@@ -321,9 +356,17 @@ class Routes:
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     continue  # a FIFO or a device is never an object (and never opened)
-                entries.append(s3_api.Entry(key, st.st_size, st.st_mtime_ns, self._etag(path, st)))
+                row = stored.get(key)
+                if row is not None and row[0] == identity(st) and row[1].etag:
+                    etag = row[1].etag
+                else:
+                    etag = self._etag(path, st)
+                entries.append(s3_api.Entry(key, st.st_size, st.st_mtime_ns, etag))
         entries.sort(key=lambda e: e.key.encode("utf-8", "surrogatepass"))
         return entries
+
+    def _file_etag(self, path: Path, st: os.stat_result) -> str:
+        return self._etag(str(path), st)
 
     def _etag(self, path: str, st: os.stat_result) -> str:
         with open(path, "rb") as f:
@@ -343,7 +386,13 @@ class Routes:
         return etag
 
     async def _get(
-        self, request: web.BaseRequest, path: Path, key: str, head: bool
+        self,
+        request: web.BaseRequest,
+        path: Path,
+        bucket: str,
+        key: str,
+        query: dict[str, str],
+        head: bool,
     ) -> web.StreamResponse:
         """One open file answers the whole request (its stat, ETag and bytes): a file
         replaced meanwhile is served whole, old or new, never torn."""
@@ -359,24 +408,22 @@ class Routes:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):
                 raise s3_api.no_such_key(key)
-            etag = self._etag_of(f, st)
-            headers = {
-                "ETag": f'"{etag}"',
-                "Last-Modified": s3_api.http_date(st.st_mtime_ns),
-                "Accept-Ranges": "bytes",
-                "Content-Type": "binary/octet-stream",
-            }
-            self._preconditions(request, etag, st.st_mtime_ns)
-            first, last, status = 0, st.st_size - 1, 200
-            if "Range" in request.headers:
-                found = s3_api.byte_range(request.headers["Range"], st.st_size)
-                if found is None:
-                    raise S3Error(
-                        "InvalidRange", 416, "The requested range is not satisfiable", key
-                    )
-                if found != s3_api.WHOLE:
-                    first, last, status = found[0], found[1], 206
-                    headers["Content-Range"] = f"bytes {first}-{last}/{st.st_size}"
+            meta = self._meta.get(bucket, key, st) or ObjectMeta()
+            etag = meta.etag or self._etag_of(f, st)
+            validators = {"ETag": f'"{etag}"', "Last-Modified": s3_api.http_date(st.st_mtime_ns)}
+            if s3_meta.evaluate(request.headers, etag, st.st_mtime_ns) == s3_meta.NOT_MODIFIED:
+                return web.Response(status=304, headers=validators)
+            mode = request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
+            headers = {**validators, "Accept-Ranges": "bytes"}
+            headers.update(s3_meta.response_headers(meta, checksums=mode))
+            first, last, status = self._span(request, meta, key, query, st.st_size)
+            if "partNumber" in query and meta.parts:
+                headers["x-amz-mp-parts-count"] = str(len(meta.parts))
+            if status == 206:
+                headers["Content-Range"] = f"bytes {first}-{last}/{st.st_size}"
+                for name in [h for h in headers if h.startswith("x-amz-checksum-")]:
+                    del headers[name]  # a whole object's checksum, not the range's
+            headers.update(s3_meta.overrides(query))
             length = max(0, last - first + 1)
             headers["Content-Length"] = str(length)
             response = web.StreamResponse(status=status, headers=headers)
@@ -395,18 +442,45 @@ class Routes:
         return response
 
     @staticmethod
-    def _preconditions(request: web.BaseRequest, etag: str, mtime_ns: int) -> None:
-        quoted = f'"{etag}"'
-        match = request.headers.get("If-Match")
-        if match is not None and match.strip() not in (quoted, etag, "*"):
-            raise S3Error(
-                "PreconditionFailed",
-                412,
-                "At least one of the pre-conditions you specified did not hold",
-            )
-        none_match = request.headers.get("If-None-Match")
-        if none_match is not None and none_match.strip() in (quoted, etag, "*"):
-            raise S3Error("NotModified", 304, "Not Modified")
+    def _span(
+        request: web.BaseRequest, meta: ObjectMeta, key: str, query: dict[str, str], size: int
+    ) -> tuple[int, int, int]:
+        """(first byte, last byte, status) that `partNumber` or a Range header selects."""
+        if "partNumber" in query:
+            if "Range" in request.headers:
+                raise S3Error(
+                    "InvalidRequest",
+                    400,
+                    "Cannot specify both Range header and partNumber query parameter",
+                )
+            part = s3_meta.part_range(meta, query["partNumber"], size)
+            return (0, size - 1, 200) if part is None else (*part, 206)
+        if "Range" in request.headers:
+            found = s3_api.byte_range(request.headers["Range"], size)
+            if found is None:
+                raise S3Error("InvalidRange", 416, "The requested range is not satisfiable", key)
+            if found != s3_api.WHOLE:
+                return found[0], found[1], 206
+        return 0, size - 1, 200
+
+    def _current_etag(self, bucket: str, key: str, path: Path) -> str | None:
+        """The ETag S3 would report for the object there now; None if there is none."""
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    return None
+                meta = self._meta.get(bucket, key, st)
+                return meta.etag if meta is not None and meta.etag else self._etag_of(f, st)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    def _check_if_match(self, bucket: str, key: str, path: Path, if_match: str) -> None:
+        """PutObject's If-Match: 404 when there is no object, 412 when its ETag differs."""
+        current = self._current_etag(bucket, key, path)
+        if current is None:
+            raise s3_api.no_such_key(key)
+        s3_meta.evaluate({"If-Match": if_match}, current, 0)  # raises 412
 
     async def _put(
         self,
@@ -417,35 +491,64 @@ class Routes:
         ids: Ids,
     ) -> web.Response:
         folder = self._buckets / bucket
-        if request.headers.get("If-None-Match") == "*" and path.exists():
+        exclusive = request.headers.get("If-None-Match") == "*"
+        if_match = request.headers.get("If-Match")
+        if exclusive and path.exists():
             raise S3Error(
                 "PreconditionFailed",
                 412,
                 "At least one of the pre-conditions you specified did not hold",
                 key,
             )
+        if if_match is not None:
+            self._check_if_match(bucket, key, path, if_match)  # before reading the body
+        stored, user = s3_meta.from_request(request.headers)
+        tags = s3_meta.parse_tagging_header(request.headers.get("x-amz-tagging", ""))
         tmp = folder / f".s3sim-put-{uuid.uuid4().hex}.tmp"  # a dotfile: never an object
         try:
-            md5, checksums = await self._receive(request, key, tmp)
-            origin = Origin("ObjectCreated:Put", *ids, etag=md5.hexdigest())
-            self._writes.expect(bucket, key, md5.hexdigest(), origin)
-            _place(tmp, path, key, exclusive=request.headers.get("If-None-Match") == "*")
+            md5, checksums = await self._receive(request, key, tmp, default_checksum=True)
+            if if_match is not None:
+                # Again, with no await before the rename: no other request runs in between.
+                self._check_if_match(bucket, key, path, if_match)
+            meta = ObjectMeta(md5.hexdigest(), stored, user, tags, _encoded(checksums))
+            self._write(bucket, key, tmp, path, meta, "ObjectCreated:Put", ids, exclusive)
         finally:
             tmp.unlink(missing_ok=True)
         return web.Response(headers=_digest_headers(md5.hexdigest(), checksums))
 
+    def _write(
+        self,
+        bucket: str,
+        key: str,
+        tmp: Path,
+        path: Path,
+        meta: ObjectMeta,
+        event: str,
+        ids: Ids,
+        exclusive: bool = False,
+        md5: str = "",
+    ) -> None:
+        """A finished upload into place with its attributes, told to the intake first (the
+        event carries the ETag S3 reports; `md5` is the file's when that ETag is another)."""
+        st = os.stat(tmp)  # a rename keeps it: the row describes this very file
+        self._writes.expect(bucket, key, md5 or meta.etag, Origin(event, *ids, etag=meta.etag))
+        _place(tmp, path, key, exclusive=exclusive)
+        self._meta.put(bucket, key, st, meta)
+
     async def _receive(
-        self, request: web.BaseRequest, key: str, tmp: Path
+        self, request: web.BaseRequest, key: str, tmp: Path, default_checksum: bool = False
     ) -> tuple[Any, dict[str, Any]]:
-        """The request body into `tmp` (aws-chunked decoded), verified against Content-MD5,
-        x-amz-content-sha256 and any x-amz-checksum-* (header or trailer); (md5, checksums)."""
+        """The request body into `tmp` (aws-chunked decoded, chunk signatures checked),
+        verified against Content-MD5, x-amz-content-sha256 and any x-amz-checksum-* (header
+        or trailer); (md5, checksums). With `default_checksum`, a body that names no
+        checksum gets S3's default one (CRC64NVME)."""
         content_sha = request.headers.get("x-amz-content-sha256", _UNSIGNED)
-        chunked = content_sha.startswith(_STREAMING) or "aws-chunked" in request.headers.get(
-            "Content-Encoding", ""
-        )
-        decoder = aws_chunked.Decoder() if chunked else None
+        decoder = self._decoder(request, content_sha)
+        await _continue(request)
         md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
         checksums = _checksums(request.headers)
+        if default_checksum and not checksums and _supported(_DEFAULT_CHECKSUM):
+            checksums[_DEFAULT_CHECKSUM] = _checksum(_DEFAULT_CHECKSUM)
         size = 0
         try:
             with open(tmp, "wb") as f:
@@ -469,6 +572,8 @@ class Routes:
             raise S3Error(
                 "InvalidRequest", 400, f"Malformed aws-chunked body: {exc}", key
             ) from None
+        except aws_chunked.BadChunkSignature:
+            raise _AUTH_ERRORS["signature"] from None
         if decoder is not None:
             if not decoder.done:
                 raise S3Error("IncompleteBody", 400, "The request body ended early.", key)
@@ -486,6 +591,8 @@ class Routes:
                     "x-amz-decoded-content-length header.",
                     key,
                 )
+            if any(name.startswith("x-amz-checksum-") for name in decoder.trailers):
+                checksums.pop(_DEFAULT_CHECKSUM, None)  # the client's own, named at the end
             for name in decoder.trailers:
                 if name.startswith("x-amz-checksum-") and name not in checksums:
                     checksums[name] = _checksum(name)
@@ -493,9 +600,33 @@ class Routes:
                     with open(tmp, "rb") as f:
                         while data := f.read(_CHUNK):
                             checksums[name].update(data)
-        expected = {**_checksum_headers(request.headers), **(decoder.trailers if decoder else {})}
+        trailers = decoder.trailers if decoder else {}
+        for name, value in {**_checksum_headers(request.headers), **trailers}.items():
+            problem = s3_meta.checksum_problem(name, value, trailing=name in trailers)
+            if problem is not None:
+                raise problem
+        expected = {**_checksum_headers(request.headers), **trailers}
         self._verify(request, key, md5, sha, content_sha, checksums, expected)
         return md5, checksums
+
+    def _decoder(self, request: web.BaseRequest, content_sha: str) -> aws_chunked.Decoder | None:
+        """The aws-chunked decoder a body needs (none for a plain one); the signed variants
+        check each chunk's signature, chained from the request's own."""
+        encoding = request.headers.get("Content-Encoding", "")
+        if not content_sha.startswith(_STREAMING) and "aws-chunked" not in encoding:
+            return None
+        if content_sha.startswith(_STREAMING) and content_sha not in _STREAMING_KINDS:
+            raise S3Error(
+                "NotImplemented", 501, f"s3sim does not verify {content_sha} uploads (SigV4a)."
+            )
+        if not content_sha.startswith(_SIGNED_STREAMING):
+            return aws_chunked.Decoder()
+        try:
+            seed, timestamp, scope, sign = chunk_signing(request.headers, self._credentials)
+        except SigV4Problem as problem:
+            raise _AUTH_ERRORS[problem.kind] from None
+        chain = aws_chunked.SignatureChain(seed, timestamp, scope, sign)
+        return aws_chunked.Decoder(chain, signed_trailer=content_sha.endswith("-TRAILER"))
 
     # -- multipart uploads -----------------------------------------------------------------
     def _upload_dir(self, upload_id: str, bucket: str, key: str) -> Path:
@@ -514,10 +645,16 @@ class Routes:
             raise S3Error("NoSuchUpload", 404, "The specified upload does not exist.", upload_id)
         return folder
 
-    def _create_upload(self, bucket: str, key: str) -> web.Response:
+    def _create_upload(self, request: web.BaseRequest, bucket: str, key: str) -> web.Response:
+        """The upload's folder, its target and the attributes the object gets at Complete."""
+        stored, user = s3_meta.from_request(request.headers)
+        tags = s3_meta.parse_tagging_header(request.headers.get("x-amz-tagging", ""))
         upload_id = uuid.uuid4().hex
         folder = self._uploads / upload_id
         folder.mkdir(parents=True)
+        (folder / _UPLOAD_META).write_text(
+            ObjectMeta(headers=stored, user=user, tags=tags).to_json()
+        )
         (folder / "target").write_text(f"{bucket}/{key}")
         body = s3_api.initiate_xml(bucket, key, upload_id)
         return web.Response(body=body, content_type="application/xml")
@@ -560,6 +697,8 @@ class Routes:
         except ValueError as exc:
             message = f"The XML you provided was not well-formed: {exc}"
             raise S3Error("MalformedXML", 400, message) from None
+        pending = parts_dir / _UPLOAD_META
+        meta = ObjectMeta.from_json(pending.read_text()) if pending.exists() else ObjectMeta()
         files = []
         for number, etag in listed:
             part = parts_dir / f"{number:05d}-{etag}"
@@ -584,9 +723,10 @@ class Routes:
                             whole.update(data)
                             out.write(data)
             etag = f"{digests.hexdigest()}-{len(listed)}"
-            origin = Origin("ObjectCreated:CompleteMultipartUpload", *ids, etag=etag)
-            self._writes.expect(bucket, key, whole.hexdigest(), origin)
-            _place(tmp, folder / key, key)
+            sizes = tuple(part.stat().st_size for part in files)
+            meta = replace(meta, etag=etag, parts=sizes)
+            event = "ObjectCreated:CompleteMultipartUpload"
+            self._write(bucket, key, tmp, folder / key, meta, event, ids, md5=whole.hexdigest())
         finally:
             tmp.unlink(missing_ok=True)
         shutil.rmtree(parts_dir, ignore_errors=True)
@@ -596,6 +736,16 @@ class Routes:
     def _abort_upload(self, bucket: str, key: str, upload_id: str) -> web.Response:
         shutil.rmtree(self._upload_dir(upload_id, bucket, key), ignore_errors=True)
         return web.Response(status=204)
+
+    def _verify_body(self, request: web.BaseRequest, key: str, body: bytes) -> None:
+        """A small body read whole (a document), against the digests its headers give."""
+        md5, sha = hashlib.md5(body, usedforsecurity=False), hashlib.sha256(body)
+        checksums = _checksums(request.headers)
+        for checksum in checksums.values():
+            checksum.update(body)
+        content_sha = request.headers.get("x-amz-content-sha256", _UNSIGNED)
+        expected = _checksum_headers(request.headers)
+        self._verify(request, key, md5, sha, content_sha, checksums, expected)
 
     @staticmethod
     def _verify(
@@ -637,10 +787,12 @@ class Routes:
             self._writes.expect(bucket, key, "", Origin("ObjectRemoved:Delete", *ids))
         with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
             path.unlink()
+        self._meta.delete(bucket, key)
         _remove_empty_parents(self._buckets / bucket, path)
         return web.Response(status=204)
 
 
+_UPLOAD_META = "meta.json"  # in an upload's folder: the attributes CreateMultipartUpload got
 _PRESIGN_PARAMS = {"AWSAccessKeyId", "Signature", "Expires", "x-amz-security-token", "x-id"}
 _GET_PARAMS = {"versionId", "partNumber"} | {
     f"response-{name}"
@@ -739,10 +891,28 @@ def _place(tmp: Path, path: Path, key: str, exclusive: bool = False) -> None:
 
 
 def _digest_headers(md5_hex: str, checksums: dict[str, Any]) -> dict[str, str]:
-    headers = {"ETag": f'"{md5_hex}"'}
-    for name, checksum in checksums.items():
-        headers[name] = base64.b64encode(checksum.digest()).decode()
+    headers = {"ETag": f'"{md5_hex}"', **dict(_encoded(checksums))}
+    if checksums:
+        headers["x-amz-checksum-type"] = "FULL_OBJECT"
     return headers
+
+
+def _encoded(checksums: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Checksums as S3 stores and answers them: (header name, base64 digest)."""
+    return tuple(
+        (name, base64.b64encode(checksum.digest()).decode())
+        for name, checksum in sorted(checksums.items())
+    )
+
+
+async def _continue(request: web.BaseRequest) -> None:
+    """The interim `100 Continue` a client waits for before sending the body: botocore sends
+    PutObject and UploadPart with `Expect: 100-continue` and otherwise waits a second per
+    request. Sent once the request is authenticated and about to be read, as S3 does (an
+    error before that goes out instead, and the body is never sent)."""
+    if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
 
 
 async def _discard_body(request: web.BaseRequest, response: web.StreamResponse) -> None:
@@ -759,8 +929,16 @@ async def _discard_body(request: web.BaseRequest, response: web.StreamResponse) 
             return
 
 
+_NOT_CHECKSUMS = ("x-amz-checksum-type", "x-amz-checksum-mode", "x-amz-checksum-algorithm")
+
+
 def _checksum_headers(headers: Any) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-amz-checksum-")}
+    """The x-amz-checksum-<algorithm> values a request carries (not -type, -mode)."""
+    return {
+        k.lower(): v
+        for k, v in headers.items()
+        if k.lower().startswith("x-amz-checksum-") and k.lower() not in _NOT_CHECKSUMS
+    }
 
 
 def _checksums(headers: Any) -> dict[str, Any]:
@@ -773,8 +951,15 @@ def _checksums(headers: Any) -> dict[str, Any]:
     return {name: _checksum(name) for name in names}
 
 
-def _checksum(name: str) -> Any:
+def _supported(name: str) -> bool:
+    """Whether botocore computes this checksum here (CRC32C and CRC64NVME need awscrt)."""
     from botocore import httpchecksum  # type: ignore[import-untyped]
+
+    return name.removeprefix("x-amz-checksum-") in httpchecksum._CHECKSUM_CLS
+
+
+def _checksum(name: str) -> Any:
+    from botocore import httpchecksum
 
     algorithm = name.removeprefix("x-amz-checksum-")
     cls = httpchecksum._CHECKSUM_CLS.get(algorithm)  # CRC32C, CRC64NVME: with awscrt

@@ -7,17 +7,24 @@ and the intake claims that record when it sees the file with those bytes, so the
 carries the request's own `responseElements` and `sourceIPAddress`. A record nobody claims
 (the file was changed again before the watcher looked) expires; that write then fires as a
 plain `Put`, as a hand edit would.
+
+Changes that leave the file alone (PutObjectTagging, DeleteObjectTagging) have no file event
+to wait for: the API hands them over as notices, and the intake, woken by `wake`, stages them.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from simulator.core.s3_events import Origin
+from simulator.core.s3_events import ObjectChange, Origin
 
 EXPIRY_S = 120.0
+# A request's id, its x-amz-id-2, the client's address and the invocation chain it belongs to
+# (core/lineage.py): what an event the request fires reports, in Origin's order.
+Ids = tuple[str, str, str, str]
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,25 @@ class ApiWrites:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._expected: dict[tuple[str, str], _Expected] = {}
+        self._notices: list[ObjectChange] = []
+        self.wake: Callable[[], None] = lambda: None  # the intake's: a notice is waiting
+
+    def notify(self, change: ObjectChange) -> None:
+        """A change with no file event of its own (an object's tags), for the intake."""
+        with self._lock:
+            self._notices.append(change)
+        self.wake()
+
+    def take_notices(self) -> list[ObjectChange]:
+        with self._lock:
+            notices, self._notices = self._notices, []
+        return notices
+
+    def give_back(self, notices: list[ObjectChange]) -> None:
+        """Notices whose commit failed, first in line for the intake's next pass (no wake:
+        the intake retries on its own schedule)."""
+        with self._lock:
+            self._notices[:0] = notices
 
     def expect(self, bucket: str, key: str, md5: str, origin: Origin) -> None:
         now = time.monotonic()

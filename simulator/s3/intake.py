@@ -53,6 +53,8 @@ class Intake:
         api_writes: ApiWrites | None = None,
     ) -> None:
         self._api_writes = api_writes or ApiWrites()
+        self._api_writes.wake = lambda: self.hints.put(Hint("notice"))
+        self._notices: list[ObjectChange] = []  # staged in this pass, not yet committed
         self._buckets_dir = os.path.realpath(workspace / "buckets")
         self._journal, self._config = journal, config
         self._stager = Stager(journal, config, submit)
@@ -134,8 +136,10 @@ class Intake:
             except Exception as exc:
                 # Keep running on the last good state. Whatever was staged is not in the index
                 # (the transaction rolled back), so a rescan finds it again: nothing is lost.
+                # Notices have no file to rescan: they are given back.
                 self._report(exc)
                 self._stager.discard()
+                self._api_writes.give_back(self._notices)
                 self._recover_at = time.monotonic() + 1.0  # not at once: the fault may persist
             finally:
                 self._busy.clear()
@@ -164,7 +168,15 @@ class Intake:
             done.set()
         self._scanned.clear()
 
+    def _take_notices(self) -> None:
+        """Tags changed through the S3 API: events to fire, the object index unchanged.
+        Kept until committed (a failed pass gives them back)."""
+        self._notices = self._api_writes.take_notices()
+        for change in self._notices:
+            self._stager.stage(change, None, index=False)
+
     def _pass(self, first: Hint) -> None:
+        self._take_notices()
         self._apply(first)
         for _ in range(10000):  # drain what is waiting, bounded so a pass stays short
             try:
@@ -200,6 +212,8 @@ class Intake:
             return
         if kind == "hashed":
             self._hashed(hint.path, hint.dest)
+            return
+        if kind == "notice":  # staged at the start of every pass (`_take_notices`)
             return
         if kind == "request":
             request_id, request_kind, body = self._requests.get_nowait()

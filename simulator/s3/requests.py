@@ -3,8 +3,10 @@ runtime's main loop reads it; the intake thread carries it out, staging its chan
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -12,6 +14,7 @@ import structlog
 from simulator.core.s3_events import ObjectChange
 from simulator.logs import Progress
 from simulator.s3 import objects
+from simulator.s3.metadata import MetadataStore
 from simulator.s3.staging import Stager
 from simulator.store.journal import (
     DEAD_LETTER_STATES,
@@ -72,21 +75,25 @@ def _replay_one(stager: Stager, dead: Delivery, request_ids: dict[str, str]) -> 
 def refire(
     stager: Stager, buckets_dir: str, ignore: tuple[str, ...], bucket: str, prefix: str
 ) -> None:
-    """Events for objects that already exist, as if each had just been written."""
+    """Events for objects that already exist, as if each had just been written, with the
+    ETag S3 reports for each (a multipart upload's, where the S3 API stored one)."""
     started = time.monotonic()
     progress = Progress(f"re-firing s3://{bucket}/{prefix}*")
+    stored = MetadataStore(Path(buckets_dir).parent / ".s3sim" / "metadata.sqlite3")
     try:
         for path, key in objects.in_bucket(buckets_dir, bucket, ignore, prefix):
             try:
-                size, mtime_ns, etag = objects.read(path, buckets_dir)
-            except objects.Vanished:
+                size, mtime_ns, md5 = objects.read(path, buckets_dir)
+                meta = stored.get(bucket, key, os.stat(path))
+            except (objects.Vanished, FileNotFoundError):
                 continue
-            stager.stage(
-                ObjectChange(bucket, key, "put", size, etag), IndexEntry(size, mtime_ns, etag)
-            )
+            etag = meta.etag if meta is not None and meta.etag else md5
+            change = ObjectChange(bucket, key, "put", size, etag)
+            stager.stage(change, IndexEntry(size, mtime_ns, md5))
             progress.advance()
     finally:
         progress.close()
+        stored.close()
     log.info(
         "bucket.refired",
         bucket=bucket,

@@ -31,6 +31,7 @@ class Staged:
     change: ObjectChange
     entry: IndexEntry | None  # new index entry; None = removed
     fire: bool = True
+    index: bool = True  # False: the change leaves the object index alone (tags)
 
 
 class Stager:
@@ -58,9 +59,12 @@ class Stager:
         self.replays.clear()
         self.requests_done.clear()
 
-    def stage(self, change: ObjectChange, entry: IndexEntry | None, fire: bool = True) -> None:
-        self._overlay[(change.bucket, change.key)] = entry
-        self._batch.append(Staged(change, entry, fire))
+    def stage(
+        self, change: ObjectChange, entry: IndexEntry | None, fire: bool = True, index: bool = True
+    ) -> None:
+        if index:
+            self._overlay[(change.bucket, change.key)] = entry
+        self._batch.append(Staged(change, entry, fire, index))
 
     def indexed(self, bucket: str, key: str) -> IndexEntry | None:
         """The index entry as it will be once the batch commits."""
@@ -79,10 +83,11 @@ class Stager:
         with self._journal.transaction() as db:
             for staged in batch:
                 change = self._sequenced(staged.change)
-                if staged.entry is None:
-                    Journal.delete_object(db, change.bucket, change.key)
-                else:
-                    Journal.put_object(db, change.bucket, change.key, staged.entry)
+                if staged.index:
+                    if staged.entry is None:
+                        Journal.delete_object(db, change.bucket, change.key)
+                    else:
+                        Journal.put_object(db, change.bucket, change.key, staged.entry)
                 if staged.fire:
                     matched = self._accept(db, config, change)
                     accepted += [(i, fn) for i, fn, _ in matched]
@@ -158,7 +163,9 @@ def build_event(config: Config, change: ObjectChange, configuration_id: str) -> 
 
 
 def _log_change(change: ObjectChange, matched: list[tuple[int, str, str]]) -> None:
-    name = "s3.object_created" if change.kind == "put" else "s3.object_removed"
+    name = {"put": "s3.object_created", "tagging": "s3.object_tagged"}.get(
+        change.kind, "s3.object_removed"
+    )
     fields: dict[str, object] = {
         "bucket": change.bucket,
         "key": change.key,
@@ -166,6 +173,8 @@ def _log_change(change: ObjectChange, matched: list[tuple[int, str, str]]) -> No
     }
     if change.kind == "put":
         fields.update(size=change.size, etag=change.etag)
+    elif change.kind == "tagging":
+        fields.update(event_name=change.event_name, etag=change.etag)
     log.info(name, **fields)
     for delivery_id, function, target in matched:
         log.info(
