@@ -29,6 +29,7 @@ class S3Error(Exception):
     status: int
     message: str
     resource: str = ""
+    arguments: tuple[tuple[str, str], ...] = ()  # (element, text): ArgumentName, ArgumentValue
 
 
 def no_such_bucket(bucket: str) -> S3Error:
@@ -64,7 +65,8 @@ def error_xml(error: S3Error, request_id: str) -> bytes:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<Error><Code>{error.code}</Code><Message>{escape(error.message)}</Message>"
-        f"<Resource>{escape(error.resource)}</Resource><RequestId>{request_id}</RequestId>"
+        + "".join(f"<{name}>{escape(text)}</{name}>" for name, text in error.arguments)
+        + f"<Resource>{escape(error.resource)}</Resource><RequestId>{request_id}</RequestId>"
         "</Error>"
     ).encode()
 

@@ -28,6 +28,8 @@ from simulator.core import aws_chunked, keys, s3_api
 from simulator.core.config import Config
 from simulator.core.s3_api import S3Error
 from simulator.core.s3_events import Origin
+from simulator.s3 import api_multipart
+from simulator.s3.api_buckets import Buckets
 from simulator.s3.api_writes import ApiWrites
 from simulator.serving import Credentials, SigV4Problem, verify_sigv4
 
@@ -81,6 +83,7 @@ class Routes:
         self._config = config
         self._etags: dict[tuple[int, int, int, int, int], str] = {}  # identity -> MD5
         self._uploads = buckets_dir.parent / ".s3sim" / "uploads"  # multipart parts
+        self._bucket_ops = Buckets(buckets_dir, config)
 
     # -- dispatch --------------------------------------------------------------------------
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -123,8 +126,12 @@ class Routes:
             if method == "GET":
                 return self._list_buckets()
             raise S3Error("MethodNotAllowed", 405, "The specified method is not allowed.")
+        if not key and method == "PUT" and not query:
+            return await self._bucket_ops.create(request, bucket)
         folder = self._bucket(bucket)
         if not key:
+            if method in ("DELETE", "PUT") or "uploads" in query:
+                return await self._bucket_write(request, method, query, bucket, folder)
             if method == "HEAD":
                 return web.Response(headers={"x-amz-bucket-region": self._config().region})
             if method == "GET" and "location" in query:
@@ -135,8 +142,7 @@ class Routes:
             if method == "GET" and query.get("list-type") == "2":
                 return self._list_v2(bucket, folder, query)
             if method == "GET" and "notification" in query:
-                notifications = self._config().buckets.get(bucket)
-                body = s3_api.notification_xml(notifications.notifications if notifications else ())
+                body = s3_api.notification_xml(self._bucket_ops.notifications(bucket))
                 return web.Response(body=body, content_type="application/xml")
             if method == "POST" and "delete" in query:
                 return await self._delete_many(request, bucket, folder, ids)
@@ -167,6 +173,23 @@ class Routes:
             return self._delete(bucket, path, key, ids)
         raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
 
+    async def _bucket_write(
+        self,
+        request: web.BaseRequest,
+        method: str,
+        query: dict[str, str],
+        bucket: str,
+        folder: Path,
+    ) -> web.StreamResponse:
+        """DeleteBucket, PutBucketNotificationConfiguration, ListMultipartUploads."""
+        if method == "DELETE" and not query:
+            return await self._bucket_ops.delete(bucket, folder)
+        if method == "PUT" and set(query) == {"notification"}:
+            return await self._bucket_ops.put_notification(request, bucket)
+        if method == "GET" and "uploads" in query:
+            return api_multipart.list_uploads(self._uploads, bucket, query)
+        raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
+
     async def _multipart(
         self,
         request: web.BaseRequest,
@@ -179,6 +202,11 @@ class Routes:
     ) -> web.StreamResponse:
         if method == "POST" and "uploads" in query:
             return self._create_upload(bucket, key)
+        if method == "GET" and "uploadId" in query:
+            parts_dir = self._upload_dir(query["uploadId"], bucket, key)
+            return api_multipart.list_parts(parts_dir, bucket, key, query["uploadId"], query)
+        if method == "PUT" and "partNumber" in query and "x-amz-copy-source" in request.headers:
+            return self._upload_part_copy(request, bucket, key, query)
         if method == "PUT" and "partNumber" in query:
             return await self._upload_part(request, bucket, key, query)
         if method == "POST":
@@ -187,6 +215,25 @@ class Routes:
         if method == "DELETE":
             return self._abort_upload(bucket, key, query["uploadId"])
         raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
+
+    def _upload_part_copy(
+        self, request: web.BaseRequest, bucket: str, key: str, query: dict[str, str]
+    ) -> web.Response:
+        parts_dir = self._upload_dir(query["uploadId"], bucket, key)
+        number = api_multipart.part_number(query)
+        src_folder, src_key = self._copy_source(request)
+        source = _inside(src_folder, src_key)
+        range_header = request.headers.get("x-amz-copy-source-range")
+        return api_multipart.upload_part_copy(parts_dir, number, source, src_key, range_header)
+
+    def _copy_source(self, request: web.BaseRequest) -> tuple[Path, str]:
+        """x-amz-copy-source (`/bucket/key`, URL-encoded) -> (bucket folder, key)."""
+        source = unquote(request.headers["x-amz-copy-source"].split("?", 1)[0]).lstrip("/")
+        src_bucket, _, src_key = source.partition("/")
+        problem = s3_api.key_problem(src_key)
+        if problem is not None:
+            raise problem
+        return self._bucket(src_bucket), src_key
 
     def _bucket(self, bucket: str) -> Path:
         folder = self._buckets / bucket
