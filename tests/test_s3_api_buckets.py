@@ -366,3 +366,58 @@ def test_upload_part_copy_list_parts_and_list_multipart_uploads(api: API) -> Non
         for u in p.get("Uploads", [])
     ]
     assert every == [*ids["a/1"], *ids["a/2"], *ids["b"], *ids["c"]]
+
+
+def test_no_key_reaches_outside_its_bucket_and_unholdable_keys_are_refused(
+    api: API, tmp_path: Path
+) -> None:
+    ws, s3, _ = api
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    bucket = ws / "buckets/results"
+    (bucket / "link").symlink_to(outside, target_is_directory=True)
+    (bucket / "evil.txt").symlink_to(outside / "secret.txt")
+    for key in ("../x.txt", "a/../../x.txt", "/abs.txt", "nul\0.txt", "back\\slash.txt", "./x"):
+        refused = error_of(s3.put_object, Bucket="results", Key=key, Body=b"x")
+        assert (refused["Code"], refused["Status"]) == ("InvalidArgument", 400), key
+    for key in ("link/new.txt", "link/secret.txt", "evil.txt"):
+        put = error_of(s3.put_object, Bucket="results", Key=key, Body=b"x")
+        got = error_of(s3.get_object, Bucket="results", Key=key)
+        assert put["Code"] == got["Code"] == "AccessDenied", key
+    copied = error_of(
+        s3.copy_object, Bucket="inbox", Key="stolen.txt", CopySource="results/evil.txt"
+    )
+    assert copied["Code"] == "AccessDenied"
+    many = s3.delete_objects(Bucket="results", Delete={"Objects": [{"Key": "link/secret.txt"}]})
+    assert [(e["Key"], e["Code"]) for e in many["Errors"]] == [("link/secret.txt", "AccessDenied")]
+    assert (outside / "secret.txt").read_text() == "secret"
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    listed = s3.list_objects_v2(Bucket="results").get("Contents", [])
+    assert [o["Key"] for o in listed] == []  # links leading out are no objects
+    assert not (ws / "buckets/x.txt").exists() and not (ws / "x.txt").exists()
+
+    # Keys a folder tree cannot hold as they are: refused, never stored in another form.
+    marker = error_of(s3.put_object, Bucket="results", Key="folder/", Body=b"")
+    assert (marker["Code"], marker["Status"]) == ("InvalidArgument", 400)
+    s3.put_object(Bucket="results", Key="a", Body=b"file")
+    clash = error_of(s3.put_object, Bucket="results", Key="a/b", Body=b"x")
+    assert clash["Code"] == "InvalidArgument"
+    s3.put_object(Bucket="results", Key="c/d", Body=b"x")
+    assert error_of(s3.put_object, Bucket="results", Key="c", Body=b"x")["Code"] == (
+        "InvalidArgument"
+    )
+    long_segment = error_of(s3.put_object, Bucket="results", Key="s" * 256, Body=b"x")
+    assert long_segment["Code"] == "InvalidArgument"
+    s3.put_object(Bucket="results", Key="/".join(["d" * 200] * 5), Body=b"x")  # 1,004 bytes
+    too_long = error_of(s3.put_object, Bucket="results", Key="k" * 1025, Body=b"x")
+    assert (too_long["Code"], too_long["Message"], too_long["Status"]) == (
+        "KeyTooLongError",
+        "Your key is too long",
+        400,
+    )
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket="results")["Contents"]) == [
+        "a",
+        "c/d",
+        "/".join(["d" * 200] * 5),
+    ]

@@ -297,12 +297,8 @@ class Routes:
     ) -> web.Response:
         """CopyObject: the source (`/bucket/key`, URL-encoded) copied to a temporary file in
         the target bucket and renamed into place; fires ObjectCreated:Copy."""
-        source = unquote(request.headers["x-amz-copy-source"].split("?", 1)[0]).lstrip("/")
-        src_bucket, _, src_key = source.partition("/")
-        problem = s3_api.key_problem(src_key)
-        if problem is not None:
-            raise problem
-        src = self._bucket(src_bucket) / src_key
+        src_folder, src_key = self._copy_source(request)
+        src = _inside(src_folder, src_key)  # a link in the source bucket may not lead out
         if not src.is_file():
             raise s3_api.no_such_key(src_key)
         tmp = self._buckets / bucket / f".s3sim-copy-{uuid.uuid4().hex}.tmp"
@@ -329,11 +325,15 @@ class Routes:
             raise S3Error("MalformedXML", 400, message) from None
         deleted, errors = [], []
         for key in keys:
-            problem = s3_api.key_problem(key)
-            if problem is not None:
-                errors.append((key, problem.code, problem.message))
+            try:
+                problem = s3_api.key_problem(key)
+                if problem is not None:
+                    raise problem
+                path = _inside(folder, key)  # a link in the bucket may not lead out
+            except S3Error as refused:
+                errors.append((key, refused.code, refused.message))
                 continue
-            self._delete(bucket, folder / key, key, ids)
+            self._delete(bucket, path, key, ids)
             deleted.append(key)
         body = s3_api.delete_result_xml([] if quiet else deleted, errors)
         return web.Response(body=body, content_type="application/xml")
