@@ -421,3 +421,33 @@ def test_no_key_reaches_outside_its_bucket_and_unholdable_keys_are_refused(
         "c/d",
         "/".join(["d" * 200] * 5),
     ]
+
+
+def test_the_aws_cli_makes_syncs_lists_and_removes_a_bucket(api: API, tmp_path: Path) -> None:
+    ws, _, log = api
+    local = tmp_path / "site"
+    for rel, text in {"index.html": "home", "css/a.css": "a{}", "img/x/y.txt": "deep"}.items():
+        drop(local / rel, text)
+    assert aws(ws, "s3", "mb", "s3://site-bucket").strip() == "make_bucket: site-bucket"
+    aws(ws, "s3", "sync", str(local), "s3://site-bucket")
+    stored = ws / "buckets/site-bucket"
+    assert sorted(str(p.relative_to(stored)) for p in stored.rglob("*") if p.is_file()) == [
+        "css/a.css",
+        "img/x/y.txt",
+        "index.html",
+    ]
+    again = aws(ws, "s3", "sync", str(local), "s3://site-bucket")
+    assert again == ""  # nothing changed: the sizes and times listed match
+    (local / "css/a.css").unlink()
+    removed = aws(ws, "s3", "sync", "--delete", str(local), "s3://site-bucket")
+    assert removed.strip() == "delete: s3://site-bucket/css/a.css"
+    assert not (stored / "css").exists()
+    back = tmp_path / "back"
+    aws(ws, "s3", "sync", "s3://site-bucket", str(back))
+    assert (back / "img/x/y.txt").read_text() == "deep"
+    listing = aws(ws, "s3", "ls", "--recursive", "s3://site-bucket")
+    assert [line.split()[-1] for line in listing.splitlines()] == ["img/x/y.txt", "index.html"]
+    assert "site-bucket" in aws(ws, "s3", "ls").split()
+    aws(ws, "s3", "rb", "--force", "s3://site-bucket")
+    assert not stored.exists()
+    log.wait_for(log.named("bucket.deleted", bucket="site-bucket"))
