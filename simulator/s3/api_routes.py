@@ -92,6 +92,7 @@ class Routes:
         try:
             bucket, key = self._address(request)
             self._authenticate(request)
+            await _continue(request)
             ids = (request_id, id2, request.remote or "127.0.0.1")
             response = await self._route(request, bucket, key, ids)
         except S3Error as error:
@@ -781,6 +782,15 @@ def _digest_headers(md5_hex: str, checksums: dict[str, Any]) -> dict[str, str]:
     for name, checksum in checksums.items():
         headers[name] = base64.b64encode(checksum.digest()).decode()
     return headers
+
+
+async def _continue(request: web.BaseRequest) -> None:
+    """`Expect: 100-continue` (botocore sends it with PutObject and UploadPart bodies) is
+    answered once the request is authenticated, as S3 does; unanswered, the client waits a
+    second before it sends the body anyway. aiohttp's low-level server leaves this to us."""
+    if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the response's own size starts after it
 
 
 async def _discard_body(request: web.BaseRequest, response: web.StreamResponse) -> None:

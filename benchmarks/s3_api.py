@@ -1,0 +1,151 @@
+"""The S3 API workloads: PutObject of 1 KiB objects and GetObject of a 1 MiB one, with boto3.
+
+PutObject is timed from boto3's call to its return (the request latency), and to the entry of
+the handler its event runs (the write's whole path). In the same run the request latency is
+measured on a floor: boto3 against a minimal HTTP server (`python -m benchmarks.s3_api floor
+DIR`, a process of its own as the simulator is) that writes the body to a file and answers
+200. Targets: request p50 < 5 ms and within 2x of the floor; GetObject > 200 MB/s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import ROOT, Simulator, make_workspace, read_entries, scratch, summary_ms
+from simulator.core.lambda_env import DUMMY_CREDENTIALS
+
+PAYLOAD = b"x" * 1024
+BIG = os.urandom(1 << 20)
+
+
+def client(endpoint: str) -> Any:
+    import boto3  # type: ignore[import-untyped]
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+    )
+
+
+def puts(s3: Any, bucket: str, count: int, prefix: str = "put") -> tuple[dict[str, int], list[int]]:
+    """Sequential PutObjects: (key -> call start ns, request durations ns)."""
+    started: dict[str, int] = {}
+    durations = []
+    for i in range(count):
+        key = f"{prefix}/p{i:05d}.dat"
+        t0 = time.monotonic_ns()
+        s3.put_object(Bucket=bucket, Key=key, Body=PAYLOAD)
+        durations.append(time.monotonic_ns() - t0)
+        started[key] = t0
+    return started, durations
+
+
+def put_summary(durations: list[int]) -> dict[str, Any]:
+    return {
+        **summary_ms(durations),
+        "puts_per_s": round(len(durations) / (sum(durations) / 1e9), 1),
+    }
+
+
+def simulator(count: int, gets: int) -> dict[str, Any]:
+    with scratch() as root:
+        ws = make_workspace(root)
+        sim = Simulator(ws)
+        sim.start()
+        try:
+            endpoint = json.loads((ws / ".s3sim/endpoints.json").read_text())["s3"]
+            s3 = client(endpoint)
+            puts(s3, "bench", 20, "warmup")  # connections, environments, imports
+            _wait(root / "entries.tsv", 20)
+            started, durations = puts(s3, "bench", count)
+            entries = _wait(root / "entries.tsv", 20 + count)
+            to_handler = [entries[k][0] - t0 for k, t0 in started.items() if k in entries]
+            (ws / "buckets/bench/big.bin").write_bytes(BIG)
+            mb_per_s = _get_rate(s3, "bench", "big.bin", gets)
+        finally:
+            sim.stop()
+    return {
+        "request_ms": put_summary(durations),
+        "put_to_handler_ms": summary_ms(to_handler),
+        "lost": count - len(to_handler),
+        "get_1mib_mb_per_s": mb_per_s,
+    }
+
+
+def floor(count: int) -> dict[str, Any]:
+    with scratch() as root:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.s3_api", "floor", str(root)],
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            assert proc.stdout is not None
+            endpoint = proc.stdout.readline().decode().strip()
+            s3 = client(endpoint)
+            puts(s3, "bench", 20, "warmup")
+            _, durations = puts(s3, "bench", count)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return {"request_ms": put_summary(durations)}
+
+
+def _get_rate(s3: Any, bucket: str, key: str, count: int) -> float:
+    s3.get_object(Bucket=bucket, Key=key)["Body"].read()  # warm
+    t0 = time.monotonic_ns()
+    for _ in range(count):
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert len(body) == len(BIG)
+    return round(count * len(BIG) / 1e6 / ((time.monotonic_ns() - t0) / 1e9), 1)
+
+
+def _wait(path: Path, count: int, timeout_s: float = 120) -> dict[str, tuple[int, str]]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        entries = read_entries(path) if path.exists() else {}
+        if len(entries) >= count or time.monotonic() > deadline:
+            return entries
+        time.sleep(0.02)  # polling a file the handlers append to: no event to wait on
+
+
+class _FloorHandler(http.server.BaseHTTPRequestHandler):
+    """Writes the body to a file named after the path and answers 200 with its ETag."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as botocore's pool expects
+    root = Path()
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        path = self.root / hashlib.md5(self.path.encode(), usedforsecurity=False).hexdigest()
+        path.write_bytes(body)
+        self.send_response(200)
+        self.send_header("ETag", f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+def floor_main(root: str) -> None:
+    _FloorHandler.root = Path(root)
+    server = http.server.HTTPServer(("127.0.0.1", 0), _FloorHandler)
+    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    floor_main(sys.argv[2])
