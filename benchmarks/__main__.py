@@ -64,7 +64,7 @@ def run(quick: bool) -> dict[str, Any]:
 def run_s3(quick: bool) -> dict[str, Any]:
     """The S3 API's PutObject (against its floor, in the same run) and GetObject."""
     n_puts, n_gets = (200, 50) if quick else (1000, 200)
-    return {"s3_floor_put": s3_api.floor(n_puts), "s3_api": s3_api.simulator(n_puts, n_gets)}
+    return s3_api.run(n_puts, n_gets)
 
 
 def _spread_burst(p: Any, count: int) -> dict[str, Any]:

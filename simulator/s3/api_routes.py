@@ -6,6 +6,7 @@ stays off the simulator's start-up path.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import errno
@@ -422,14 +423,7 @@ class Routes:
             if head:
                 return response
             await response.prepare(request)
-            f.seek(first)
-            remaining = length
-            while remaining > 0:
-                chunk = f.read(min(_CHUNK, remaining))
-                if not chunk:
-                    break
-                await response.write(chunk)
-                remaining -= len(chunk)
+            await _send_file(request, response, f, first, length)
         await response.write_eof()
         return response
 
@@ -697,9 +691,27 @@ _GET_PARAMS = {"versionId", "partNumber"} | {
 def _inside(folder: Path, key: str) -> Path:
     """The key's path, refused if it (or a folder on the way) is a link leaving the bucket."""
     path = folder / key
-    if not _is_inside(str(folder), str(path)):
+    if _has_link(str(folder), key) and not _is_inside(str(folder), str(path)):
         raise S3Error("AccessDenied", 403, "s3sim: this key leads outside its bucket", key)
     return path
+
+
+def _has_link(folder: str, key: str) -> bool:
+    """Whether a component of the key's path is a symlink (or cannot be told): only then is
+    the whole path resolved, which costs an lstat per component from the file system's root
+    on every request. The bucket folder itself is never a link (`_bucket` refuses it) and the
+    key's segments are checked already (no '.', '..', or empty ones)."""
+    current = folder
+    for segment in key.split("/"):
+        current = f"{current}/{segment}"
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return True
+        except (FileNotFoundError, NotADirectoryError):
+            return False  # nothing below exists yet: nothing can lead out
+        except OSError:
+            return True
+    return False
 
 
 def _is_inside(root: str, path: str) -> bool:
@@ -782,6 +794,30 @@ def _digest_headers(md5_hex: str, checksums: dict[str, Any]) -> dict[str, str]:
     for name, checksum in checksums.items():
         headers[name] = base64.b64encode(checksum.digest()).decode()
     return headers
+
+
+async def _send_file(
+    request: web.BaseRequest, response: web.StreamResponse, f: Any, first: int, length: int
+) -> None:
+    """The bytes with sendfile(2) (no copies through Python), after the headers are out; read
+    and written in chunks where the transport cannot (as aiohttp's FileResponse does)."""
+    transport = request.transport
+    if transport is not None and length > 0:
+        try:
+            # StreamResponse wrote its headers to the transport on prepare; asyncio's
+            # sendfile waits for the transport's buffer to drain before it starts
+            await asyncio.get_running_loop().sendfile(transport, f, first, length)
+            return
+        except NotImplementedError:
+            pass
+    f.seek(first)
+    remaining = length
+    while remaining > 0:
+        chunk = f.read(min(_CHUNK, remaining))
+        if not chunk:
+            break
+        await response.write(chunk)
+        remaining -= len(chunk)
 
 
 async def _continue(request: web.BaseRequest) -> None:
