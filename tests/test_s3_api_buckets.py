@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import ARN, aws, drop, running
+from simulator.core.lambda_env import DUMMY_CREDENTIALS
+from tests.helpers import ARN, aws, drop, make_workspace, running
 from tests.test_s3_api import api_workspace, client
 
 pytestmark = pytest.mark.integration
@@ -451,3 +452,34 @@ def test_the_aws_cli_makes_syncs_lists_and_removes_a_bucket(api: API, tmp_path: 
     aws(ws, "s3", "rb", "--force", "s3://site-bucket")
     assert not stored.exists()
     log.wait_for(log.named("bucket.deleted", bucket="site-bucket"))
+
+
+def test_outside_us_east_1_a_bucket_needs_its_region_and_exists_once(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", {"region": "eu-west-1", "buckets": {}}, {})
+    with running(ws):
+        import boto3  # type: ignore[import-untyped]
+
+        endpoint = json.loads((ws / ".s3sim/endpoints.json").read_text())["s3"]
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="eu-west-1",
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+        )
+        here = {"LocationConstraint": "eu-west-1"}
+        s3.create_bucket(Bucket="paris-data", CreateBucketConfiguration=here)
+        assert (ws / "buckets/paris-data").is_dir()
+        again = error_of(s3.create_bucket, Bucket="paris-data", CreateBucketConfiguration=here)
+        assert (again["Code"], again["Message"], again["Status"]) == (
+            "BucketAlreadyOwnedByYou",
+            "Your previous request to create the named bucket succeeded and you already own it.",
+            409,
+        )
+        unspecified = error_of(s3.create_bucket, Bucket="other-data")
+        assert unspecified["Message"] == (
+            "The unspecified location constraint is incompatible for the region specific "
+            "endpoint this request was sent to."
+        )
+        assert s3.get_bucket_location(Bucket="paris-data")["LocationConstraint"] == "eu-west-1"

@@ -1,9 +1,9 @@
 """Multipart uploads' listings and UploadPartCopy's range, as S3 sends them. Pure.
 
 ListParts (`ListPartsResult`), ListMultipartUploads (`ListMultipartUploadsResult`, uploads
-sorted by key and then by initiation time, with prefix, delimiter, key-marker and
-upload-id-marker, max-uploads) and `CopyPartResult`, in the element order of S3's API
-reference.
+sorted by key and then by upload id, which begins with the initiation time; with prefix,
+delimiter, key-marker and upload-id-marker, max-uploads) and `CopyPartResult`, in the element
+order of S3's API reference.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ def uploads_page(
     """The uploads after the markers (sorted by key, then initiation), keys under a common
     prefix folded into it; prefixes count towards max-uploads, as keys do in a listing. The
     upload-id-marker counts only with a key-marker (as S3 documents)."""
-    ordered = sorted(uploads, key=lambda u: (_bytes(u.key), u.initiated_ns))
+    # a key's uploads in the order they were initiated (their ids begin with the time in ns)
+    ordered = sorted(uploads, key=lambda u: (_bytes(u.key), u.upload_id))
     found: list[Upload] = []
     prefixes: list[str] = []
     past_id_marker = False  # among the uploads of the key-marker's key

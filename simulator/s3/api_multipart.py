@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
+import time
 import uuid
 from pathlib import Path
 from typing import BinaryIO
@@ -19,6 +21,13 @@ from simulator.core.s3_api import S3Error
 
 _CHUNK = 1 << 20
 _PART = re.compile(r"(\d{5})-([0-9a-f]{32})")
+
+
+def new_upload_id() -> str:
+    """32 hex digits: the creation time in ns, then random ones. Ids sort as the uploads were
+    initiated (ListMultipartUploads lists a key's uploads in that order; file times are too
+    coarse to tell two quick ones apart)."""
+    return f"{time.time_ns():016x}{secrets.token_hex(8)}"
 
 
 def list_uploads(uploads_dir: Path, bucket: str, query: dict[str, str]) -> web.Response:

@@ -548,7 +548,7 @@ class Routes:
         return folder
 
     def _create_upload(self, bucket: str, key: str) -> web.Response:
-        upload_id = uuid.uuid4().hex
+        upload_id = api_multipart.new_upload_id()
         folder = self._uploads / upload_id
         folder.mkdir(parents=True)
         (folder / "target").write_text(f"{bucket}/{key}")
