@@ -180,7 +180,11 @@ def test_a_notification_configuration_is_validated_with_s3s_errors(api: API) -> 
             NotificationConfiguration={"LambdaFunctionConfigurations": list(configs)},
         )
 
-    missing = put(lambda_config("a", "nope"), lambda_config("b", "sink:no-alias", prefix="x"))
+    missing = put(
+        lambda_config("a", "nope"),
+        lambda_config("b", "sink:no-alias", prefix="x"),
+        lambda_config("c", "sink:7", prefix="y"),  # a version never published
+    )
     assert {k: v for k, v in missing.items() if k != "Resource"} == {
         "Code": "InvalidArgument",
         "Message": "Unable to validate the following destination configurations",
@@ -188,6 +192,8 @@ def test_a_notification_configuration_is_validated_with_s3s_errors(api: API) -> 
         "ArgumentValue1": f"Not authorized to invoke function [{ARN}:nope]",
         "ArgumentName2": f"{ARN}:sink:no-alias, null",
         "ArgumentValue2": f"Not authorized to invoke function [{ARN}:sink:no-alias]",
+        "ArgumentName3": f"{ARN}:sink:7, null",
+        "ArgumentValue3": f"Not authorized to invoke function [{ARN}:sink:7]",
         "Status": 400,
     }
     unparsable = put({**lambda_config("a", "sink"), "LambdaFunctionArn": "invalid-queue"})
