@@ -266,6 +266,7 @@ def _s3_rows(r: dict[str, Any], add: Any) -> None:
         ("s3_api", "get_1mib_mb_per_s"),
         "> 200 MB/s",
         r["s3_api"]["get_1mib_mb_per_s"] > 200,
+        r["s3_floor_put"].get("get_1mib_mb_per_s"),
     )
 
 

@@ -4,8 +4,8 @@ PutObject is timed from boto3's call to its return (the request latency), and to
 the handler its event runs (the write's whole path). In the same run, alternating with the
 simulator's, the request latency is measured on a floor: boto3 against a minimal HTTP server
 (`python -m benchmarks.s3_api floor DIR`, a process of its own as the simulator is) that
-writes the body to a file and answers 200. Targets: request p50 < 5 ms and within 2x of the
-floor; GetObject > 200 MB/s.
+writes the body to a file and answers 200 (for GetObject, sends the file back). Targets:
+request p50 < 5 ms and within 2x of the floor; GetObject > 200 MB/s.
 """
 
 from __future__ import annotations
@@ -94,12 +94,17 @@ def run(count: int, gets: int) -> dict[str, Any]:
             (ws / "buckets/bench/big.bin").write_bytes(BIG)
             _wait(root / "entries.tsv", 21 + count)  # its event handled: the simulator is idle
             mb_per_s = _get_rate(s3, "bench", "big.bin", gets)
+            floor_s3.put_object(Bucket="bench", Key="big.bin", Body=BIG)
+            floor_mb_per_s = _get_rate(floor_s3, "bench", "big.bin", gets)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
             sim.stop()
     return {
-        "s3_floor_put": {"request_ms": put_summary(floor_durations)},
+        "s3_floor_put": {
+            "request_ms": put_summary(floor_durations),
+            "get_1mib_mb_per_s": floor_mb_per_s,
+        },
         "s3_api": {
             "request_ms": put_summary(durations),
             "put_to_handler_ms": summary_ms(to_handler),
@@ -141,6 +146,14 @@ class _FloorHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("ETag", f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"')
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def do_GET(self) -> None:
+        path = self.root / hashlib.md5(self.path.encode(), usedforsecurity=False).hexdigest()
+        body = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         return
