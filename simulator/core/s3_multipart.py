@@ -3,7 +3,7 @@
 ListParts (`ListPartsResult`), ListMultipartUploads (`ListMultipartUploadsResult`, uploads
 sorted by key and then by upload id, which begins with the initiation time; with prefix,
 delimiter, key-marker and upload-id-marker, max-uploads) and `CopyPartResult`, in the element
-order of S3's API reference.
+order of the examples in S3's API reference.
 """
 
 from __future__ import annotations
@@ -71,12 +71,12 @@ def list_parts_xml(
     return (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<ListPartsResult xmlns="{NS}">'
         f"<Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key>"
-        f"<UploadId>{upload_id}</UploadId><PartNumberMarker>{marker}</PartNumberMarker>"
+        f"<UploadId>{upload_id}</UploadId><Initiator>{OWNER}</Initiator><Owner>{OWNER}</Owner>"
+        f"<StorageClass>STANDARD</StorageClass><PartNumberMarker>{marker}</PartNumberMarker>"
         f"<NextPartNumberMarker>{next_marker}</NextPartNumberMarker>"
         f"<MaxParts>{max_parts}</MaxParts>"
         f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{items}"
-        f"<Initiator>{OWNER}</Initiator><Owner>{OWNER}</Owner>"
-        "<StorageClass>STANDARD</StorageClass></ListPartsResult>"
+        "</ListPartsResult>"
     ).encode()
 
 
