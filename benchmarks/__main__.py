@@ -256,7 +256,7 @@ def _s3_rows(r: dict[str, Any], add: Any) -> None:
     )
     for name in ("p50", "p99"):
         add(
-            f"S3 PutObject -> handler entry {name} ms",
+            f"S3 PutObject (one per 20 ms) -> handler entry {name} ms",
             ("s3_api", "put_to_handler_ms", name),
             "-",
             True,

@@ -1,7 +1,8 @@
 """The S3 API workloads: PutObject of 1 KiB objects and GetObject of a 1 MiB one, with boto3.
 
-PutObject is timed from boto3's call to its return (the request latency), and to the entry of
-the handler its event runs (the write's whole path). In the same run, alternating with the
+PutObject is timed from boto3's call to its return (the request latency, puts back to back),
+and, for puts one every 20 ms, to the entry of the handler its event runs (the write's whole
+path). In the same run, alternating with the
 simulator's, the request latency is measured on a floor: boto3 against a minimal HTTP server
 (`python -m benchmarks.s3_api floor DIR`, a process of its own as the simulator is) that
 writes the body to a file and answers 200 (for GetObject, sends the file back). Targets:
@@ -40,11 +41,13 @@ def client(endpoint: str) -> Any:
     )
 
 
-def puts(s3: Any, bucket: str, count: int, prefix: str = "put") -> tuple[dict[str, int], list[int]]:
-    """Sequential PutObjects: (key -> call start ns, request durations ns)."""
+def puts(
+    s3: Any, bucket: str, count: int, prefix: str = "put", first: int = 0
+) -> tuple[dict[str, int], list[int]]:
+    """Sequential PutObjects into one folder: (key -> call start ns, request durations ns)."""
     started: dict[str, int] = {}
     durations = []
-    for i in range(count):
+    for i in range(first, first + count):
         key = f"{prefix}/p{i:05d}.dat"
         t0 = time.monotonic_ns()
         s3.put_object(Bucket=bucket, Key=key, Body=PAYLOAD)
@@ -85,14 +88,18 @@ def run(count: int, gets: int) -> dict[str, Any]:
             durations: list[int] = []
             floor_durations: list[int] = []
             for i in range(count):
-                more, took = puts(s3, "bench", 1, f"put{i:05d}")
+                more, took = puts(s3, "bench", 1, first=i)
                 started.update(more)
                 durations += took
-                floor_durations += puts(floor_s3, "bench", 1, f"put{i:05d}")[1]
+                floor_durations += puts(floor_s3, "bench", 1, first=i)[1]
             entries = _wait(root / "entries.tsv", 20 + count)
-            to_handler = [entries[k][0] - t0 for k, t0 in started.items() if k in entries]
+            lost = count - sum(k in entries for k in started)
+            paced = _paced_puts(s3, count // 4)  # one every 20 ms: no queue builds up
+            entries = _wait(root / "entries.tsv", 20 + count + len(paced))
+            to_handler = [entries[k][0] - t0 for k, t0 in paced.items() if k in entries]
+            lost += len(paced) - len(to_handler)
             (ws / "buckets/bench/big.bin").write_bytes(BIG)
-            _wait(root / "entries.tsv", 21 + count)  # its event handled: the simulator is idle
+            _wait(root / "entries.tsv", 21 + count + len(paced))  # handled: the simulator idles
             mb_per_s = _get_rate(s3, "bench", "big.bin", gets)
             floor_s3.put_object(Bucket="bench", Key="big.bin", Body=BIG)
             floor_mb_per_s = _get_rate(floor_s3, "bench", "big.bin", gets)
@@ -108,10 +115,22 @@ def run(count: int, gets: int) -> dict[str, Any]:
         "s3_api": {
             "request_ms": put_summary(durations),
             "put_to_handler_ms": summary_ms(to_handler),
-            "lost": count - len(to_handler),
+            "lost": lost,
             "get_1mib_mb_per_s": mb_per_s,
         },
     }
+
+
+def _paced_puts(s3: Any, count: int, interval_s: float = 0.02) -> dict[str, int]:
+    """PutObjects at a steady pace, as the file-drop latency workload writes: the time to the
+    handler without the queueing that back-to-back puts at full speed build up."""
+    started: dict[str, int] = {}
+    next_at = time.monotonic()
+    for i in range(count):
+        started.update(puts(s3, "bench", 1, "paced", first=i)[0])
+        next_at += interval_s
+        time.sleep(max(0.0, next_at - time.monotonic()))  # the load generator's pacing
+    return started
 
 
 def _get_rate(s3: Any, bucket: str, key: str, count: int) -> float:

@@ -5,6 +5,7 @@ recordings in /work/shared/reference, the error texts S3 users quote)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
@@ -489,3 +490,21 @@ def test_outside_us_east_1_a_bucket_needs_its_region_and_exists_once(tmp_path: P
             "endpoint this request was sent to."
         )
         assert s3.get_bucket_location(Bucket="paris-data")["LocationConstraint"] == "eu-west-1"
+
+
+def test_a_put_into_a_new_folder_fires_without_waiting_to_settle(tmp_path: Path) -> None:
+    """watchdog reports a file in a folder it has just started watching by a walk, with no
+    close event, so such files settle first; one the API renamed into place is whole."""
+    ws = api_workspace(tmp_path)
+    config = yaml.safe_load((ws / "config.yaml").read_text())
+    config["simulator"]["settle_ms"] = 10_000  # the most: a settling file fires after 10 s
+    (ws / "config.yaml").write_text(yaml.safe_dump(config))
+    with running(ws) as (_, log):
+        s3 = client(ws)
+        for i in range(3):
+            sent = dt.datetime.now(dt.UTC)
+            s3.put_object(Bucket="inbox", Key=f"new-{i}/deeper/file.txt", Body=b"x")
+            key = f"new-{i}/deeper/file.txt"
+            (created,) = log.wait_for(log.named("s3.object_created", key=key), timeout=60)
+            fired = dt.datetime.fromisoformat(created["timestamp"])
+            assert (fired - sent).total_seconds() < 9, created  # not held to settle
