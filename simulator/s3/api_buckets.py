@@ -61,7 +61,7 @@ class Buckets:
             return web.Response(headers={"Location": f"/{bucket}"})
         if folder.exists() or folder.is_symlink():
             raise S3Error("InvalidBucketName", 400, "The specified bucket is not valid.", bucket)
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)  # a concurrent CreateBucket made it: fine
         await _in_executor(lambda: self._add_entry(bucket))
         log.info("bucket.created", bucket=bucket)
         return web.Response(headers={"Location": f"/{bucket}"})
@@ -70,8 +70,12 @@ class Buckets:
         if _holds_objects(folder):
             raise s3_buckets.not_empty(bucket)
         self._abort_uploads(bucket)
+        try:
+            shutil.rmtree(folder)  # what is left is noise and empty folders
+        except OSError as exc:
+            message = f"s3sim could not remove the bucket's folder {folder}: {exc}"
+            raise S3Error("InternalError", 500, message, bucket) from None
         await _in_executor(lambda: self._remove_entry(bucket))
-        shutil.rmtree(folder, ignore_errors=True)  # what is left is noise and empty folders
         log.info("bucket.deleted", bucket=bucket)
         return web.Response(status=204)
 
