@@ -365,6 +365,10 @@ def test_upload_part_copy_list_parts_and_list_multipart_uploads(api: API) -> Non
     assert [u["UploadId"] for u in after["Uploads"]] == [ids["c"][1]]
     past_key = s3.list_multipart_uploads(Bucket="results", KeyMarker="b")
     assert [u["UploadId"] for u in past_key["Uploads"]] == ids["c"]
+    s3.create_multipart_upload(Bucket="inbox", Key="a b/ü.txt")
+    encoded = s3.list_multipart_uploads(Bucket="inbox", EncodingType="url", Delimiter="/")
+    assert encoded["EncodingType"] == "url"  # botocore leaves the keys as S3 sent them
+    assert [p["Prefix"] for p in encoded["CommonPrefixes"]] == ["a%20b/"]
     under = s3.list_multipart_uploads(Bucket="results", Prefix="a/")
     assert [u["Key"] for u in under["Uploads"]] == ["a/1", "a/2"] and under["Prefix"] == "a/"
     paginator = s3.get_paginator("list_multipart_uploads")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from simulator.core.s3_api import NS, S3Error, iso
@@ -134,7 +135,14 @@ def list_uploads_xml(
     key_marker: str,
     upload_id_marker: str,
     max_uploads: int,
+    encode: bool = False,
 ) -> bytes:
+    """ListMultipartUploadsResult; with encoding-type=url, keys, prefixes, the delimiter and
+    the key markers percent-encoded (as S3 documents) and EncodingType given."""
+
+    def shown(text: str) -> str:
+        return escape(quote(text, safe="/") if encode else text)
+
     last_key = last_id = ""
     if page.uploads:
         last_key, last_id = page.uploads[-1].key, page.uploads[-1].upload_id
@@ -142,24 +150,26 @@ def list_uploads_xml(
         last_key, last_id = page.prefixes[-1], ""
     parts = [
         f'<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult xmlns="{NS}">',
-        f"<Bucket>{escape(bucket)}</Bucket><KeyMarker>{escape(key_marker)}</KeyMarker>",
+        f"<Bucket>{escape(bucket)}</Bucket><KeyMarker>{shown(key_marker)}</KeyMarker>",
         f"<UploadIdMarker>{escape(upload_id_marker)}</UploadIdMarker>",
-        f"<NextKeyMarker>{escape(last_key)}</NextKeyMarker><Prefix>{escape(prefix)}</Prefix>",
+        f"<NextKeyMarker>{shown(last_key)}</NextKeyMarker><Prefix>{shown(prefix)}</Prefix>",
     ]
     if delimiter:
-        parts.append(f"<Delimiter>{escape(delimiter)}</Delimiter>")
+        parts.append(f"<Delimiter>{shown(delimiter)}</Delimiter>")
     parts.append(f"<NextUploadIdMarker>{last_id}</NextUploadIdMarker>")
     parts.append(f"<MaxUploads>{max_uploads}</MaxUploads>")
     parts.append(f"<IsTruncated>{'true' if page.truncated else 'false'}</IsTruncated>")
     for u in page.uploads:
         parts.append(
-            f"<Upload><Key>{escape(u.key)}</Key><UploadId>{u.upload_id}</UploadId>"
+            f"<Upload><Key>{shown(u.key)}</Key><UploadId>{u.upload_id}</UploadId>"
             f"<Initiator>{OWNER}</Initiator><Owner>{OWNER}</Owner>"
             f"<StorageClass>STANDARD</StorageClass><Initiated>{iso(u.initiated_ns)}</Initiated>"
             "</Upload>"
         )
     for p in page.prefixes:
-        parts.append(f"<CommonPrefixes><Prefix>{escape(p)}</Prefix></CommonPrefixes>")
+        parts.append(f"<CommonPrefixes><Prefix>{shown(p)}</Prefix></CommonPrefixes>")
+    if encode:
+        parts.append("<EncodingType>url</EncodingType>")
     parts.append("</ListMultipartUploadsResult>")
     return "".join(parts).encode()
 

@@ -39,8 +39,9 @@ def list_uploads(uploads_dir: Path, bucket: str, query: dict[str, str]) -> web.R
     page = s3_multipart.uploads_page(
         _uploads(uploads_dir, bucket), prefix, delimiter, key_marker, id_marker, max_uploads
     )
+    encode = query.get("encoding-type") == "url"
     body = s3_multipart.list_uploads_xml(
-        bucket, page, prefix, delimiter, key_marker, id_marker, max_uploads
+        bucket, page, prefix, delimiter, key_marker, id_marker, max_uploads, encode
     )
     return web.Response(body=body, content_type="application/xml")
 
