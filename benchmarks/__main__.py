@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import harness
+from benchmarks import harness, s3_api
 from benchmarks import scenarios as sc
 
 
@@ -47,6 +47,7 @@ def run(quick: bool) -> dict[str, Any]:
     objects, changed = (20000, 2000) if quick else (100000, 10000)
     results["startup"] = sc.startup(objects, changed)
     results["validate_rules"] = sc.validate_rules(100000)  # the same size in --quick
+    results.update(run_s3(quick))
     if not quick:
         growth = {}
         for label, kwargs in (
@@ -58,6 +59,12 @@ def run(quick: bool) -> dict[str, Any]:
         results["growth_2000_files"] = growth
     results["elapsed_s"] = round(time.monotonic() - t0, 1)
     return results
+
+
+def run_s3(quick: bool) -> dict[str, Any]:
+    """The S3 API's PutObject (against its floor, in the same run) and GetObject."""
+    n_puts, n_gets = (200, 50) if quick else (1000, 200)
+    return s3_api.run(n_puts, n_gets)
 
 
 def _spread_burst(p: Any, count: int) -> dict[str, Any]:
@@ -135,6 +142,10 @@ def table(r: dict[str, Any], before: dict[str, Any] | None = None) -> str:
             )
         )
 
+    if "s3_api" in r:
+        _s3_rows(r, add)
+    if "latency" not in r:  # --s3-only
+        return _render(rows)
     lat, flat, plat = r["latency"], r["floor_latency"], r["pipe_floor_latency"]
     add(
         "latency p50 ms",
@@ -217,6 +228,49 @@ def table(r: dict[str, Any], before: dict[str, Any] | None = None) -> str:
             "linear",
             True,
         )
+    return _render(rows)
+
+
+def _s3_rows(r: dict[str, Any], add: Any) -> None:
+    req, floor = r["s3_api"]["request_ms"], r["s3_floor_put"]["request_ms"]
+    add(
+        "S3 PutObject 1 KiB request p50 ms",
+        ("s3_api", "request_ms", "p50"),
+        "< 5 ms, <= 2x floor",
+        req["p50"] < 5 and req["p50"] <= 2 * floor["p50"],
+        floor["p50"],
+    )
+    add(
+        "S3 PutObject 1 KiB request p99 ms",
+        ("s3_api", "request_ms", "p99"),
+        "-",
+        True,
+        floor["p99"],
+    )
+    add(
+        "S3 PutObject 1 KiB puts/s (one client)",
+        ("s3_api", "request_ms", "puts_per_s"),
+        "-",
+        True,
+        floor["puts_per_s"],
+    )
+    for name in ("p50", "p99"):
+        add(
+            f"S3 PutObject (one per 20 ms) -> handler entry {name} ms",
+            ("s3_api", "put_to_handler_ms", name),
+            "-",
+            True,
+        )
+    add(
+        "S3 GetObject 1 MiB MB/s",
+        ("s3_api", "get_1mib_mb_per_s"),
+        "> 200 MB/s",
+        r["s3_api"]["get_1mib_mb_per_s"] > 200,
+        r["s3_floor_put"].get("get_1mib_mb_per_s"),
+    )
+
+
+def _render(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
@@ -236,9 +290,17 @@ def main() -> None:
         help="an earlier results file (e.g. the previous commit's): its simulator figures "
         "become a column, and burst throughput must not be below them",
     )
+    parser.add_argument(
+        "--s3-only", action="store_true", help="only the S3 API's PutObject and GetObject workloads"
+    )
     args = parser.parse_args()
     before = json.loads(args.before.read_text()) if args.before else None
-    results = run(args.quick)
+    if args.s3_only:
+        t0 = time.monotonic()
+        results = {"quick": args.quick, "machine": platform.platform(), **run_s3(args.quick)}
+        results["elapsed_s"] = round(time.monotonic() - t0, 1)
+    else:
+        results = run(args.quick)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results, before))

@@ -29,6 +29,7 @@ class S3Error(Exception):
     status: int
     message: str
     resource: str = ""
+    arguments: tuple[tuple[str, str], ...] = ()  # (element, text): ArgumentName, ArgumentValue
 
 
 def no_such_bucket(bucket: str) -> S3Error:
@@ -64,9 +65,19 @@ def error_xml(error: S3Error, request_id: str) -> bytes:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<Error><Code>{error.code}</Code><Message>{escape(error.message)}</Message>"
-        f"<Resource>{escape(error.resource)}</Resource><RequestId>{request_id}</RequestId>"
+        + "".join(f"<{name}>{escape(text)}</{name}>" for name, text in error.arguments)
+        + f"<Resource>{_xml_text(error.resource)}</Resource><RequestId>{request_id}</RequestId>"
         "</Error>"
     ).encode()
+
+
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    """Text for an XML element; characters XML 1.0 cannot hold (a NUL in a refused key)
+    percent-encoded, so the error stays readable by every client."""
+    return escape(_NOT_XML.sub(lambda m: f"%{ord(m.group()):02X}", text))
 
 
 def iso(mtime_ns: int) -> str:

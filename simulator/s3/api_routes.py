@@ -6,6 +6,7 @@ stays off the simulator's start-up path.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import errno
@@ -30,7 +31,8 @@ from simulator.core.config import Config
 from simulator.core.s3_api import S3Error
 from simulator.core.s3_events import Origin
 from simulator.core.s3_meta import ObjectMeta
-from simulator.s3 import api_tagging
+from simulator.s3 import api_multipart, api_tagging
+from simulator.s3.api_buckets import Buckets
 from simulator.s3.api_writes import ApiWrites, Ids
 from simulator.s3.metadata import MetadataStore, identity
 from simulator.serving import Credentials, SigV4Problem, chunk_signing, verify_sigv4
@@ -94,6 +96,7 @@ class Routes:
         self._uploads = buckets_dir.parent / ".s3sim" / "uploads"  # multipart parts
         self._meta = MetadataStore(buckets_dir.parent / ".s3sim" / "metadata.sqlite3")
         self._tagging = api_tagging.Tagging(self._meta, writes, self._file_etag, self._verify_body)
+        self._bucket_ops = Buckets(buckets_dir, config)
 
     def close(self) -> None:
         self._meta.close()
@@ -105,6 +108,7 @@ class Routes:
         try:
             bucket, key = self._address(request)
             self._authenticate(request)
+            await _continue(request)
             ids = (
                 request_id,
                 id2,
@@ -145,8 +149,12 @@ class Routes:
             if method == "GET":
                 return self._list_buckets()
             raise S3Error("MethodNotAllowed", 405, "The specified method is not allowed.")
+        if not key and method == "PUT" and not query:
+            return await self._bucket_ops.create(request, bucket)
         folder = self._bucket(bucket)
         if not key:
+            if method in ("DELETE", "PUT") or "uploads" in query:
+                return await self._bucket_write(request, method, query, bucket, folder)
             if method == "HEAD":
                 return web.Response(headers={"x-amz-bucket-region": self._config().region})
             if method == "GET" and "location" in query:
@@ -157,8 +165,7 @@ class Routes:
             if method == "GET" and query.get("list-type") == "2":
                 return self._list_v2(bucket, folder, query)
             if method == "GET" and "notification" in query:
-                notifications = self._config().buckets.get(bucket)
-                body = s3_api.notification_xml(notifications.notifications if notifications else ())
+                body = s3_api.notification_xml(self._bucket_ops.notifications(bucket))
                 return web.Response(body=body, content_type="application/xml")
             if method == "POST" and "delete" in query:
                 return await self._delete_many(request, bucket, folder, ids)
@@ -191,6 +198,23 @@ class Routes:
             return self._delete(bucket, path, key, ids)
         raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
 
+    async def _bucket_write(
+        self,
+        request: web.BaseRequest,
+        method: str,
+        query: dict[str, str],
+        bucket: str,
+        folder: Path,
+    ) -> web.StreamResponse:
+        """DeleteBucket, PutBucketNotificationConfiguration, ListMultipartUploads."""
+        if method == "DELETE" and not query:
+            return await self._bucket_ops.delete(bucket, folder)
+        if method == "PUT" and set(query) == {"notification"}:
+            return await self._bucket_ops.put_notification(request, bucket)
+        if method == "GET" and "uploads" in query:
+            return api_multipart.list_uploads(self._uploads, bucket, query)
+        raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
+
     async def _multipart(
         self,
         request: web.BaseRequest,
@@ -203,6 +227,11 @@ class Routes:
     ) -> web.StreamResponse:
         if method == "POST" and "uploads" in query:
             return self._create_upload(request, bucket, key)
+        if method == "GET" and "uploadId" in query:
+            parts_dir = self._upload_dir(query["uploadId"], bucket, key)
+            return api_multipart.list_parts(parts_dir, bucket, key, query["uploadId"], query)
+        if method == "PUT" and "partNumber" in query and "x-amz-copy-source" in request.headers:
+            return self._upload_part_copy(request, bucket, key, query)
         if method == "PUT" and "partNumber" in query:
             return await self._upload_part(request, bucket, key, query)
         if method == "POST":
@@ -211,6 +240,25 @@ class Routes:
         if method == "DELETE":
             return self._abort_upload(bucket, key, query["uploadId"])
         raise S3Error("NotImplemented", 501, "This operation is not implemented by s3sim.")
+
+    def _upload_part_copy(
+        self, request: web.BaseRequest, bucket: str, key: str, query: dict[str, str]
+    ) -> web.Response:
+        parts_dir = self._upload_dir(query["uploadId"], bucket, key)
+        number = api_multipart.part_number(query)
+        src_folder, src_key = self._copy_source(request)
+        source = _inside(src_folder, src_key)
+        range_header = request.headers.get("x-amz-copy-source-range")
+        return api_multipart.upload_part_copy(parts_dir, number, source, src_key, range_header)
+
+    def _copy_source(self, request: web.BaseRequest) -> tuple[Path, str]:
+        """x-amz-copy-source (`/bucket/key`, URL-encoded) -> (bucket folder, key)."""
+        source = unquote(request.headers["x-amz-copy-source"].split("?", 1)[0]).lstrip("/")
+        src_bucket, _, src_key = source.partition("/")
+        problem = s3_api.key_problem(src_key)
+        if problem is not None:
+            raise problem
+        return self._bucket(src_bucket), src_key
 
     def _bucket(self, bucket: str) -> Path:
         folder = self._buckets / bucket
@@ -275,12 +323,9 @@ class Routes:
         """CopyObject: the source (`/bucket/key`, URL-encoded) copied to a temporary file in
         the target bucket and renamed into place, with the source's attributes or the
         request's (the metadata and tagging directives); fires ObjectCreated:Copy."""
-        source = unquote(request.headers["x-amz-copy-source"].split("?", 1)[0]).lstrip("/")
-        src_bucket, _, src_key = source.partition("/")
-        problem = s3_api.key_problem(src_key)
-        if problem is not None:
-            raise problem
-        src = _inside(self._bucket(src_bucket), src_key)
+        src_folder, src_key = self._copy_source(request)
+        src_bucket = src_folder.name
+        src = _inside(src_folder, src_key)  # a link in the source bucket may not lead out
         if not src.is_file():
             raise s3_api.no_such_key(src_key)
         src_st = os.stat(src)
@@ -325,11 +370,15 @@ class Routes:
             raise S3Error("MalformedXML", 400, message) from None
         deleted, errors = [], []
         for key in keys:
-            problem = s3_api.key_problem(key)
-            if problem is not None:
-                errors.append((key, problem.code, problem.message))
+            try:
+                problem = s3_api.key_problem(key)
+                if problem is not None:
+                    raise problem
+                path = _inside(folder, key)  # a link in the bucket may not lead out
+            except S3Error as refused:
+                errors.append((key, refused.code, refused.message))
                 continue
-            self._delete(bucket, folder / key, key, ids)
+            self._delete(bucket, path, key, ids)
             deleted.append(key)
         body = s3_api.delete_result_xml([] if quiet else deleted, errors)
         return web.Response(body=body, content_type="application/xml")
@@ -430,14 +479,7 @@ class Routes:
             if head:
                 return response
             await response.prepare(request)
-            f.seek(first)
-            remaining = length
-            while remaining > 0:
-                chunk = f.read(min(_CHUNK, remaining))
-                if not chunk:
-                    break
-                await response.write(chunk)
-                remaining -= len(chunk)
+            await _send_file(request, response, f, first, length)
         await response.write_eof()
         return response
 
@@ -544,7 +586,6 @@ class Routes:
         checksum gets S3's default one (CRC64NVME)."""
         content_sha = request.headers.get("x-amz-content-sha256", _UNSIGNED)
         decoder = self._decoder(request, content_sha)
-        await _continue(request)
         md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
         checksums = _checksums(request.headers)
         if default_checksum and not checksums and _supported(_DEFAULT_CHECKSUM):
@@ -649,7 +690,7 @@ class Routes:
         """The upload's folder, its target and the attributes the object gets at Complete."""
         stored, user = s3_meta.from_request(request.headers)
         tags = s3_meta.parse_tagging_header(request.headers.get("x-amz-tagging", ""))
-        upload_id = uuid.uuid4().hex
+        upload_id = api_multipart.new_upload_id()
         folder = self._uploads / upload_id
         folder.mkdir(parents=True)
         (folder / _UPLOAD_META).write_text(
@@ -810,9 +851,27 @@ _GET_PARAMS = {"versionId", "partNumber"} | {
 def _inside(folder: Path, key: str) -> Path:
     """The key's path, refused if it (or a folder on the way) is a link leaving the bucket."""
     path = folder / key
-    if not _is_inside(str(folder), str(path)):
+    if _has_link(str(folder), key) and not _is_inside(str(folder), str(path)):
         raise S3Error("AccessDenied", 403, "s3sim: this key leads outside its bucket", key)
     return path
+
+
+def _has_link(folder: str, key: str) -> bool:
+    """Whether a component of the key's path is a symlink (or cannot be told): only then is
+    the whole path resolved, which costs an lstat per component from the file system's root
+    on every request. The bucket folder itself is never a link (`_bucket` refuses it) and the
+    key's segments are checked already (no '.', '..', or empty ones)."""
+    current = folder
+    for segment in key.split("/"):
+        current = f"{current}/{segment}"
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return True
+        except (FileNotFoundError, NotADirectoryError):
+            return False  # nothing below exists yet: nothing can lead out
+        except OSError:
+            return True
+    return False
 
 
 def _is_inside(root: str, path: str) -> bool:
@@ -905,14 +964,37 @@ def _encoded(checksums: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     )
 
 
+async def _send_file(
+    request: web.BaseRequest, response: web.StreamResponse, f: Any, first: int, length: int
+) -> None:
+    """The bytes with sendfile(2) (no copies through Python), after the headers are out; read
+    and written in chunks where the transport cannot (as aiohttp's FileResponse does)."""
+    transport = request.transport
+    if transport is not None and length > 0:
+        try:
+            # StreamResponse wrote its headers to the transport on prepare; asyncio's
+            # sendfile waits for the transport's buffer to drain before it starts
+            await asyncio.get_running_loop().sendfile(transport, f, first, length)
+            return
+        except NotImplementedError:
+            pass
+    f.seek(first)
+    remaining = length
+    while remaining > 0:
+        chunk = f.read(min(_CHUNK, remaining))
+        if not chunk:
+            break
+        await response.write(chunk)
+        remaining -= len(chunk)
+
+
 async def _continue(request: web.BaseRequest) -> None:
-    """The interim `100 Continue` a client waits for before sending the body: botocore sends
-    PutObject and UploadPart with `Expect: 100-continue` and otherwise waits a second per
-    request. Sent once the request is authenticated and about to be read, as S3 does (an
-    error before that goes out instead, and the body is never sent)."""
+    """`Expect: 100-continue` (botocore sends it with PutObject and UploadPart bodies) is
+    answered once the request is authenticated, as S3 does; unanswered, the client waits a
+    second before it sends the body anyway. aiohttp's low-level server leaves this to us."""
     if request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1):
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request.writer.output_size = 0
+        request.writer.output_size = 0  # the response's own size starts after it
 
 
 async def _discard_body(request: web.BaseRequest, response: web.StreamResponse) -> None:

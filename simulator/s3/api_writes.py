@@ -68,6 +68,14 @@ class ApiWrites:
                 for k in [k for k, e in self._expected.items() if now - e.at > EXPIRY_S]:
                     del self._expected[k]
 
+    def pending(self, bucket: str, key: str) -> bool:
+        """Whether the API wrote this key and the watcher has not reported it yet: such a file
+        was renamed into place whole, so it needs no settling (a file in a folder the API
+        just made is reported by watchdog's walk of the folder, with no close event)."""
+        with self._lock:
+            found = self._expected.get((bucket, key))
+            return found is not None and found.md5 != "" and time.monotonic() - found.at <= EXPIRY_S
+
     def claim(self, bucket: str, key: str, md5: str) -> Origin | None:
         """The origin of the write that left these bytes (md5 "" for a delete), once."""
         with self._lock:

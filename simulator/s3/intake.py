@@ -288,6 +288,9 @@ class Intake:
 
     # -- decisions ---------------------------------------------------------------------------
     def _settle(self, path: str, bucket: str, key: str) -> None:
+        if self._api_writes.pending(bucket, key):  # renamed into place whole by the S3 API
+            self._put_now(path, bucket, key)
+            return
         self._timers.settle(path, time.monotonic(), self._quiet_s())
 
     def _delete_later(self, path: str, bucket: str, key: str) -> None:

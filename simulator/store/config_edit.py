@@ -513,3 +513,96 @@ def _replace(path: Path, text: str) -> None:
         raise SimulatorError(
             f"could not write {path}: {exc.strerror or exc}; nothing was changed"
         ) from None
+
+
+# -- block-style values and removals (the S3 API's bucket and notification writes) --------------
+def set_block(text: str, path: list[str], value: Any) -> str:
+    """`text` with the value at `path` set to `value` written in block style (a list of
+    notification rules reads better as lines than as one flow line): the key's own lines are
+    replaced, or new lines inserted beside its siblings. Where the layout is flow style or
+    empty, falls back to `set_in_text`. Raises SpliceError when the result would not be
+    exactly that document."""
+    root = yaml.compose(text, Loader=LOADER)
+    if not isinstance(root, MappingNode) or root.flow_style or not root.value:
+        return set_in_text(text, path, value)
+    parent = root
+    for depth, key in enumerate(path):
+        entry = _entry(parent, key)
+        if entry is None:
+            column = parent.value[0][0].start_mark.column
+            lines = _block_value(column, path[depth:], value)
+            edit = _insert_after_line(text, _span_end(parent.value[-1][1]), lines)
+            return _checked(text, _apply(text, [edit]), path, value)
+        key_node, child = entry
+        empty = _is_empty(child)
+        if depth == len(path) - 1 or empty:
+            start = _line_start(text, key_node.start_mark.index)
+            if text[start : key_node.start_mark.index].strip():
+                return set_in_text(text, path, value)  # `- key:` or `{key: ...}` on one line
+            end = _line_end(text, _span_end(child))
+            lines = _block_value(key_node.start_mark.column, path[depth:], value)
+            return _checked(text, text[:start] + lines + text[end:], path, value)
+        if not isinstance(child, MappingNode) or child.flow_style or not child.value:
+            return set_in_text(text, path, value)
+        parent = child
+    raise SpliceError("an empty path")  # unreachable: the loop returns
+
+
+def remove_in_text(text: str, path: list[str]) -> str:
+    """`text` without the entry at `path` (its lines, in block style); unchanged when there
+    is no such entry. Raises SpliceError when the result would not be exactly that document."""
+    raw = yaml.load(text, Loader=LOADER)
+    parent_value = raw
+    for key in path[:-1]:
+        parent_value = parent_value.get(key) if isinstance(parent_value, Mapping) else None
+    if not isinstance(parent_value, Mapping) or path[-1] not in parent_value:
+        return text
+    kept = {k: v for k, v in parent_value.items() if k != path[-1]}
+    root = yaml.compose(text, Loader=LOADER)
+    parent: Node | None = root
+    for key in path[:-1]:
+        parent = _child(parent, key) if isinstance(parent, MappingNode) else None
+    if not isinstance(parent, MappingNode) or parent.flow_style:
+        return set_in_text(text, path[:-1], kept)
+    entry = _entry(parent, path[-1])
+    assert entry is not None  # the loaded value holds it
+    key_node, child = entry
+    start = _line_start(text, key_node.start_mark.index)
+    if text[start : key_node.start_mark.index].strip():
+        return set_in_text(text, path[:-1], kept)
+    end = min(_line_end(text, _span_end(child)) + 1, len(text))
+    new_text = text[:start] + text[end:]
+    actual = yaml.load(new_text, Loader=LOADER)
+    for key in path[:-1]:
+        actual = actual.get(key) if isinstance(actual, Mapping) else None
+    if _norm(actual or {}) != _norm(kept):
+        raise SpliceError(
+            f"cannot remove {'.'.join(path)} in place in this layout; nothing was written, "
+            f"edit config.yaml by hand"
+        )
+    return new_text
+
+
+def _block_value(column: int, path: list[str], value: Any) -> str:
+    """`key:` and the value below it as block YAML (leaf lists and maps in flow style),
+    indented to `column`; no trailing newline."""
+    dumped = yaml.safe_dump(
+        {path[0]: _nested(path[1:], value)},
+        sort_keys=False,
+        default_flow_style=None,
+        width=1 << 30,
+        allow_unicode=True,
+    )
+    return "\n".join(" " * column + line for line in dumped.rstrip("\n").split("\n"))
+
+
+def _is_empty(node: Node) -> bool:
+    """`{}`, `~` or nothing: a value whose line can be rewritten whole."""
+    if isinstance(node, MappingNode):
+        return not node.value
+    return isinstance(node, ScalarNode) and _construct(node) is None
+
+
+def _checked(old_text: str, new_text: str, path: list[str], value: Any) -> str:
+    _check_result(old_text, new_text, path, value)
+    return new_text
