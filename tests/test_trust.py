@@ -98,11 +98,12 @@ def small_disk(tmp_path: Path) -> Any:
 
 def fill(disk: Path) -> Path:
     filler = disk / "filler"
-    with open(filler, "wb") as f:
+    # Unbuffered: a buffered file would keep the bytes that did not fit and raise ENOSPC
+    # again when closed.
+    with open(filler, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * (1 << 16))
-                f.flush()
         except OSError:
             pass
     return filler
