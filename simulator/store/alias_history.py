@@ -177,9 +177,13 @@ def reconcile(
     recorded: list[Change] = []
     for function, alias in sorted(names):
         now = routing_of(config, function, alias)
+        # Pending notes first, then the last settled change: a command's note settles between
+        # the two reads at worst, and is then seen as the last change (read the other way
+        # round, it would be in neither, and its change taken for a hand edit).
+        pending = _pending(journal, function, alias)
         before = last(journal, function, alias)
         old = before.new if before is not None else (None, {})
-        if same(old, now) or any(same(p, now) for p in _pending(journal, function, alias)):
+        if same(old, now) or any(same(p, now) for p in pending):
             continue
         cause = HAND_EDIT if before is not None else FIRST_SEEN
         record(journal, function, alias, old, now, cause, "config.yaml")
