@@ -352,6 +352,8 @@ class Environment:
         self._drain_idle()
         output = _Capped(on_output, self._log_limit, self._init_output)
         self._init_output = 0
+        if not self.peak_mb:  # a handler that exits at once leaves nothing to read after it
+            self.peak_mb = _rss_mb(self.pid)
         started = time.perf_counter()
         assert self._endpoint is not None
         work = Work(
