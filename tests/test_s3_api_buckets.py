@@ -1,7 +1,7 @@
 """The S3 API's bucket writes (CreateBucket, DeleteBucket, PutBucketNotificationConfiguration)
 and multipart extras (UploadPartCopy, ListParts, ListMultipartUploads), driven by boto3 and
 the aws CLI against a running simulator. Expected texts are S3's (API reference, the
-recordings in /work/shared/reference, the error texts S3 users quote)."""
+recordings in the shared AWS reference, the error texts S3 users quote)."""
 
 from __future__ import annotations
 

@@ -31,17 +31,7 @@ def shifter(
     def edit_alias(
         function: str, alias: str, version: str, weights: dict[str, float], cause: str, detail: str
     ) -> None:
-        alias_history.set_alias(
-            journal,
-            ws.config,
-            ws.state / "config-edit.lock",
-            store,
-            function,
-            alias,
-            (version, weights),
-            cause,
-            detail,
-        )
+        actions.edit(ws, journal, store, function, alias, (version, weights), cause, detail)
         source.reload()  # now, not when the watcher reports the write: the split is exact
 
     def invoke_hook(name: str, event: dict[str, Any]) -> tuple[bool, str]:
@@ -108,10 +98,9 @@ def api_alias_edit(
         if d is not None:
             log.info("shift.requested", deployment_id=d.id, function=function, alias=alias)
         return
-    alias_history.set_alias(
+    actions.edit(
+        ws,
         journal,
-        ws.config,
-        ws.state / "config-edit.lock",
         store,
         function,
         alias,
