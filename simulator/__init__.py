@@ -19,7 +19,8 @@ The package map (tests/test_architecture.py enforces who may import whom):
                (weights on schedule, hooks, automatic rollback), the local CodeDeploy
                endpoint, the shift chart; it may import lambdas, nothing imports it but
                the wiring
-    runtime    the composition root: starts, supervises and stops every part
+    runtime    the composition root: starts, supervises and stops every part; cli_requests:
+               the requests the CLI leaves in the journal (replay, refire, sync, idle)
     commands   what each CLI command does; cli: argv -> exit code
     logs       the structlog pipeline (JSON-lines file and console); errors: the exception
                tree; testing: `s3sim run` as a child process, for tests and scripts

@@ -5,8 +5,9 @@ Start: lock the workspace -> logging -> journal -> versions (seals the unseen) -
 -> delivery (resumes pending work) -> intake thread -> watcher (observer thread) -> start-up scan
 -> ready. A part that fails to start stops every part started before it, in reverse.
 Supervise (the caller's thread, `s3sim run`'s main thread): the watcher's owner (it replaces a
-watcher that lost its folder or hit the watch limit), CLI requests (replay, refire) twice a
-second, housekeeping once a second (state folder check, idle reaping, status.json).
+watcher that lost its folder or hit the watch limit), CLI requests (replay, refire, sync, idle:
+`cli_requests`) twice a second, housekeeping once a second (state folder check, idle reaping,
+status.json).
 Stop (after the supervisor returned): watcher -> intake (commits what it holds) -> delivery
 (lets in-flight invocations end) -> pool (kills environments) -> journal -> lock.
 
@@ -31,7 +32,7 @@ from typing import Any
 
 import structlog
 
-from simulator import logs, serving
+from simulator import cli_requests, logs, serving
 from simulator.core import keys, lambda_env
 from simulator.core.arn import FunctionArn
 from simulator.core.config import Config
@@ -55,8 +56,6 @@ from simulator.store.workspace import Workspace, WorkspaceLock
 log = structlog.get_logger("s3sim")
 SWITCH_INTERVAL_S = 0.0005
 ENDPOINTS = "endpoints.json"  # in the state folder: the running simulator's endpoints
-IDLE_REQUEST = "idle"  # a request answered with `simulator.idle` once nothing is pending
-SYNC_REQUEST = "sync"  # answered with `simulator.synced` once its paths are taken in
 IDLE_CHECKS = 4  # idle across this many supervisor rounds (~200 ms): nothing in flight or settling
 
 
@@ -84,14 +83,11 @@ class Runtime:
         # of the process (the CLI) then stops it loudly instead of running half dead.
         self.fatal = threading.Event()
         self.fatal_reason = ""
-        self._handed_over: set[int] = set()  # CLI request ids given to the intake
         self._status_failures = logs.Repeats()
         self._config_due: float | None = None  # when a config.yaml still being saved reloads
         # $LATEST code changes per function, recycled once the folder has been quiet: one
         # editor save is several file events (backup, write, close, temp files).
         self._code_due: dict[str, tuple[float, list[str]]] = {}
-        self._replays: list[ReplayWatch] = []  # replays of many dead letters, until done
-        self._idle_waiters: list[int] = []  # idle requests, answered once idle
         self._idle_checks = 0  # consecutive supervisor rounds found idle
 
     # -- start -------------------------------------------------------------------------------
@@ -141,6 +137,14 @@ class Runtime:
         )
         self.intake.start()
         self._started.append(self.intake.stop)
+        self._requests = cli_requests.Requests(
+            self.journal,
+            self.intake,
+            self.ws.buckets,
+            self._config_caught_up,
+            self._versions_changed,
+            self._idle_asked,
+        )
         self._start_watcher(self._polling_s())
         self._started.append(lambda: self.watcher.stop())  # the watcher in place at stop time
         self._scan_on_start(first_start, config)
@@ -390,8 +394,11 @@ class Runtime:
         elif self.ws.functions in path.parents:
             self._code_changed(path)
         elif self.ws.versions in path.parents:
-            self.source.refresh_versions()
-            self._seal_unseen_versions()
+            self._versions_changed()
+
+    def _versions_changed(self) -> None:
+        self.source.refresh_versions()
+        self._seal_unseen_versions()
 
     def _code_changed(self, path: Path) -> None:
         """A file of a function's $LATEST changed: editor noise (the watcher's ignore list)
@@ -443,6 +450,11 @@ class Runtime:
             return
         self._config_due = time.monotonic() + self._quiet_s()
 
+    def _config_caught_up(self) -> None:
+        """config.yaml named by a sync or idle request: read now, not once it is quiet."""
+        self._config_due = None
+        self.source.catch_up()
+
     def _buckets_folder_changed(self, kind: str) -> None:
         """buckets/ itself went away or came back: its watch died with it; watch it anew."""
         log.warning("watch.buckets_folder", change=kind, action="re-watching and rescanning")
@@ -478,7 +490,7 @@ class Runtime:
         """The supervisor loop; returns when `stop` is set, on a fatal error, or (with
         `exit_when_idle`) once nothing has been pending for 200 ms."""
         chores = [
-            (0.5, self._hand_over_requests),
+            (0.5, self._requests.hand_over),
             (1.0, self._housekeeping),
             (0.1, self.shifter.tick),
         ]
@@ -490,12 +502,15 @@ class Runtime:
                 if now >= next_at[i]:
                     next_at[i] = now + every_s
                     self._guarded(chore)
-            watching_idle = exit_when_idle or self._idle_waiters
+            watching_idle = exit_when_idle or self._requests.idle_awaited()
             self._idle_checks = self._idle_checks + 1 if watching_idle and self.idle() else 0
             if self._idle_checks >= IDLE_CHECKS:  # nothing in flight, nothing settling
-                self._guarded(self._answer_idle)
+                self._guarded(self._requests.answer_idle)
                 if exit_when_idle:
                     return
+
+    def _idle_asked(self) -> None:
+        self._idle_checks = 0  # the answer follows a whole quiet period after the ask
 
     def _guarded(self, chore: Callable[[], None]) -> None:
         try:
@@ -516,66 +531,6 @@ class Runtime:
             self.source.reload()
         if self._code_due:
             self._recycle_changed_code()
-
-    def _hand_over_requests(self) -> None:
-        """Requests the CLI left in the journal, each handed to the intake once."""
-        open_ids = set()
-        for request_id, kind, body in self.journal.open_requests():
-            open_ids.add(request_id)
-            if request_id in self._handed_over:
-                continue
-            self._handed_over.add(request_id)
-            if kind in (IDLE_REQUEST, SYNC_REQUEST):
-                self._catch_up(body.get("paths", []))
-            if kind == IDLE_REQUEST:
-                self._idle_waiters.append(request_id)
-                self._idle_checks = 0  # the answer follows a whole quiet period after the ask
-            elif kind == SYNC_REQUEST:
-                log.info("simulator.synced", request=request_id)
-                with self.journal.transaction() as db:
-                    Journal.finish_request(db, request_id)
-            else:
-                self.intake.carry_out(request_id, kind, body)
-                replayed = list(body.get("request_ids", {}).values()) if kind == "replay" else []
-                if len(replayed) > 1:
-                    self._replays.append(ReplayWatch(replayed))
-        self._handed_over &= open_ids
-        self._replays = [r for r in self._replays if not r.check(self.journal)]
-
-    def _catch_up(self, paths: list[str]) -> None:
-        """Paths the asker changed before asking (relative to the workspace), taken
-        in now as the watcher would report them: whatever the watcher has not delivered yet
-        cannot then be missing from the answer. A change also reported by the watcher is
-        seen twice and acted on once (the intake drops a write it has already indexed; a
-        config or versions reload that finds nothing new changes nothing). $LATEST code is
-        left to the watcher: recycling twice would cold-start twice."""
-        buckets = Path(os.path.realpath(self.ws.buckets))
-        # Versions before the config that may name them; objects after the config they fire by.
-        order = {"versions": 0, "config.yaml": 1, "buckets": 2}
-        for rel in sorted(paths, key=lambda p: order.get(Path(p).parts[0] if p else "", 3)):
-            parts = Path(rel).parts
-            if not parts or ".." in parts or Path(rel).is_absolute():
-                continue
-            if parts[0] == "buckets" and len(parts) > 2:
-                path = buckets.joinpath(*parts[1:])
-                kind = "closed" if path.exists() else "deleted"
-                self.intake.hints.put(Hint(kind, str(path)))
-            elif rel == "config.yaml":
-                self._config_due = None
-                self.source.catch_up()
-            elif parts[0] == "versions":
-                self.source.refresh_versions()
-                self._seal_unseen_versions()
-
-    def _answer_idle(self) -> None:
-        """Each waiting idle request gets its `simulator.idle` line, then is closed."""
-        waiters, self._idle_waiters = self._idle_waiters, []
-        for request_id in waiters:
-            log.info("simulator.idle", request=request_id)
-        if waiters:
-            with self.journal.transaction() as db:
-                for request_id in waiters:
-                    Journal.finish_request(db, request_id)
 
     def stop(self) -> None:
         """Stop every started part, newest first (see the module docstring)."""
@@ -610,32 +565,6 @@ class Runtime:
             action="wrote the open journal back; to reset the state, stop s3sim "
             "first, then delete .s3sim",
         )
-
-
-class ReplayWatch:
-    """A replay of many dead letters, from queued to finished: a progress line on a
-    terminal while their invocations run, and `replay.finished` once each has ended."""
-
-    def __init__(self, request_ids: list[str]) -> None:
-        self._ids = request_ids
-        self._started = time.monotonic()
-        self._progress = logs.Progress("replaying dead letters", len(request_ids), unit="events")
-
-    def check(self, journal: Journal) -> bool:
-        """Advance the progress line; True once every replayed event has ended."""
-        ended = journal.finished(self._ids)
-        self._progress.advance(sum(ended.values()) - self._progress.count)
-        if self._progress.count < len(self._ids):
-            return False
-        self._progress.close()
-        log.info(
-            "replay.finished",
-            count=len(self._ids),
-            succeeded=ended.get("done", 0),
-            dead_lettered=ended.get("dead", 0) + ended.get("replayed", 0),
-            duration_ms=round((time.monotonic() - self._started) * 1000, 1),
-        )
-        return True
 
 
 def _restore_excepthook() -> None:

@@ -37,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
 # The composition root, the commands, the CLI and the test helpers wire the layers together.
 WIRING = {
     "simulator.runtime",
+    "simulator.cli_requests",
     "simulator.commands",
     "simulator.cli",
     "simulator.testing",

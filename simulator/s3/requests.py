@@ -49,7 +49,7 @@ def replay(journal: Journal, stager: Stager, ids: list[int], request_ids: dict[s
     """Dead letters again, through the current alias mapping, with new request ids (the ones
     `s3sim replay` chose and recorded when it marked them replayed)."""
     # Queueing is quick; the progress of a long replay is that of its invocations
-    # (the runtime's ReplayWatch, ending with `replay.finished`).
+    # (`cli_requests.ReplayWatch` on the supervisor, ending with `replay.finished`).
     for dead in journal.load_many(ids):
         _replay_one(stager, dead, request_ids)
 
