@@ -1,5 +1,5 @@
-"""The S3 REST API over the bucket folders, on loopback (first slice: buckets, listing,
-objects).
+"""The S3 REST API over the bucket folders, on loopback (buckets, notification
+configuration, listing, objects, tagging, multipart: see `api_routes.py` for the dispatch).
 
 Served by aiohttp's low-level server (`aiohttp.web.Server`) on an event loop of its own
 thread, owned by `S3Api`. aiohttp because it is well kept, parses HTTP in C (llhttp), streams

@@ -24,10 +24,10 @@ from simulator.core import s3_api, s3_meta, s3_multipart
 from simulator.core.s3_api import S3Error
 from simulator.core.s3_meta import ObjectMeta
 from simulator.s3 import api_digests
+from simulator.s3.api_digests import CHUNK
 from simulator.s3.api_object_writes import ObjectWrites
 from simulator.s3.api_writes import Ids
 
-_CHUNK = 1 << 20
 _PART = re.compile(r"(\d{5})-([0-9a-f]{32})")
 _UPLOAD_META = "meta.json"  # in an upload's folder: the attributes CreateMultipartUpload got
 
@@ -140,7 +140,7 @@ def upload_part_copy(
 def _copy(f: BinaryIO, out: BinaryIO, first: int, length: int) -> str:
     digest = hashlib.md5(usedforsecurity=False)
     f.seek(first)
-    while length > 0 and (chunk := f.read(min(_CHUNK, length))):
+    while length > 0 and (chunk := f.read(min(CHUNK, length))):
         digest.update(chunk)
         out.write(chunk)
         length -= len(chunk)
@@ -239,7 +239,7 @@ class Multipart:
                 for part, (_, etag) in zip(files, listed, strict=True):
                     digests.update(bytes.fromhex(etag))
                     with open(part, "rb") as f:
-                        while data := f.read(_CHUNK):
+                        while data := f.read(CHUNK):
                             whole.update(data)
                             out.write(data)
             etag = f"{digests.hexdigest()}-{len(listed)}"

@@ -23,7 +23,7 @@ from simulator.core.config import Config
 from simulator.core.s3_api import S3Error
 from simulator.s3 import api_auth, api_digests, api_multipart, api_reads, api_tagging
 from simulator.s3.api_buckets import Buckets
-from simulator.s3.api_digests import ETags
+from simulator.s3.api_digests import CHUNK, ETags
 from simulator.s3.api_listing import Listing
 from simulator.s3.api_multipart import Multipart
 from simulator.s3.api_object_writes import ObjectWrites
@@ -34,7 +34,6 @@ from simulator.s3.metadata import MetadataStore
 from simulator.serving import Credentials
 
 log = structlog.get_logger("s3sim")
-_CHUNK = 1 << 20
 
 
 class Routes:
@@ -244,8 +243,8 @@ async def _discard_body(request: web.BaseRequest, response: web.StreamResponse) 
     if request.content.at_eof():
         return
     read = 0
-    while chunk := await request.content.read(_CHUNK):
+    while chunk := await request.content.read(CHUNK):
         read += len(chunk)
-        if read > _CHUNK:
+        if read > CHUNK:
             response.force_close()
             return
