@@ -163,10 +163,13 @@ class Journal:
         self._read_lock = threading.Lock()
         self._db, self._reader, self._identity = self._open()
         self._io_failed = False  # a connection met a disk I/O error: restore
-        # The WAL's and the shared-memory file's identities, first seen by `removed`.
+        # The WAL's and the shared-memory file's identities, taken as the connections open
+        # them (taken later, a stranger's files in their place could be adopted: a reader
+        # that opened the database after ours were removed creates new ones).
         self._wal_identity: tuple[tuple[int, int], tuple[int, int]] | None = None
         self._db.executescript(_SCHEMA)
         self._migrate()
+        self._wal_identity = self._opened_sides()
 
     def _open(self) -> tuple[sqlite3.Connection, sqlite3.Connection, tuple[int, int]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -190,14 +193,28 @@ class Journal:
             return True
         try:
             st = os.stat(self.path)
-            wal = os.stat(f"{self.path}-wal")
-            shm = os.stat(f"{self.path}-shm")  # its loss turns every read into a disk I/O error
+            sides = self._sides()
         except FileNotFoundError:
             return True
-        sides = ((wal.st_dev, wal.st_ino), (shm.st_dev, shm.st_ino))
         if self._wal_identity is None:
             self._wal_identity = sides
         return (st.st_dev, st.st_ino) != self._identity or sides != self._wal_identity
+
+    def _opened_sides(self) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """`_sides` of the files just opened (None if SQLite has not made them yet: the
+        first `removed` check takes them then)."""
+        self._reader.execute("SELECT 1").fetchall()  # a read: SQLite opens both files
+        try:
+            return self._sides()
+        except FileNotFoundError:
+            return None
+
+    def _sides(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The WAL's and the shared-memory file's (device, inode); the -shm's loss turns
+        every read into a disk I/O error."""
+        wal = os.stat(f"{self.path}-wal")
+        shm = os.stat(f"{self.path}-shm")
+        return (wal.st_dev, wal.st_ino), (shm.st_dev, shm.st_ino)
 
     def restore(self) -> None:
         """Write the open database (what the unlinked file holds, WAL included) back to its
@@ -214,7 +231,7 @@ class Journal:
             self._db.close()
             self._reader.close()
             self._db, self._reader, self._identity = self._open()
-            self._wal_identity = None
+            self._wal_identity = self._opened_sides()
             self._io_failed = False
 
     def rows(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
