@@ -360,7 +360,8 @@ class Deliverer:
             chain = lineage.step(delivery.lineage, str(arn.unqualified))
             fn = config.functions.get(arn.function)
             if chain.loops and fn is not None and fn.recursive_loop == "Terminate":
-                return _stop_loop(delivery, arn, chain)
+                # a chaos duplicate is not run either, and the original says why
+                return None if job.duplicate else _stop_loop(delivery, arn, chain)
             return Completion(
                 delivery,
                 self._invoker.invoke(
