@@ -174,10 +174,7 @@ def verify_sigv4(
         match["service"],
         match["region"],
     )
-    canonical = signer.canonical_request(request)
-    expected = signer.signature(signer.string_to_sign(request, canonical), request)
-    if not hmac.compare_digest(expected, match["signature"]):
-        raise SigV4Problem("signature")
+    _check_signature(signer, request, match["signature"])
 
 
 def _verify_presigned(
@@ -224,9 +221,14 @@ def _verify_presigned(
         parts[1],
         expires=expires,
     )
+    _check_signature(signer, request, signature)
+
+
+def _check_signature(signer: Any, request: Any, given: str) -> None:
+    """The signature botocore's signer computes for `request`, compared in constant time."""
     canonical = signer.canonical_request(request)
     expected = signer.signature(signer.string_to_sign(request, canonical), request)
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(expected, given):
         raise SigV4Problem("signature")
 
 
