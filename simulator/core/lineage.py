@@ -13,7 +13,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from simulator.core.arn import FunctionArn
+    from simulator.core.config import Config
 
 LIMIT = 16  # invocations of one function in one chain; the next one is stopped
 _ENTRY = re.compile(r"^([0-9a-f]{8}):(\d{1,9})$")
@@ -26,6 +31,7 @@ class Step:
 
     lineage: str  # the header value for that invocation: `hash:count|...`
     count: int  # how many times the chain has invoked the function before this one
+    stopped: bool = False  # a loop its recursive_loop setting stops (next_invocation)
 
     @property
     def loops(self) -> bool:
@@ -65,3 +71,13 @@ def step(lineage: str, function_arn: str) -> Step:
     count = counts[h] + 1 if h in counts else 0
     counts[h] = count
     return Step("|".join(f"{k}:{v}" for k, v in counts.items()), count)
+
+
+def next_invocation(config: Config, arn: FunctionArn, chain: str) -> Step:
+    """`chain` extended by one invocation of `arn`, stopped when it loops and the function
+    keeps Lambda's default, `recursive_loop: Terminate`."""
+    found = step(chain, str(arn.unqualified))
+    fn = config.functions.get(arn.function)
+    if found.loops and fn is not None and fn.recursive_loop == "Terminate":
+        return Step(found.lineage, found.count, stopped=True)
+    return found

@@ -357,9 +357,8 @@ class Deliverer:
         try:
             delivery = self._journal.load(job.delivery_id)
             config, arn = self._config(), FunctionArn.parse(delivery.target)
-            chain = lineage.step(delivery.lineage, str(arn.unqualified))
-            fn = config.functions.get(arn.function)
-            if chain.loops and fn is not None and fn.recursive_loop == "Terminate":
+            chain = lineage.next_invocation(config, arn, delivery.lineage)
+            if chain.stopped:
                 # a chaos duplicate is not run either, and the original says why
                 return None if job.duplicate else _stop_loop(delivery, arn, chain)
             return Completion(

@@ -44,9 +44,8 @@ async def invoke(
     if kind == "Event":
         r._ws.accept(config, arn, event, chain)
         return web.Response(status=202)
-    step = lineage.step(chain, str(FunctionArn.parse(arn).unqualified))
-    fn = config.functions.get(function)
-    if step.loops and fn is not None and fn.recursive_loop == "Terminate":
+    step = lineage.next_invocation(config, FunctionArn.parse(arn), chain)
+    if step.stopped:
         raise RecursiveInvocation(lambda_errors.RECURSIVE_INVOCATION_MESSAGE)
     lines: list[str] = []
     loop = asyncio.get_running_loop()
